@@ -1,0 +1,115 @@
+"""Home: what tefviz is for, the device, the shipped checkpoints with their cards, every page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from tefviz.device import device_info
+from tefviz.viz.figures import training_curve_figure
+from ui.errors import guarded
+from ui.export import download_buttons
+from ui.loaders import cached_checkpoints
+from ui.registry import PAGES
+
+st.title("tefviz: see token sparsity in transformers")
+st.markdown(
+    "Transformers spend the same compute on every token, yet most tokens matter little. "
+    "**tefviz** lets you *see* that: which tokens a scoring function keeps, what dropping the "
+    "rest costs, how sparse attention patterns connect tokens, and how far embeddings compress. "
+    "Everything runs live on real models the project trained itself and ships, so it works "
+    "offline, on a laptop CPU or a GPU.\n\n"
+    "It is built for people **exploring** in a browser, **teachers** who want a link that opens "
+    "the exact view they mean (every page keeps its choices in the address bar), and "
+    "**researchers** doing qualitative error analysis (every chart's data can be downloaded)."
+)
+
+st.subheader("Pages")
+for page in PAGES[1:]:
+    with st.container(border=True):
+        st.page_link(page.path, label=page.title, icon=page.icon)
+        st.caption(page.blurb)
+
+st.subheader("Device")
+info = guarded("Choosing the device", device_info)
+if info is not None:
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Runs on", info.device.type.upper(), help=info.name)
+    c2.metric("Compute dtype", str(info.dtype).replace("torch.", ""), help=info.bf16_reason)
+    c3.metric("Hardware", info.name if len(info.name) < 28 else info.name[:26] + "…", help=info.detail)
+    st.caption(f"{info.name}: {info.detail}. dtype: {info.bf16_reason}. "
+               "Override with TEFVIZ_DEVICE / TEFVIZ_DTYPE.")
+
+st.subheader("Checkpoints")
+checkpoints = guarded("Reading checkpoints/", cached_checkpoints) or []
+if not checkpoints:
+    st.warning("No checkpoints found in `checkpoints/`. Train one with `python -m tefviz train lm`.")
+
+
+def _architecture_rows(card: dict, params: int | None, size: int) -> pd.DataFrame:
+    arch = dict(card.get("architecture", {}))
+    arch["parameters"] = f"{(params or arch.get('parameters', 0)) / 1e6:.2f} M"
+    arch["file size"] = f"{size / 2**20:.1f} MiB"
+    return pd.DataFrame({"property": list(arch), "value": [str(v) for v in arch.values()]})
+
+
+for ck in checkpoints:
+    card = ck.card or {}
+    with st.container(border=True):
+        st.markdown(f"#### `{ck.name}`")
+        if not ck.usable:
+            st.error(f"Unusable checkpoint: {ck.error}", icon=":material/error:")
+            continue
+        if card.get("summary"):
+            st.markdown(card["summary"])
+        if not card:
+            st.info("This checkpoint has no card (card.json or README.md).")
+            continue
+        if "markdown" in card:
+            st.text(card["markdown"][:4000])
+            continue
+        metrics = card.get("metrics", {})
+        held = metrics.get("heldout_austen", {})
+        cols = st.columns(4)
+        cols[0].metric("Parameters", f"{(ck.parameters or 0) / 1e6:.1f} M")
+        if held:
+            cols[1].metric("Held-out perplexity", f"{held['perplexity']:.1f}",
+                           help="Austen chapters never seen in training")
+            cols[2].metric("Bits per byte", f"{held['bits_per_byte']:.3f}",
+                           help="held-out Austen prose; lower is better")
+        training = card.get("training", {})
+        if training.get("tokens_seen"):
+            cols[3].metric("Tokens seen", f"{training['tokens_seen'] / 1e6:.1f} M",
+                           help=f"{training.get('steps')} steps, {training.get('wall_clock_minutes')} min")
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Architecture**")
+            st.dataframe(_architecture_rows(card, ck.parameters, ck.weight_bytes), hide_index=True,
+                         width="stretch")
+        with right:
+            st.markdown("**Metrics**")
+            rows = [{"set": k, **v} for k, v in metrics.items() if isinstance(v, dict) and "perplexity" in v]
+            if rows:
+                st.dataframe(pd.DataFrame(rows)[["set", "perplexity", "bits_per_byte", "tokens", "bytes"]],
+                             hide_index=True, width="stretch")
+        data = card.get("training_data", {})
+        if data.get("sources"):
+            st.markdown("**Training data** (offline Debian packages)")
+            st.dataframe(pd.DataFrame(data["sources"])[["name", "description", "package", "licence",
+                                                        "documents", "characters"]],
+                         hide_index=True, width="stretch")
+            if data.get("split_rule"):
+                st.caption(f"Splits: {data['split_rule']}.")
+        if card.get("licence"):
+            st.caption("Licence: " + "; ".join(f"{k}: {v}" for k, v in card["licence"].items()))
+        if training.get("command"):
+            st.markdown("**Training command**")
+            st.code(training["command"], language="bash")
+        if training.get("log"):
+            with st.expander("Training curve"):
+                st.plotly_chart(training_curve_figure(training["log"]), width="stretch",
+                                key=f"curve-{ck.name}")
+                download_buttons(training["log"], f"{ck.name}-training-log", key=f"log-{ck.name}")
+        with st.expander("Full card (card.json)"):
+            st.json(card, expanded=False)
+            download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")

@@ -1,0 +1,130 @@
+"""Language model: how surprised the model is by each token of a text, and what it expected."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from tefviz.analysis import MAX_CHARS, MAX_TOKENS, TextAnalysis, analyse_text
+from tefviz.data.heldout import heldout_samples
+from tefviz.viz.figures import surprisal_figure
+from tefviz.viz.tokens import token_strip_html
+from ui.errors import guarded
+from ui.export import download_buttons
+from ui.loaders import cached_lm, usable_lm_names
+from ui.progress import progress_bar
+from ui.state import url_publish, url_value
+
+st.title("Language model")
+st.caption(
+    "Each token coloured by its surprisal: −log₂ p(token | everything before it). "
+    "Dark tokens are the ones the model did not see coming. Hover a token for its id and the "
+    "model's top guesses."
+)
+
+HUB = "Hugging Face name (needs network)"
+names = usable_lm_names()
+samples = {s["id"]: s["text"] for s in heldout_samples()}
+
+# --- choices (all kept in the URL) -----------------------------------------------------
+left, right = st.columns([1, 2])
+with left:
+    model_choices = [*names, HUB]
+    url_value("model", names[0] if names else HUB, str, choices=model_choices)
+    choice = st.selectbox("Model", model_choices, key="model",
+                          help="Checkpoints shipped in checkpoints/, or any causal LM on the hub.")
+    hub_name = ""
+    if choice == HUB:
+        url_value("hub", "gpt2", str)
+        hub_name = st.text_input("Hub model name", key="hub", help="e.g. gpt2, distilgpt2").strip()
+    sample_choices = [*samples, "your own text"]
+    url_value("sample", next(iter(samples)), str, choices=sample_choices)
+    sample = st.selectbox("Text", sample_choices, key="sample",
+                          help="Held-out Austen chapters (never trained on), or paste your own.")
+with right:
+    if sample == "your own text":
+        text = st.text_area("Your text", height=180, key="own_text", max_chars=MAX_CHARS * 5,
+                            placeholder="Paste any text. Long text is cut at "
+                                        f"{MAX_CHARS:,} characters / {MAX_TOKENS:,} tokens.")
+    else:
+        text = samples[sample]
+        with st.expander(f"Sample text: {sample}", expanded=False):
+            st.text(text[:3000] + ("…" if len(text) > 3000 else ""))
+url_publish("model", "sample", *(["hub"] if choice == HUB else []))
+
+source = hub_name if choice == HUB else choice
+if choice == HUB and not hub_name:
+    st.info("Type a hub model name, e.g. `gpt2`.")
+    st.stop()
+if not names and choice != HUB:
+    st.error("No usable language-model checkpoint in checkpoints/.")
+    st.stop()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_analysis(source: str, text: str, _progress=None) -> TextAnalysis:
+    return analyse_text(cached_lm(source), text, progress=_progress)
+
+
+lm = guarded(f"Loading {source!r}", cached_lm, source)
+if lm is None:
+    st.stop()
+if not text.strip():
+    st.info("The text is empty: type or paste some text, or pick a sample.")
+    st.stop()
+with progress_bar("Scoring tokens…") as report:
+    analysis = guarded("Scoring the text", cached_analysis, source, text, report)
+if analysis is None:
+    st.stop()
+
+# --- results --------------------------------------------------------------------------
+if analysis.truncated_chars or analysis.truncated_tokens:
+    st.warning(f"The text was cut to fit: {analysis.truncated_chars:,} characters and "
+               f"{analysis.truncated_tokens:,} tokens beyond the limits were not scored.")
+if analysis.windows:
+    st.info(f"Longer than the model's context ({lm.context_length} tokens): scored in overlapping "
+            "windows, so every token still sees at least half a context of history.")
+n_scored = len(analysis.scored)
+c = st.columns(4)
+c[0].metric("Tokens", f"{len(analysis.ids):,}")
+c[1].metric("Perplexity", f"{analysis.perplexity:,.2f}" if n_scored else "n/a")
+c[2].metric("Bits per byte", f"{analysis.bits_per_byte:.3f}" if n_scored else "n/a")
+bits = [x / math.log(2) for x in analysis.nll]
+c[3].metric("Mean surprisal", f"{sum(b for b in bits if not math.isnan(b)) / n_scored:.2f} bits"
+            if n_scored else "n/a")
+if not n_scored:
+    st.info("One token only: nothing precedes it, so there is nothing to predict. Add more text.")
+
+titles = []
+for i, (p, t, b, g) in enumerate(zip(analysis.pieces, analysis.ids, bits, analysis.topk, strict=True)):
+    guess = ", ".join(f"{s!r} {q:.0%}" for s, q in g[:3])
+    titles.append(f"#{i} {p!r} (id {t})\n" + ("first token: not predicted" if math.isnan(b)
+                                                else f"surprisal {b:.2f} bits\nmodel expected: {guess}"))
+shown = min(len(analysis.ids), 1500)
+st.markdown("**Tokens by surprisal**" + (f" (first {shown:,} shown)" if shown < len(analysis.ids) else ""))
+st.html(token_strip_html(analysis.pieces[:shown], bits[:shown], titles[:shown], vmax=12.0))
+st.caption("Colour scale: white = 0 bits (certain) to red = 12+ bits. Struck-through grey is used on "
+           "later pages for dropped tokens.")
+
+st.plotly_chart(surprisal_figure(analysis.pieces, bits), width="stretch", key="surprisal")
+rows = analysis.rows()
+download_buttons(rows, f"surprisal-{source.replace('/', '_')}", key="surprisal-export")
+
+st.subheader("What did the model expect?")
+if len(analysis.ids) > 1:
+    url_value("pos", 1, int, lo=1, hi=len(analysis.ids) - 1)
+    if st.session_state["pos"] > len(analysis.ids) - 1:
+        st.session_state["pos"] = 1
+    pos = st.slider("Token position", 1, len(analysis.ids) - 1, key="pos")
+    url_publish("pos")
+    actual = analysis.pieces[pos]
+    context = "".join(analysis.pieces[max(0, pos - 12) : pos])
+    st.text(f"context:  …{context!r}\nactual:   {actual!r}  ({bits[pos]:.2f} bits)")
+    st.dataframe(
+        pd.DataFrame([{"rank": r + 1, "guess": repr(s), "probability": round(q, 4),
+                       "is actual": s == lm.tokenizer.decode([analysis.ids[pos]])}
+                      for r, (s, q) in enumerate(analysis.topk[pos])]),
+        hide_index=True, width="content",
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from tefviz.cli import main
+
+sys.exit(main())

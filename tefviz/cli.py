@@ -1,0 +1,145 @@
+"""Command line: `python -m tefviz {data,train,export,eval,info} ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tefviz.errors import TefvizError
+
+
+def _cmd_data_build(args: argparse.Namespace) -> None:
+    from tefviz.data.corpus import build_corpus
+
+    manifest = build_corpus(
+        args.out, sources=args.sources, text_files=args.text_files, cache_dir=args.cache
+    )
+    for split, info in manifest["splits"].items():
+        print(f"{split:5s}: {info['documents']:6d} documents, {info['bytes'] / 1e6:6.2f} MB")
+
+
+def _cmd_data_heldout(args: argparse.Namespace) -> None:
+    from tefviz.data.corpus import austen_heldout
+
+    austen_heldout(args.out, args.cache)
+    print(f"wrote {args.out}")
+
+
+def _cmd_train_lm(args: argparse.Namespace) -> None:
+    from tefviz.train.lm import PRESETS, TrainConfig, train_lm
+
+    values = dict(PRESETS[args.preset])
+    for key in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size", "batch_size", "lr",
+                "max_steps", "max_minutes", "eval_every", "seed", "device", "dtype"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    cfg = TrainConfig(corpus_dir=args.corpus, run_dir=args.run_dir, **values)
+    train_lm(cfg)
+    if args.export:
+        from tefviz.train.export import export_lm
+
+        export_lm(args.run_dir, args.export, command=_command_line(), preset=args.preset)
+
+
+def _cmd_export_lm(args: argparse.Namespace) -> None:
+    from tefviz.train.export import export_lm
+
+    card = export_lm(args.run_dir, args.out, command=args.command or _command_line(),
+                     preset=args.preset)
+    print(json.dumps(card["metrics"], indent=1))
+
+
+def _cmd_eval_lm(args: argparse.Namespace) -> None:
+    from tefviz.models import load_causal_lm
+    from tefviz.train.export import evaluate_lm
+
+    lm = load_causal_lm(args.model)
+    print(json.dumps(evaluate_lm(lm, args.corpus), indent=1))
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from tefviz.checkpoints import list_checkpoints
+    from tefviz.device import device_info
+
+    info = device_info()
+    print(f"device: {info.device} ({info.name}; {info.detail}); dtype {info.dtype} ({info.bf16_reason})")
+    for ck in list_checkpoints(args.checkpoints):
+        status = "ok" if ck.error is None else f"unusable: {ck.error}"
+        print(f"{ck.name}: {status}")
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "python -m tefviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tefviz", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="assemble the training corpus").add_subparsers(
+        dest="data_command", required=True)
+    b = data.add_parser("build", help="write train/valid/test splits from offline sources")
+    b.add_argument("--out", type=Path, default=Path("data/corpus"))
+    b.add_argument("--cache", type=Path, default=Path("data/debs"))
+    b.add_argument("--sources", nargs="*", default=None, help="subset of sources (default: all)")
+    b.add_argument("--text-files", nargs="*", type=Path, default=None,
+                   help="your own UTF-8 text files, added as extra documents")
+    b.set_defaults(func=_cmd_data_build)
+    h = data.add_parser("heldout", help="write the shipped public-domain held-out sample")
+    h.add_argument("--out", type=Path, default=Path("tefviz/assets/heldout_austen.json"))
+    h.add_argument("--cache", type=Path, default=Path("data/debs"))
+    h.set_defaults(func=_cmd_data_heldout)
+
+    train = sub.add_parser("train", help="train models").add_subparsers(
+        dest="train_command", required=True)
+    t = train.add_parser("lm", help="train the GPT-2-architecture LM from scratch")
+    t.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    t.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
+    t.add_argument("--preset", choices=["small", "tiny"], default="small")
+    t.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
+    for name, typ in (("n_layer", int), ("n_embd", int), ("n_head", int), ("block_size", int),
+                      ("vocab_size", int), ("batch_size", int), ("lr", float), ("max_steps", int),
+                      ("max_minutes", float), ("eval_every", int), ("seed", int), ("device", str),
+                      ("dtype", str)):
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    t.set_defaults(func=_cmd_train_lm)
+
+    ex = sub.add_parser("export", help="export checkpoints").add_subparsers(
+        dest="export_command", required=True)
+    e = ex.add_parser("lm", help="write an fp16 safetensors checkpoint with its card")
+    e.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
+    e.add_argument("--out", type=Path, default=Path("checkpoints/tefviz-lm"))
+    e.add_argument("--preset", default="small")
+    e.add_argument("--command", default=None, help="training command to record in the card")
+    e.set_defaults(func=_cmd_export_lm)
+
+    ev = sub.add_parser("eval", help="evaluate models").add_subparsers(
+        dest="eval_command", required=True)
+    el = ev.add_parser("lm", help="perplexity and bits per byte of a checkpoint or hub model")
+    el.add_argument("model", help="checkpoint directory or Hugging Face name")
+    el.add_argument("--corpus", type=Path, default=None, help="corpus dir (default: shipped held-out)")
+    el.set_defaults(func=_cmd_eval_lm)
+
+    i = sub.add_parser("info", help="device policy and the checkpoints present")
+    i.add_argument("--checkpoints", type=Path, default=None)
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except TefvizError as e:
+        print(f"error: {e}", file=sys.stderr)
+        if e.detail:
+            print(f"detail: {e.detail}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (training state is saved periodically; rerun to resume)", file=sys.stderr)
+        return 130
+    return 0

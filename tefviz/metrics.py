@@ -1,0 +1,138 @@
+"""Language-model metrics: per-token loss over long texts, perplexity, bits per byte."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from tefviz.device import autocast
+
+
+@dataclass(frozen=True)
+class LMScore:
+    tokens: int  # predicted tokens
+    bytes: int  # UTF-8 bytes those tokens cover
+    nll_nats: float  # summed negative log-likelihood
+
+    @property
+    def loss(self) -> float:
+        return self.nll_nats / max(self.tokens, 1)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.nll_nats / math.log(2) / max(self.bytes, 1)
+
+    def as_dict(self) -> dict:
+        return {
+            "tokens": self.tokens,
+            "bytes": self.bytes,
+            "loss": round(self.loss, 5),
+            "perplexity": round(self.perplexity, 4),
+            "bits_per_byte": round(self.bits_per_byte, 5),
+        }
+
+
+@dataclass(frozen=True)
+class TokenPredictions:
+    """Per predicted token (positions 1..n-1): its NLL and the model's top-k guesses."""
+
+    nll: torch.Tensor  # (n-1,) nats
+    topk_ids: torch.Tensor  # (n-1, k)
+    topk_probs: torch.Tensor  # (n-1, k)
+
+
+@torch.no_grad()
+def token_nll(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    block: int,
+    stride: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    batch_size: int = 8,
+    progress: Callable[[float], None] | None = None,
+) -> torch.Tensor:
+    """NLL (nats) of tokens 1..n-1 of a 1-D id tensor, each predicted with context."""
+    return token_predictions(model, ids, block, stride, dtype, batch_size, 0, progress).nll
+
+
+@torch.no_grad()
+def token_predictions(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    block: int,
+    stride: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    batch_size: int = 8,
+    topk: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> TokenPredictions:
+    """NLL and top-k predictions for tokens 1..n-1 of a 1-D id tensor.
+
+    Windows of `block` tokens advance by `stride` (default block/2); each token is
+    scored once, in the first window where it has at least block-stride tokens of
+    left context (or all it has, near the start).
+    """
+    stride = stride or max(block // 2, 1)
+    n = ids.numel()
+    out = torch.zeros(max(n - 1, 0))
+    top_i = torch.zeros(max(n - 1, 0), topk, dtype=torch.long)
+    top_p = torch.zeros(max(n - 1, 0), topk)
+    if n < 2:
+        return TokenPredictions(out, top_i, top_p)
+    device = next(model.parameters()).device
+    starts = list(range(0, max(n - block, 0) + 1, stride))
+    if starts[-1] + block < n:
+        starts.append(n - block)
+    jobs = []  # (window start, first target index scored in this window)
+    scored_to = 1  # next target position (index into ids) still to score
+    for s in starts:
+        end = min(s + block, n)
+        if end <= scored_to:
+            continue
+        jobs.append((s, scored_to, end))
+        scored_to = end
+    for i in range(0, len(jobs), batch_size):
+        chunk = jobs[i : i + batch_size]
+        width = max(e - s for s, _, e in chunk)
+        x = torch.zeros(len(chunk), width, dtype=torch.long)
+        for j, (s, _, e) in enumerate(chunk):
+            x[j, : e - s] = ids[s:e]
+        with autocast(device, dtype):
+            logits = model(input_ids=x.to(device)).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        for j, (s, first, e) in enumerate(chunk):
+            # logits at position p predict token p+1; targets first..e-1
+            pos = torch.arange(first - 1 - s, e - 1 - s, device=logp.device)
+            tgt = x[j, pos + 1].to(logp.device)
+            out[first - 1 : e - 1] = -logp[j, pos, tgt].cpu()
+            if topk:
+                p, k = logp[j, pos].exp().topk(topk, dim=-1)
+                top_p[first - 1 : e - 1], top_i[first - 1 : e - 1] = p.cpu(), k.cpu()
+        if progress:
+            progress(min(1.0, (i + len(chunk)) / len(jobs)))
+    return TokenPredictions(out, top_i, top_p)
+
+
+def score_text(
+    model: torch.nn.Module,
+    tokenizer,
+    text: str,
+    block: int,
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[float], None] | None = None,
+) -> LMScore:
+    """Perplexity and bits per byte of `text` (every token after the first is predicted)."""
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    ids = torch.tensor(enc["input_ids"], dtype=torch.long)
+    nll = token_nll(model, ids, block, dtype=dtype, progress=progress)
+    # bytes covered by the predicted tokens: the text after the first token
+    first_end = enc["offset_mapping"][0][1] if len(ids) else 0
+    covered = len(text[first_end:].encode("utf-8"))
+    return LMScore(tokens=int(nll.numel()), bytes=covered, nll_nats=float(nll.sum()))

@@ -1,0 +1,254 @@
+"""Train the embedded GPT-2-architecture language model from scratch.
+
+One process by default; under `torchrun --nproc-per-node N` it runs data-parallel
+(DDP; gloo on CPU, NCCL on GPU), each rank drawing its own windows. Training is
+resumable: `state/` in the run directory holds weights, optimiser and progress.
+The learning-rate schedule follows whichever budget, steps or minutes, runs out
+first, so a time-boxed CPU run still ends with a fully decayed learning rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from tefviz.device import autocast, pick_device, pick_dtype
+from tefviz.errors import DataError
+from tefviz.train.tokenizer import train_bpe
+
+PRESETS: dict[str, dict] = {
+    # the shipped embedded model, sized for a 2-core CPU and a ~100-minute budget
+    "small": dict(n_layer=6, n_embd=256, n_head=4, block_size=512, vocab_size=8192,
+                  batch_size=8, lr=1.5e-3, warmup_steps=200, max_steps=20_000),
+    # for tests and smoke runs: finishes in seconds
+    "tiny": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=512,
+                 batch_size=8, lr=3e-3, warmup_steps=5, max_steps=40, eval_every=20,
+                 eval_windows=8),
+}
+
+
+@dataclass
+class TrainConfig:
+    corpus_dir: Path
+    run_dir: Path
+    n_layer: int = 6
+    n_embd: int = 256
+    n_head: int = 4
+    block_size: int = 512
+    vocab_size: int = 8192
+    dropout: float = 0.1
+    batch_size: int = 8
+    lr: float = 1.5e-3
+    min_lr_frac: float = 0.05
+    weight_decay: float = 0.1
+    warmup_steps: int = 200
+    max_steps: int = 20_000
+    max_minutes: float | None = None
+    eval_every: int = 500
+    eval_windows: int = 64
+    save_every: int = 250
+    seed: int = 0
+    device: str | None = None
+    dtype: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["corpus_dir"], d["run_dir"] = str(self.corpus_dir), str(self.run_dir)
+        return d
+
+
+def _dist() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def prepare_tokens(cfg: TrainConfig) -> tuple[PreTrainedTokenizerFast, dict[str, np.ndarray]]:
+    """Train (once) the tokenizer and encode every split (cached in the run dir)."""
+    tok_dir = cfg.run_dir / "tokenizer"
+    files = {s: cfg.corpus_dir / f"{s}.txt" for s in ("train", "valid", "test")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"corpus files missing: {missing}; run `python -m tefviz data build` first")
+    rank, _ = _dist()
+    if rank == 0 and not (tok_dir / "tokenizer.json").is_file():
+        train_bpe([files["train"]], cfg.vocab_size).save_pretrained(tok_dir)
+    _barrier()
+    tok = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+    arrays = {}
+    for split, path in files.items():
+        cache = cfg.run_dir / f"tokens_{split}.npy"
+        if rank == 0 and not cache.is_file():
+            text = path.read_text(encoding="utf-8")
+            # encode by paragraph blocks: the fast tokenizer is quick, this bounds memory
+            ids: list[int] = []
+            for chunk in text.split("\n\n"):
+                ids.extend(tok(chunk + "\n\n", add_special_tokens=False)["input_ids"])
+            np.save(cache, np.asarray(ids, dtype=np.uint16 if len(tok) < 65536 else np.int32))
+        _barrier()
+        arrays[split] = np.load(cache, mmap_mode="r")
+    return tok, arrays
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def build_model(cfg: TrainConfig, tok: PreTrainedTokenizerFast) -> GPT2LMHeadModel:
+    config = GPT2Config(
+        vocab_size=len(tok), n_positions=cfg.block_size, n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id, tie_word_embeddings=True,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def lr_at(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Linear warm-up, then cosine decay over the budget that ends first."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = step / cfg.max_steps
+    if cfg.max_minutes:
+        progress = max(progress, elapsed_s / (cfg.max_minutes * 60))
+    progress = min(progress, 1.0)
+    floor = cfg.lr * cfg.min_lr_frac
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def _batch(tokens: np.ndarray, block: int, batch: int, rng: np.random.Generator) -> torch.Tensor:
+    starts = rng.integers(0, len(tokens) - block - 1, size=batch)
+    return torch.from_numpy(np.stack([tokens[s : s + block + 1].astype(np.int64) for s in starts]))
+
+
+@torch.no_grad()
+def eval_loss(model, tokens: np.ndarray, cfg: TrainConfig, device, dtype) -> float:
+    """Mean loss on fixed, evenly spaced validation windows (same every call)."""
+    model.eval()
+    n = min(cfg.eval_windows, max(1, (len(tokens) - 1) // cfg.block_size))
+    starts = np.linspace(0, len(tokens) - cfg.block_size - 1, n).astype(int)
+    losses = []
+    for i in range(0, n, cfg.batch_size):
+        rows = [tokens[s : s + cfg.block_size + 1].astype(np.int64) for s in starts[i : i + cfg.batch_size]]
+        x = torch.from_numpy(np.stack(rows)).to(device)
+        with autocast(device, dtype):
+            losses.append(model(input_ids=x[:, :-1], labels=x[:, :-1]).loss.float().item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def train_lm(cfg: TrainConfig) -> Path:
+    """Train (or resume) and return the run directory; state is saved periodically."""
+    rank, world = _dist()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+        torch.distributed.init_process_group(backend)
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    dtype, _ = pick_dtype(device, cfg.dtype)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    tok, data = prepare_tokens(cfg)
+    if len(data["train"]) < cfg.block_size + 2:
+        raise DataError("training split is shorter than one block")
+
+    model = build_model(cfg, tok).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95),
+    )
+    state_dir = cfg.run_dir / "state"
+    progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": []}
+    if (state_dir / "progress.json").is_file():
+        model.load_state_dict(load_file(state_dir / "model.safetensors", device=str(device)), strict=False)
+        opt.load_state_dict(torch.load(state_dir / "optimizer.pt", weights_only=True, map_location=device))
+        progress = json.loads((state_dir / "progress.json").read_text())
+        if rank == 0:
+            print(f"resuming at step {progress['step']}", file=sys.stderr)
+    model.tie_weights()
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    rng = np.random.default_rng(cfg.seed + 1000 * rank + progress["step"])
+
+    def save() -> None:
+        if rank != 0:
+            return
+        state_dir.mkdir(exist_ok=True)
+        # lm_head is tied to the token embedding: saved once
+        sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+              if k != "lm_head.weight"}
+        save_file(sd, state_dir / "model.safetensors")
+        torch.save(opt.state_dict(), state_dir / "optimizer.pt")
+        (state_dir / "config.json").write_text(json.dumps(cfg.as_json(), indent=1))
+        (state_dir / "progress.json").write_text(json.dumps(progress, indent=1))
+
+    def budget_left() -> bool:
+        if progress["step"] >= cfg.max_steps:
+            return False
+        return not cfg.max_minutes or progress["elapsed_s"] < cfg.max_minutes * 60
+
+    model.train()
+    bar = tqdm(total=cfg.max_steps, initial=progress["step"], disable=rank != 0, desc="train lm",
+               dynamic_ncols=True)
+    t_last = time.time()
+    while budget_left():
+        step = progress["step"]
+        lr = lr_at(cfg, step, progress["elapsed_s"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = _batch(data["train"], cfg.block_size, cfg.batch_size, rng).to(device)
+        with autocast(device, dtype):
+            loss = ddp(input_ids=x[:, :-1], labels=x[:, :-1]).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        now = time.time()
+        # elapsed is agreed across ranks implicitly: all ranks step in lockstep under DDP
+        progress["elapsed_s"] += now - t_last
+        t_last = now
+        progress["step"] = step + 1
+        progress["tokens_seen"] += cfg.batch_size * cfg.block_size * world
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
+        done = not budget_left()
+        if rank == 0 and (progress["step"] % cfg.eval_every == 0 or done):
+            v = eval_loss(model, data["valid"], cfg, device, dtype)
+            progress["log"].append({"step": progress["step"], "train_loss": round(loss.item(), 4),
+                                    "valid_loss": round(v, 4), "tokens_seen": progress["tokens_seen"],
+                                    "elapsed_s": round(progress["elapsed_s"], 1)})
+            bar.write(f"step {progress['step']}: valid loss {v:.4f} (ppl {math.exp(v):.2f})")
+        if progress["step"] % cfg.save_every == 0 or done:
+            save()
+        if world > 1:
+            # stop together: rank 0's clock decides for everyone
+            flag = torch.tensor([int(budget_left())], device=device)
+            torch.distributed.broadcast(flag, 0)
+            if not flag.item():
+                break
+    bar.close()
+    save()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return cfg.run_dir
+
+
+def command_line() -> str:
+    """The command that is running, for model cards."""
+    return "python -m tefviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])

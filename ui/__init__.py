@@ -1,0 +1,1 @@
+"""Streamlit-side conventions shared by every page: URL state, export, errors, caching, progress."""
