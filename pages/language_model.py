@@ -64,8 +64,10 @@ if not names and choice != HUB:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cached_analysis(source: str, text: str, _progress=None) -> TextAnalysis:
-    return analyse_text(cached_lm(source), text, progress=_progress)
+def cached_analysis(source: str, text: str, _lm) -> TextAnalysis:
+    """Scores keyed by (model name, text): moving the position slider never rescored."""
+    with progress_bar("Scoring tokens…") as report:
+        return analyse_text(_lm, text, progress=report)
 
 
 lm = guarded(f"Loading {source!r}", cached_lm, source)
@@ -74,8 +76,7 @@ if lm is None:
 if not text.strip():
     st.info("The text is empty: type or paste some text, or pick a sample.")
     st.stop()
-with progress_bar("Scoring tokens…") as report:
-    analysis = guarded("Scoring the text", cached_analysis, source, text, report)
+analysis = guarded("Scoring the text", cached_analysis, source, text, lm)
 if analysis is None:
     st.stop()
 

@@ -8,18 +8,26 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+Data = pd.DataFrame | list[dict] | dict[str, Any]
 
-def download_buttons(data: pd.DataFrame | list[dict] | dict[str, Any], name: str, key: str) -> None:
-    """CSV (for tables) and JSON download buttons; clicking them does not rerun the page."""
+
+def export_payloads(data: Data) -> tuple[bytes | None, bytes]:
+    """(CSV or None for non-tabular data, JSON) as UTF-8 bytes."""
     frame = data if isinstance(data, pd.DataFrame) else (
         pd.DataFrame(data) if isinstance(data, list) else None)
+    if frame is None:
+        return None, json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8")
+    records = json.loads(frame.to_json(orient="records", force_ascii=False))
+    return (frame.to_csv(index=False).encode("utf-8"),
+            json.dumps(records, indent=1, ensure_ascii=False).encode("utf-8"))
+
+
+def download_buttons(data: Data, name: str, key: str) -> None:
+    """CSV (for tables) and JSON download buttons; clicking them does not rerun the page."""
+    csv, js = export_payloads(data)
     cols = st.columns([1, 1, 6])
-    if frame is not None:
-        cols[0].download_button("CSV", frame.to_csv(index=False).encode("utf-8"), f"{name}.csv",
-                                "text/csv", key=f"{key}-csv", on_click="ignore",
-                                icon=":material/download:")
-        payload = frame.to_json(orient="records", force_ascii=False, indent=1)
-    else:
-        payload = json.dumps(data, indent=1, ensure_ascii=False, default=str)
-    cols[1].download_button("JSON", payload.encode("utf-8"), f"{name}.json", "application/json",
-                            key=f"{key}-json", on_click="ignore", icon=":material/download:")
+    if csv is not None:
+        cols[0].download_button("CSV", csv, f"{name}.csv", "text/csv", key=f"{key}-csv",
+                                on_click="ignore", icon=":material/download:")
+    cols[1].download_button("JSON", js, f"{name}.json", "application/json", key=f"{key}-json",
+                            on_click="ignore", icon=":material/download:")

@@ -7,10 +7,11 @@ changes weights must copy first or take MODEL_LOCK.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import streamlit as st
 
-from tefviz.checkpoints import CheckpointInfo, list_checkpoints
+from tefviz.checkpoints import CheckpointInfo, checkpoints_root, list_checkpoints
 from tefviz.models import LoadedLM, load_causal_lm
 
 MODEL_LOCK = threading.Lock()
@@ -23,8 +24,13 @@ def cached_lm(source: str, attention: str = "sdpa") -> LoadedLM:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
+def _checkpoints_in(root: str) -> list[CheckpointInfo]:
+    return list_checkpoints(Path(root))
+
+
 def cached_checkpoints() -> list[CheckpointInfo]:
-    return list_checkpoints()
+    """The checkpoints under the current root (re-read at most every 30 s)."""
+    return _checkpoints_in(str(checkpoints_root()))
 
 
 def usable_lm_names() -> list[str]:

@@ -1,4 +1,10 @@
-"""Progress bars for long work: a callback that drives st.progress, removed when done."""
+"""Progress bars for long work: a callback that drives st.progress, removed when done.
+
+Inside an st.cache_data function, open the bar *inside* the function: Streamlit
+replays a cached call's element messages on a hit, and a bar created outside
+cannot be found then (CacheReplayClosureError). Replayed, the bar is drawn and
+cleared at once.
+"""
 
 from __future__ import annotations
 

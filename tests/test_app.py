@@ -1,0 +1,157 @@
+"""AppTest: every page renders, reacts to its widgets, keeps its state in the URL, and
+shows clear messages (never an exception) for bad input."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tefviz.data.heldout import heldout_samples
+from ui.export import export_payloads
+
+from .conftest import REPO
+
+
+def _app(**query) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def _elements(at, kind: str) -> list:
+    """Every element of a type (by class name, e.g. 'DownloadButton'), nested ones included."""
+    return [e for e in at.main if type(e).__name__ == kind]
+
+
+def _html(at) -> str:
+    return "".join(e.proto.body for e in _elements(at, "Html"))
+
+
+# --- home -------------------------------------------------------------------------------
+
+def test_home_shows_device_checkpoint_card_and_links(checkpoints_root):
+    at = _app().run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["Runs on"] == "CPU" and m["Compute dtype"] in {"bfloat16", "float32"}
+    assert m["Held-out perplexity"] == "148.4"  # from the checkpoint's card
+    assert any("tefviz-lm" in md.value for md in at.markdown)
+    assert any("python -m tefviz train lm" in c.value for c in at.code)
+    links = [e.proto.page for e in at.get("page_link")]
+    assert "pages/language_model.py" in " ".join(links) or len(links) >= 1
+
+
+def test_home_reports_an_unusable_checkpoint(checkpoints_root):
+    (checkpoints_root / "broken").mkdir()
+    (checkpoints_root / "broken" / "config.json").write_text("{oops")
+    at = _app().run()
+    assert not at.exception
+    assert any("broken" in e.value and "not valid JSON" in e.value for e in at.error)
+    assert _metrics(at)["Held-out perplexity"] == "148.4"  # the good one still shows
+
+
+def test_home_without_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEFVIZ_CHECKPOINTS", str(tmp_path / "none"))
+    at = _app().run()
+    assert not at.exception
+    assert any("No checkpoints" in w.value for w in at.warning)
+
+
+# --- language model page -----------------------------------------------------------------
+
+def _lm_page(**query) -> AppTest:
+    at = _app(**query)
+    at.switch_page("pages/language_model.py")
+    return at.run()
+
+
+def test_lm_page_scores_a_sample_and_reacts_to_choices(checkpoints_root):
+    at = _lm_page()
+    assert not at.exception
+    first = _metrics(at)
+    assert float(first["Perplexity"].replace(",", "")) > 1 and float(first["Bits per byte"]) > 0
+    assert at.query_params["model"] == "tefviz-lm"
+    second_id = heldout_samples()[1]["id"]
+    at.selectbox(key="sample").select(second_id).run()
+    assert not at.exception
+    assert _metrics(at)["Perplexity"] != first["Perplexity"]  # a different text was scored
+    assert at.query_params["sample"] == second_id
+    at.slider(key="pos").set_value(5).run()
+    assert at.query_params["pos"] == "5"
+    assert "actual:" in at.text[-1].value
+
+
+def test_lm_page_opens_the_view_in_the_url(checkpoints_root):
+    second_id = heldout_samples()[2]["id"]
+    at = _lm_page(sample=second_id, pos="7")
+    assert not at.exception
+    assert at.selectbox(key="sample").value == second_id
+    assert at.slider(key="pos").value == 7
+
+
+def test_lm_page_ignores_a_bad_url(checkpoints_root):
+    at = _lm_page(sample="<script>", model="../../etc/passwd", pos="-4")
+    assert not at.exception
+    assert at.selectbox(key="sample").value == heldout_samples()[0]["id"]
+    assert at.selectbox(key="model").value == "tefviz-lm"
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">'])
+def test_lm_page_renders_html_inert(checkpoints_root, text):
+    at = _lm_page()
+    at.selectbox(key="sample").select("your own text").run()
+    at.text_area(key="own_text").input(f"Hello {text} world").run()
+    assert not at.exception
+    html = _html(at)
+    assert "<script>" not in html and "<img" not in html and "&lt;" in html
+
+
+def test_lm_page_empty_one_token_and_unicode(checkpoints_root):
+    at = _lm_page()
+    at.selectbox(key="sample").select("your own text").run()
+    at.text_area(key="own_text").input("   ").run()
+    assert not at.exception and any("empty" in i.value for i in at.info)
+    at.text_area(key="own_text").input("a").run()
+    assert not at.exception and any("One token" in i.value for i in at.info)
+    at.text_area(key="own_text").input("Emoji 🙂👍🏽, 日本語, עברית, and ‮RTL override‬.").run()
+    assert not at.exception and _metrics(at)["Perplexity"] != "n/a"
+
+
+def test_lm_page_long_text_is_cut_with_a_notice(checkpoints_root):
+    at = _lm_page()
+    at.selectbox(key="sample").select("your own text").run()
+    at.text_area(key="own_text").input("The cat sat on the mat. " * 2000).run()
+    assert not at.exception
+    assert any("cut to fit" in w.value for w in at.warning)
+    assert any("overlapping windows" in i.value for i in at.info)
+
+
+def test_lm_page_hub_name_offline_is_a_clear_error(checkpoints_root):
+    at = _lm_page()
+    at.selectbox(key="model").select("Hugging Face name (needs network)").run()
+    at.text_input(key="hub").input("no-such-org/no-such-model").run()
+    assert not at.exception
+    assert any("could not load" in e.value for e in at.error)
+    # switching back keeps working: the failure did not lose the session
+    at.selectbox(key="model").select("tefviz-lm").run()
+    assert not at.exception and _metrics(at)["Tokens"]
+
+
+def test_lm_page_offers_csv_and_json_export(checkpoints_root):
+    at = _lm_page()
+    labels = [b.proto.label for b in _elements(at, "DownloadButton")]
+    assert labels.count("CSV") >= 1 and labels.count("JSON") >= 1
+
+
+def test_export_payloads_roundtrip():
+    rows = [{"token": "<b>", "bits": 1.5}, {"token": "é🙂", "bits": None}]
+    csv, js = export_payloads(rows)
+    assert csv.decode().splitlines()[0] == "token,bits"
+    assert json.loads(js) == rows
+    csv, js = export_payloads({"a": {"b": 1}})
+    assert csv is None and json.loads(js) == {"a": {"b": 1}}

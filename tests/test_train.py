@@ -1,0 +1,76 @@
+"""The training CLI on the tiny preset: trains, resumes, exports, and runs data-parallel."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from tefviz.cli import main
+from tefviz.models import load_causal_lm
+from tefviz.train.lm import TrainConfig, lr_at
+
+from .conftest import REPO
+
+
+def _progress(run_dir):
+    return json.loads((run_dir / "state" / "progress.json").read_text())
+
+
+def test_train_resume_and_export(tmp_path, tiny_corpus):
+    run = tmp_path / "run"
+    args = ["train", "lm", "--preset", "tiny", "--corpus", str(tiny_corpus), "--run-dir", str(run),
+            "--vocab-size", "300"]
+    assert main([*args, "--max-steps", "12"]) == 0
+    first = _progress(run)
+    assert first["step"] == 12 and first["tokens_seen"] == 12 * 8 * 64
+    assert first["log"][-1]["valid_loss"] < math.log(300) + 0.5  # it learned something, or is near-uniform
+
+    # resuming continues from the saved step instead of starting over
+    assert main([*args, "--max-steps", "20"]) == 0
+    assert _progress(run)["step"] == 20
+
+    out = tmp_path / "ck"
+    assert main(["export", "lm", "--run-dir", str(run), "--out", str(out), "--preset", "tiny"]) == 0
+    with safe_open(out / "model.safetensors", framework="pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())  # noqa: SIM118
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["steps"] == 20
+    assert card["metrics"]["heldout_austen"]["bits_per_byte"] > 0
+    assert set(card["metrics"]) >= {"corpus_valid", "corpus_test"}
+    lm = load_causal_lm(out, device="cpu")
+    assert lm.context_length == 64
+
+
+def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "lm", "--preset", "tiny", "--corpus", str(tmp_path / "none"),
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    assert "data build" in capsys.readouterr().err
+
+
+def test_lr_schedule_follows_the_budget_that_ends_first(tmp_path):
+    cfg = TrainConfig(tmp_path, tmp_path, lr=1.0, min_lr_frac=0.1, warmup_steps=10, max_steps=1000,
+                      max_minutes=10)
+    assert lr_at(cfg, 0, 0) == pytest.approx(0.1)  # warm-up
+    assert lr_at(cfg, 10, 0) == pytest.approx(1.0, abs=1e-3)  # peak, decay just begun
+    assert lr_at(cfg, 500, 0) == pytest.approx(0.55)  # half the steps
+    assert lr_at(cfg, 20, 300) == pytest.approx(0.55)  # half the time, few steps
+    assert lr_at(cfg, 20, 600) == pytest.approx(0.1)  # time is up: fully decayed
+
+
+@pytest.mark.slow
+def test_data_parallel_with_two_cpu_processes(tmp_path, tiny_corpus):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TEFVIZ_DEVICE": "cpu"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "tefviz", "train", "lm", "--preset", "tiny", "--corpus", str(tiny_corpus),
+           "--run-dir", str(run), "--vocab-size", "300", "--max-steps", "6"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    progress = _progress(run)
+    assert progress["step"] == 6
+    assert progress["tokens_seen"] == 6 * 8 * 64 * 2  # both ranks' batches counted
