@@ -82,8 +82,10 @@ if analysis is None:
 
 # --- results --------------------------------------------------------------------------
 if analysis.truncated_chars or analysis.truncated_tokens:
-    st.warning(f"The text was cut to fit: {analysis.truncated_chars:,} characters and "
-               f"{analysis.truncated_tokens:,} tokens beyond the limits were not scored.")
+    cut = [f"{n:,} {unit}" for n, unit in ((analysis.truncated_chars, "characters"),
+                                           (analysis.truncated_tokens, "tokens")) if n]
+    st.warning(f"The text was cut to fit: the last {' and '.join(cut)} were not scored "
+               f"(limits: {MAX_CHARS:,} characters, {MAX_TOKENS:,} tokens).")
 if analysis.windows:
     st.info(f"Longer than the model's context ({lm.context_length} tokens): scored in overlapping "
             "windows, so every token still sees at least half a context of history.")

@@ -59,6 +59,12 @@ def _cmd_eval_lm(args: argparse.Namespace) -> None:
     print(json.dumps(evaluate_lm(lm, args.corpus), indent=1))
 
 
+def _cmd_bench_lm(args: argparse.Namespace) -> None:
+    from tefviz.bench import bench_lm
+
+    bench_lm(args.model, args.out, tokens=args.tokens, repeats=args.repeats)
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from tefviz.checkpoints import list_checkpoints
     from tefviz.device import device_info
@@ -123,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("model", help="checkpoint directory or Hugging Face name")
     el.add_argument("--corpus", type=Path, default=None, help="corpus dir (default: shipped held-out)")
     el.set_defaults(func=_cmd_eval_lm)
+
+    bench = sub.add_parser("bench", help="benchmarks (print and save JSON)").add_subparsers(
+        dest="bench_command", required=True)
+    bl = bench.add_parser("lm", help="checkpoint load time; forward pass fp32 vs bf16")
+    bl.add_argument("model", nargs="?", default="tefviz-lm")
+    bl.add_argument("--tokens", type=int, default=512)
+    bl.add_argument("--repeats", type=int, default=5)
+    bl.add_argument("--out", type=Path, default=Path("artifacts/bench_lm.json"))
+    bl.set_defaults(func=_cmd_bench_lm)
 
     i = sub.add_parser("info", help="device policy and the checkpoints present")
     i.add_argument("--checkpoints", type=Path, default=None)

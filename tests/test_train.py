@@ -74,3 +74,11 @@ def test_data_parallel_with_two_cpu_processes(tmp_path, tiny_corpus):
     progress = _progress(run)
     assert progress["step"] == 6
     assert progress["tokens_seen"] == 6 * 8 * 64 * 2  # both ranks' batches counted
+
+
+def test_bench_lm_prints_and_saves(tiny_lm_dir, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "lm", str(tiny_lm_dir), "--tokens", "32", "--repeats", "2", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert set(saved["forward"]) == {"float32", "bfloat16"} and saved["bf16_speedup"] > 0
+    assert "fp32" in capsys.readouterr().out

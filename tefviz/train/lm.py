@@ -225,7 +225,10 @@ def train_lm(cfg: TrainConfig) -> Path:
         progress["step"] = step + 1
         progress["tokens_seen"] += cfg.batch_size * cfg.block_size * world
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
+        postfix = {"loss": f"{loss.item():.3f}", "lr": f"{lr:.2e}"}
+        if cfg.max_minutes:  # the step total is a cap; time usually ends the run first
+            postfix["time_left"] = f"{max(0.0, cfg.max_minutes - progress['elapsed_s'] / 60):.0f}m"
+        bar.set_postfix(postfix)
         done = not budget_left()
         if rank == 0 and (progress["step"] % cfg.eval_every == 0 or done):
             v = eval_loss(model, data["valid"], cfg, device, dtype)

@@ -1,0 +1,148 @@
+"""Real browser: the app served on localhost, every page opened in headless Chromium.
+
+Fails on any Streamlit exception box; saves a full-page screenshot per page to
+tests/screenshots/. Uses Debian's chromium through playwright (no browser download).
+Skipped where chromium is absent, unless TEFVIZ_REQUIRE_BROWSER=1 (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ui.registry import PAGES
+
+from .conftest import REPO, SHIPPED_LM
+
+SHOTS = REPO / "tests" / "screenshots"
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+if CHROMIUM is None:
+    if os.environ.get("TEFVIZ_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("TEFVIZ_REQUIRE_BROWSER=1 but Debian chromium is not installed")
+    pytest.skip("Debian chromium not installed", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app as `make run` serves it, on the shipped checkpoints, bound to localhost."""
+    port = _free_port()
+    env = {**os.environ, "TEFVIZ_CHECKPOINTS": str(SHIPPED_LM.parent), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _settle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script run has finished and the page has drawn its content.
+
+    stApp carries data-test-script-state: initial -> running -> notRunning.
+    """
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout_ms)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=timeout_ms)
+    page.wait_for_timeout(700)
+
+
+def _screenshot(page, name: str) -> None:
+    """Whole page: Streamlit scrolls inside the app, so grow the viewport to the content."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": min(int(height) + 40, 9000)})
+    page.wait_for_timeout(400)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _no_exception(page) -> None:
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+@pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
+def test_page_renders_in_chromium(server, browser, spec):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{server}/{spec.url_path}")
+    _settle(page)
+    if page.locator(".js-plotly-plot").count():
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    _no_exception(page)
+    assert not dialogs
+    _screenshot(page, Path(spec.path).stem)
+    page.close()
+
+
+def test_home_shows_the_shipped_model(server, browser):
+    page = browser.new_page()
+    page.goto(server)
+    _settle(page)
+    body = page.inner_text("body")
+    assert "tefviz-lm" in body and "Held-out perplexity" in body and "Bits per byte" in body
+    page.close()
+
+
+def test_script_in_text_stays_inert_in_a_real_browser(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{server}/language-model?sample=your+own+text")
+    _settle(page)
+    area = page.get_by_label("Your text")
+    area.fill('Hi <script>alert("xss")</script> <img src=x onerror="alert(1)"> there')
+    area.press("Control+Enter")
+    page.wait_for_selector(".tefviz-strip", timeout=60_000)
+    _settle(page)
+    strip = page.locator(".tefviz-strip").first
+    assert "<script>" in strip.inner_text()  # shown as text...
+    assert strip.locator("script, img").count() == 0  # ...never as elements
+    assert not dialogs
+    _no_exception(page)
+    _screenshot(page, "language_model_script_input")
+    page.close()
