@@ -26,6 +26,9 @@ st.caption(
 
 HUB = "Hugging Face name (needs network)"
 names = usable_lm_names()
+if not names:
+    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with "
+               "each). You can still load a model from the Hugging Face hub when online.")
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 
 # --- choices (all kept in the URL) -----------------------------------------------------
@@ -57,9 +60,6 @@ url_publish("model", "sample", *(["hub"] if choice == HUB else []))
 source = hub_name if choice == HUB else choice
 if choice == HUB and not hub_name:
     st.info("Type a hub model name, e.g. `gpt2`.")
-    st.stop()
-if not names and choice != HUB:
-    st.error("No usable language-model checkpoint in checkpoints/.")
     st.stop()
 
 

@@ -13,8 +13,9 @@ from tefviz.errors import TefvizError
 def _cmd_data_build(args: argparse.Namespace) -> None:
     from tefviz.data.corpus import build_corpus
 
+    hf = (args.hf_dataset, args.hf_config) if args.hf_dataset else None
     manifest = build_corpus(
-        args.out, sources=args.sources, text_files=args.text_files, cache_dir=args.cache
+        args.out, sources=args.sources, text_files=args.text_files, cache_dir=args.cache, hf_dataset=hf
     )
     for split, info in manifest["splits"].items():
         print(f"{split:5s}: {info['documents']:6d} documents, {info['bytes'] / 1e6:6.2f} MB")
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sources", nargs="*", default=None, help="subset of sources (default: all)")
     b.add_argument("--text-files", nargs="*", type=Path, default=None,
                    help="your own UTF-8 text files, added as extra documents")
+    b.add_argument("--hf-dataset", default=None,
+                   help="also add a Hugging Face dataset (needs network), e.g. wikitext")
+    b.add_argument("--hf-config", default=None, help="its config, e.g. wikitext-103-raw-v1")
     b.set_defaults(func=_cmd_data_build)
     h = data.add_parser("heldout", help="write the shipped public-domain held-out sample")
     h.add_argument("--out", type=Path, default=Path("tefviz/assets/heldout_austen.json"))

@@ -2,6 +2,7 @@
 shows clear messages (never an exception) for bad input."""
 
 import json
+import shutil
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -46,13 +47,34 @@ def test_home_shows_device_checkpoint_card_and_links(checkpoints_root):
     assert "pages/language_model.py" in " ".join(links) or len(links) >= 1
 
 
-def test_home_reports_an_unusable_checkpoint(checkpoints_root):
-    (checkpoints_root / "broken").mkdir()
-    (checkpoints_root / "broken" / "config.json").write_text("{oops")
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "config.json").write_text("{oops"), "not valid JSON"),
+        (lambda d: (d / "tokenizer.json").unlink(), "missing its tokenizer"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"junk"), "corrupt or truncated"),
+    ],
+    ids=["bad-config", "no-tokenizer", "corrupt-weights"],
+)
+def test_home_reports_an_unusable_checkpoint(checkpoints_root, damage, message):
+    broken = checkpoints_root / "broken"
+    shutil.copytree(checkpoints_root / "tefviz-lm", broken)
+    damage(broken)
     at = _app().run()
     assert not at.exception
-    assert any("broken" in e.value and "not valid JSON" in e.value for e in at.error)
+    assert any("broken" in e.value and message in e.value for e in at.error)
     assert _metrics(at)["Held-out perplexity"] == "148.4"  # the good one still shows
+    # the language-model page offers only the usable checkpoint
+    at.switch_page("pages/language_model.py").run()
+    assert not at.exception
+    assert at.selectbox(key="model").options == ["tefviz-lm", "Hugging Face name (needs network)"]
+
+
+def test_lm_page_without_usable_checkpoints(checkpoints_root):
+    (checkpoints_root / "tefviz-lm" / "tokenizer.json").unlink()
+    at = _lm_page()
+    assert not at.exception
+    assert any("No usable language-model checkpoint" in w.value for w in at.warning)
 
 
 def test_home_without_checkpoints(tmp_path, monkeypatch):

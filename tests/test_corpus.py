@@ -92,3 +92,21 @@ def test_shipped_heldout_sample_is_test_split_austen():
     for s in samples:
         doc = Document("austen", s["id"], s["text"])
         assert corpus._split(doc) == "test", f"{s['id']} is not in the test split"
+
+
+def test_hf_dataset_path_reads_rows_into_documents(tmp_path: Path):
+    # the same datasets.load_dataset call as for `wikitext`, on local files (no network)
+    import json
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"text": f" = Heading {i} = \n" if i % 10 == 0 else f"line {i}\n"})
+                              for i in range(200)))
+    docs = list(corpus.read_hf_dataset("json", None, rows_per_doc=50, data_files=str(rows)))
+    assert len(docs) == 4 and docs[0].source == "hf:json"
+    assert docs[0].text.startswith("= Heading 0 =") and "line 49" in docs[0].text
+
+
+def test_hf_dataset_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match="could not load Hugging Face dataset 'no-such/dataset'"):
+        list(corpus.read_hf_dataset("no-such/dataset"))
