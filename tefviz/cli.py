@@ -36,19 +36,18 @@ def _cmd_train_lm(args: argparse.Namespace) -> None:
                 "max_steps", "max_minutes", "eval_every", "seed", "device", "dtype"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    cfg = TrainConfig(corpus_dir=args.corpus, run_dir=args.run_dir, **values)
+    cfg = TrainConfig(corpus_dir=args.corpus, run_dir=args.run_dir, argv=args.argv, **values)
     train_lm(cfg)
     if args.export:
         from tefviz.train.export import export_lm
 
-        export_lm(args.run_dir, args.export, command=_command_line(), preset=args.preset)
+        export_lm(args.run_dir, args.export, preset=args.preset)
 
 
 def _cmd_export_lm(args: argparse.Namespace) -> None:
     from tefviz.train.export import export_lm
 
-    card = export_lm(args.run_dir, args.out, command=args.command or _command_line(),
-                     preset=args.preset)
+    card = export_lm(args.run_dir, args.out, command=args.command, preset=args.preset)
     print(json.dumps(card["metrics"], indent=1))
 
 
@@ -75,12 +74,6 @@ def _cmd_info(args: argparse.Namespace) -> None:
     for ck in list_checkpoints(args.checkpoints):
         status = "ok" if ck.error is None else f"unusable: {ck.error}"
         print(f"{ck.name}: {status}")
-
-
-def _command_line() -> str:
-    import shlex
-
-    return "python -m tefviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
     e.add_argument("--out", type=Path, default=Path("checkpoints/tefviz-lm"))
     e.add_argument("--preset", default="small")
-    e.add_argument("--command", default=None, help="training command to record in the card")
+    e.add_argument("--command", default=None,
+                   help="training command for the card (default: the commands the run recorded)")
     e.set_defaults(func=_cmd_export_lm)
 
     ev = sub.add_parser("eval", help="evaluate models").add_subparsers(
@@ -150,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)
     try:
         args.func(args)
     except TefvizError as e:

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 
@@ -40,6 +41,9 @@ def test_train_resume_and_export(tmp_path, tiny_corpus):
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())  # noqa: SIM118
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["steps"] == 20
+    # both training commands (first run and resume) are quoted; the export command is not
+    assert card["training"]["command"].startswith("python -m tefviz train lm --preset tiny")
+    assert "--max-steps 12" in card["training"]["command"] and "--max-steps 20" in card["training"]["command"]
     assert card["metrics"]["heldout_austen"]["bits_per_byte"] > 0
     assert set(card["metrics"]) >= {"corpus_valid", "corpus_test"}
     lm = load_causal_lm(out, device="cpu")
@@ -69,11 +73,19 @@ def test_data_parallel_with_two_cpu_processes(tmp_path, tiny_corpus):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "tefviz", "train", "lm", "--preset", "tiny", "--corpus", str(tiny_corpus),
            "--run-dir", str(run), "--vocab-size", "300", "--max-steps", "6"]
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+        _, err = proc.communicate()
+        pytest.fail("DDP training hung: " + err[-3000:])
+    assert proc.returncode == 0, err[-3000:]
     progress = _progress(run)
     assert progress["step"] == 6
     assert progress["tokens_seen"] == 6 * 8 * 64 * 2  # both ranks' batches counted
+    assert progress["commands"][0].startswith("torchrun --nproc-per-node 2 -m tefviz train lm")
 
 
 def test_bench_lm_prints_and_saves(tiny_lm_dir, tmp_path, capsys):

@@ -33,8 +33,11 @@ def evaluate_lm(lm: LoadedLM, corpus_dir: Path | None = None, dtype: torch.dtype
     return results
 
 
-def export_lm(run_dir: Path, out_dir: Path, command: str, preset: str = "small") -> dict:
-    """Write `out_dir` (config, fp16 safetensors, tokenizer, card.json) from a run's state."""
+def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: str = "small") -> dict:
+    """Write `out_dir` (config, fp16 safetensors, tokenizer, card.json) from a run's state.
+
+    `command` overrides the training command(s) the run recorded.
+    """
     state = run_dir / "state"
     if not (state / "model.safetensors").is_file():
         raise CheckpointError(f"{run_dir} has no trained state to export")
@@ -88,7 +91,7 @@ def export_lm(run_dir: Path, out_dir: Path, command: str, preset: str = "small")
             "code": "see the repository",
         },
         "training": {
-            "command": command,
+            "command": command or " && ".join(dict.fromkeys(progress.get("commands", []))),
             "preset": preset,
             "config": {k: v for k, v in train_cfg.items() if k not in ("corpus_dir", "run_dir", "extra")},
             "steps": progress["step"],

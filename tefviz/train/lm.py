@@ -62,11 +62,13 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     dtype: str | None = None
+    argv: list[str] | None = None  # the CLI arguments, recorded in the model card
     extra: dict = field(default_factory=dict)
 
     def as_json(self) -> dict:
         d = asdict(self)
         d["corpus_dir"], d["run_dir"] = str(self.corpus_dir), str(self.run_dir)
+        d.pop("argv")
         return d
 
 
@@ -174,13 +176,15 @@ def train_lm(cfg: TrainConfig) -> Path:
         lr=cfg.lr, betas=(0.9, 0.95),
     )
     state_dir = cfg.run_dir / "state"
-    progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": []}
+    progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": [], "commands": []}
     if (state_dir / "progress.json").is_file():
         model.load_state_dict(load_file(state_dir / "model.safetensors", device=str(device)), strict=False)
         opt.load_state_dict(torch.load(state_dir / "optimizer.pt", weights_only=True, map_location=device))
         progress = json.loads((state_dir / "progress.json").read_text())
         if rank == 0:
             print(f"resuming at step {progress['step']}", file=sys.stderr)
+    # every command that trained this run, first one first: the model card quotes them
+    progress.setdefault("commands", []).append(command_line(cfg.argv))
     model.tie_weights()
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     rng = np.random.default_rng(cfg.seed + 1000 * rank + progress["step"])
@@ -252,6 +256,9 @@ def train_lm(cfg: TrainConfig) -> Path:
     return cfg.run_dir
 
 
-def command_line() -> str:
-    """The command that is running, for model cards."""
-    return "python -m tefviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that is running, for model cards (torchrun's launcher is named as such)."""
+    args = " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    world = _dist()[1]
+    launcher = f"torchrun --nproc-per-node {world} -m tefviz" if world > 1 else "python -m tefviz"
+    return f"{launcher} {args}"
