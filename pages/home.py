@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from tefviz.checkpoints import CheckpointInfo
 from tefviz.device import device_info
 from tefviz.viz.figures import training_curve_figure
 from ui.errors import guarded
@@ -53,28 +54,32 @@ def _architecture_rows(card: dict, params: int | None, size: int) -> pd.DataFram
     return pd.DataFrame({"property": list(arch), "value": [str(v) for v in arch.values()]})
 
 
-for ck in checkpoints:
+def show_checkpoint(ck: CheckpointInfo) -> None:
     card = ck.card or {}
     with st.container(border=True):
         st.markdown(f"#### `{ck.name}`")
         if not ck.usable:
             st.error(f"Unusable checkpoint: {ck.error}", icon=":material/error:")
-            continue
+            return
         if card.get("summary"):
             st.markdown(card["summary"])
         if not card:
             st.info("This checkpoint has no card (card.json or README.md).")
-            continue
+            return
+        if "error" in card:
+            st.warning(f"The model card cannot be read: {card['error']}")
+            return
         if "markdown" in card:
             st.text(card["markdown"][:4000])
-            continue
-        metrics = card.get("metrics", {})
-        held = metrics.get("heldout_austen", {})
+            return
+        metrics = card.get("metrics") or {}
+        held = metrics.get("heldout_austen") or {}
         cols = st.columns(4)
         cols[0].metric("Parameters", f"{(ck.parameters or 0) / 1e6:.1f} M")
-        if held:
+        if isinstance(held.get("perplexity"), int | float):
             cols[1].metric("Held-out perplexity", f"{held['perplexity']:.1f}",
                            help="Austen chapters never seen in training")
+        if isinstance(held.get("bits_per_byte"), int | float):
             cols[2].metric("Bits per byte", f"{held['bits_per_byte']:.3f}",
                            help="held-out Austen prose; lower is better")
         training = card.get("training", {})
@@ -113,3 +118,8 @@ for ck in checkpoints:
         with st.expander("Full card (card.json)"):
             st.json(card, expanded=False)
             download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
+
+
+for ck in checkpoints:
+    # one malformed card must not hide the others
+    guarded(f"Showing checkpoint {ck.name!r}", show_checkpoint, ck)

@@ -13,9 +13,9 @@ from tefviz.viz.figures import surprisal_figure
 from tefviz.viz.tokens import token_strip_html
 from ui.errors import guarded
 from ui.export import download_buttons
-from ui.loaders import cached_lm, usable_lm_names
+from ui.loaders import get_lm, usable_lm_names
 from ui.progress import progress_bar
-from ui.state import url_publish, url_value
+from ui.state import keep, kept_value, url_publish, url_value
 
 st.title("Language model")
 st.caption(
@@ -48,6 +48,7 @@ with left:
                           help="Held-out Austen chapters (never trained on), or paste your own.")
 with right:
     if sample == "your own text":
+        kept_value("own_text", "")
         text = st.text_area("Your text", height=180, key="own_text", max_chars=MAX_CHARS * 5,
                             placeholder="Paste any text. Long text is cut at "
                                         f"{MAX_CHARS:,} characters / {MAX_TOKENS:,} tokens.")
@@ -56,6 +57,7 @@ with right:
         with st.expander(f"Sample text: {sample}", expanded=False):
             st.text(text[:3000] + ("…" if len(text) > 3000 else ""))
 url_publish("model", "sample", *(["hub"] if choice == HUB else []))
+keep("own_text")
 
 source = hub_name if choice == HUB else choice
 if choice == HUB and not hub_name:
@@ -64,19 +66,20 @@ if choice == HUB and not hub_name:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cached_analysis(source: str, text: str, _lm) -> TextAnalysis:
-    """Scores keyed by (model name, text): moving the position slider never rescored."""
+def cached_analysis(model_key: str, text: str, _lm) -> TextAnalysis:
+    """Scores keyed by (model, weights version, text): moving a slider never rescores."""
     with progress_bar("Scoring tokens…") as report:
         return analyse_text(_lm, text, progress=report)
 
 
-lm = guarded(f"Loading {source!r}", cached_lm, source)
+kind = "hub" if choice == HUB else "checkpoint"
+lm = guarded(f"Loading {source!r}", get_lm, source, kind)
 if lm is None:
     st.stop()
 if not text.strip():
     st.info("The text is empty: type or paste some text, or pick a sample.")
     st.stop()
-analysis = guarded("Scoring the text", cached_analysis, source, text, lm)
+analysis = guarded("Scoring the text", cached_analysis, f"{kind}:{source}@{lm.version}", text, lm)
 if analysis is None:
     st.stop()
 
@@ -102,7 +105,7 @@ if not n_scored:
 
 titles = []
 for i, (p, t, b, g) in enumerate(zip(analysis.pieces, analysis.ids, bits, analysis.topk, strict=True)):
-    guess = ", ".join(f"{s!r} {q:.0%}" for s, q in g[:3])
+    guess = ", ".join(f"{s!r} {q:.0%}" for _, s, q in g[:3])
     titles.append(f"#{i} {p!r} (id {t})\n" + ("first token: not predicted" if math.isnan(b)
                                                 else f"surprisal {b:.2f} bits\nmodel expected: {guess}"))
 shown = min(len(analysis.ids), 1500)
@@ -115,19 +118,29 @@ st.plotly_chart(surprisal_figure(analysis.pieces, bits), width="stretch", key="s
 rows = analysis.rows()
 download_buttons(rows, f"surprisal-{source.replace('/', '_')}", key="surprisal-export")
 
-st.subheader("What did the model expect?")
-if len(analysis.ids) > 1:
-    url_value("pos", 1, int, lo=1, hi=len(analysis.ids) - 1)
-    if st.session_state["pos"] > len(analysis.ids) - 1:
+
+
+@st.fragment
+def expectation_view(analysis: TextAnalysis, bits: list[float]) -> None:
+    """Moving this slider reruns only this section, not the strip and chart above."""
+    st.subheader("What did the model expect?")
+    n = len(analysis.ids)
+    if n < 2:
+        st.info("Needs at least two tokens.")
+        return
+    url_value("pos", 1, int, lo=1, hi=n - 1)
+    if st.session_state["pos"] > n - 1:
         st.session_state["pos"] = 1
-    pos = st.slider("Token position", 1, len(analysis.ids) - 1, key="pos")
+    pos = st.slider("Token position", 1, n - 1, key="pos")
     url_publish("pos")
-    actual = analysis.pieces[pos]
     context = "".join(analysis.pieces[max(0, pos - 12) : pos])
-    st.text(f"context:  …{context!r}\nactual:   {actual!r}  ({bits[pos]:.2f} bits)")
+    st.text(f"context:  …{context!r}\nactual:   {analysis.pieces[pos]!r}  ({bits[pos]:.2f} bits)")
     st.dataframe(
         pd.DataFrame([{"rank": r + 1, "guess": repr(s), "probability": round(q, 4),
-                       "is actual": s == lm.tokenizer.decode([analysis.ids[pos]])}
-                      for r, (s, q) in enumerate(analysis.topk[pos])]),
+                       "is actual": i == analysis.ids[pos]}
+                      for r, (i, s, q) in enumerate(analysis.topk[pos])]),
         hide_index=True, width="content",
     )
+
+
+expectation_view(analysis, bits)

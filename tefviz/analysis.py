@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from tefviz.errors import InputError
-from tefviz.metrics import token_predictions
+from tefviz.metrics import predicted_bytes, token_predictions
 from tefviz.models import LoadedLM
 
 MAX_CHARS = 20_000  # longer input is truncated, with a notice
@@ -21,7 +21,8 @@ class TextAnalysis:
     pieces: list[str]  # the text span of each token ("" for a byte-continuation token)
     ids: list[int]
     nll: list[float]  # nats; NaN for the first token (nothing predicts it)
-    topk: list[list[tuple[str, float]]]  # the model's top guesses for each token
+    topk: list[list[tuple[int, str, float]]]  # the model's top guesses (id, text, p) per token
+    covered_bytes: int  # UTF-8 bytes of the predicted tokens (metrics.predicted_bytes)
     truncated_chars: int  # how many characters were cut off the input
     truncated_tokens: int
     windows: bool  # longer than one context: scored with overlapping windows
@@ -38,26 +39,26 @@ class TextAnalysis:
     @property
     def bits_per_byte(self) -> float:
         s = self.scored
-        covered = len("".join(self.pieces[1:]).encode("utf-8"))
-        return sum(s) / math.log(2) / covered if s and covered else float("nan")
+        return sum(s) / math.log(2) / self.covered_bytes if s and self.covered_bytes else float("nan")
 
     def rows(self) -> list[dict]:
         """The per-token table, for display and export."""
         return [
             {"position": i, "token": p, "id": t,
              "surprisal_bits": None if math.isnan(x) else round(x / math.log(2), 4),
-             "top_guess": g[0][0] if g else None,
-             "top_guess_prob": round(g[0][1], 4) if g else None}
+             "top_guess": g[0][1] if g else None,
+             "top_guess_prob": round(g[0][2], 4) if g else None}
             for i, (p, t, x, g) in enumerate(zip(self.pieces, self.ids, self.nll, self.topk, strict=True))
         ]
 
 
 def token_pieces(text: str, offsets: list[tuple[int, int]]) -> list[str]:
-    """Each token's span of the text; tokens inside one multi-byte character get ''."""
+    """Each token's span of the text, contiguous from the previous token's end (so the pieces
+    cover the text even where a tokenizer trims whitespace from its offsets); tokens inside one
+    multi-byte character get ''."""
     pieces, last = [], 0
-    for start, end in offsets:
-        start = max(start, last)
-        pieces.append(text[start:end] if end > start else "")
+    for _start, end in offsets:
+        pieces.append(text[last:end] if end > last else "")
         last = max(last, end)
     return pieces
 
@@ -79,10 +80,11 @@ def analyse_text(
         lm.model, torch.tensor(ids), block, dtype=lm.dtype, topk=topk, progress=progress
     )
     nll = [float("nan"), *preds.nll.tolist()]
-    guesses: list[list[tuple[str, float]]] = [[]]
+    guesses: list[list[tuple[int, str, float]]] = [[]]
     for row_i, row_p in zip(preds.topk_ids.tolist(), preds.topk_probs.tolist(), strict=True):
-        guesses.append([(lm.tokenizer.decode([i]), p) for i, p in zip(row_i, row_p, strict=True)])
+        guesses.append([(i, lm.tokenizer.decode([i]), p) for i, p in zip(row_i, row_p, strict=True)])
     return TextAnalysis(
         pieces=token_pieces(text, offsets), ids=list(ids), nll=nll, topk=guesses,
+        covered_bytes=predicted_bytes(text, offsets),
         truncated_chars=cut_chars, truncated_tokens=cut_tokens, windows=len(ids) > block,
     )

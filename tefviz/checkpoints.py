@@ -82,18 +82,32 @@ def validate_checkpoint(path: Path) -> None:
             f"checkpoint {path.name!r} is missing its tokenizer "
             "(tokenizer.json, or vocab.json + merges.txt)"
         )
+    for name in ("tokenizer.json", "vocab.json", "tokenizer_config.json"):
+        if (path / name).is_file():
+            try:
+                json.loads((path / name).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise CheckpointError(f"checkpoint {path.name!r}: {name} is corrupt", str(e)) from e
 
 
 def read_card(path: Path) -> dict | None:
-    """The model card: card.json as a dict, or README.md as {'markdown': ...}."""
-    if (path / "card.json").is_file():
-        try:
-            return json.loads((path / "card.json").read_text())
-        except json.JSONDecodeError:
-            return {"error": "card.json is not valid JSON"}
-    if (path / "README.md").is_file():
-        return {"markdown": (path / "README.md").read_text()}
+    """The model card: card.json as a dict, or README.md as {'markdown': ...};
+    {'error': ...} when the card cannot be read."""
+    try:
+        if (path / "card.json").is_file():
+            card = json.loads((path / "card.json").read_text(encoding="utf-8"))
+            return card if isinstance(card, dict) else {"error": "card.json is not a JSON object"}
+        if (path / "README.md").is_file():
+            return {"markdown": (path / "README.md").read_text(encoding="utf-8", errors="replace")}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {"error": "card.json is not valid UTF-8 JSON"}
     return None
+
+
+def checkpoint_version(path: Path) -> str:
+    """Changes whenever the weights are rewritten: part of every cache key for this checkpoint."""
+    stats = [w.stat() for w in _weight_files(path)]
+    return "-".join(f"{s.st_mtime_ns}:{s.st_size}" for s in stats)
 
 
 def _count_parameters(path: Path) -> int:

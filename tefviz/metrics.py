@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from tefviz.device import autocast
+from tefviz.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ def token_predictions(
     scored once, in the first window where it has at least block-stride tokens of
     left context (or all it has, near the start).
     """
-    stride = stride or max(block // 2, 1)
+    stride = max(block // 2, 1) if stride is None else stride
+    if block < 2 or not 1 <= stride < block:
+        raise InputError(f"need block >= 2 and 1 <= stride < block (got block={block}, stride={stride})")
     n = ids.numel()
     out = torch.zeros(max(n - 1, 0))
     top_i = torch.zeros(max(n - 1, 0), topk, dtype=torch.long)
@@ -87,6 +90,10 @@ def token_predictions(
     if n < 2:
         return TokenPredictions(out, top_i, top_p)
     device = next(model.parameters()).device
+    # bound the logits held at once (~256 MB of fp32): 8 windows for small vocabularies,
+    # one at a time for GPT-2-sized ones
+    vocab = int(getattr(model.config, "vocab_size", 50_000))
+    batch_size = max(1, min(batch_size, (256 * 2**20) // (block * vocab * 4)))
     starts = list(range(0, max(n - block, 0) + 1, stride))
     if starts[-1] + block < n:
         starts.append(n - block)
@@ -105,15 +112,15 @@ def token_predictions(
         for j, (s, _, e) in enumerate(chunk):
             x[j, : e - s] = ids[s:e]
         with autocast(device, dtype):
-            logits = model(input_ids=x.to(device)).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
+            logits = model(input_ids=x.to(device)).logits
         for j, (s, first, e) in enumerate(chunk):
             # logits at position p predict token p+1; targets first..e-1
-            pos = torch.arange(first - 1 - s, e - 1 - s, device=logp.device)
+            pos = torch.arange(first - 1 - s, e - 1 - s, device=logits.device)
+            logp = torch.log_softmax(logits[j, pos].float(), dim=-1)
             tgt = x[j, pos + 1].to(logp.device)
-            out[first - 1 : e - 1] = -logp[j, pos, tgt].cpu()
+            out[first - 1 : e - 1] = -logp.gather(1, tgt[:, None])[:, 0].cpu()
             if topk:
-                p, k = logp[j, pos].exp().topk(topk, dim=-1)
+                p, k = logp.exp().topk(topk, dim=-1)
                 top_p[first - 1 : e - 1], top_i[first - 1 : e - 1] = p.cpu(), k.cpu()
         if progress:
             progress(min(1.0, (i + len(chunk)) / len(jobs)))
@@ -132,7 +139,12 @@ def score_text(
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = torch.tensor(enc["input_ids"], dtype=torch.long)
     nll = token_nll(model, ids, block, dtype=dtype, progress=progress)
-    # bytes covered by the predicted tokens: the text after the first token
-    first_end = enc["offset_mapping"][0][1] if len(ids) else 0
-    covered = len(text[first_end:].encode("utf-8"))
-    return LMScore(tokens=int(nll.numel()), bytes=covered, nll_nats=float(nll.sum()))
+    return LMScore(tokens=int(nll.numel()), bytes=predicted_bytes(text, enc["offset_mapping"]),
+                   nll_nats=float(nll.sum()))
+
+
+def predicted_bytes(text: str, offsets: list[tuple[int, int]]) -> int:
+    """UTF-8 bytes covered by the predicted tokens: all of the text after the first token."""
+    if len(offsets) < 2:
+        return 0
+    return len(text[offsets[0][1] : offsets[-1][1]].encode("utf-8"))

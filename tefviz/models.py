@@ -9,6 +9,7 @@ default SDPA path returns no attention weights.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,11 +17,18 @@ from typing import Literal
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from tefviz.checkpoints import checkpoints_root, read_card, validate_checkpoint
+from tefviz.checkpoints import (
+    checkpoint_version,
+    checkpoints_root,
+    read_card,
+    resolve_checkpoint,
+    validate_checkpoint,
+)
 from tefviz.device import pick_device, pick_dtype
 from tefviz.errors import CheckpointError, HubUnavailableError
 
 Attention = Literal["sdpa", "eager"]
+MAX_CONTEXT = 2048
 
 
 @dataclass
@@ -33,20 +41,27 @@ class LoadedLM:
     dtype: torch.dtype
     card: dict | None = None
     path: Path | None = None
+    version: str = ""  # changes when a checkpoint's weights are rewritten (cache keys use it)
     extra: dict = field(default_factory=dict)
 
     @property
     def context_length(self) -> int:
+        """The scoring window: the model's context, capped so a long-context hub model stays
+        within CPU memory."""
         cfg = self.model.config
-        return int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", 1024))
+        n = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", 1024)
+        return int(min(n, MAX_CONTEXT))
 
     @property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
 
+HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
 def _local_dir(source: str | Path) -> Path | None:
-    """A directory the source names: a checkpoint name under the root, or a path."""
+    """A directory the source names: a checkpoint name under the root, or a path (CLI only)."""
     if isinstance(source, Path):
         return source
     candidate = checkpoints_root() / source
@@ -64,34 +79,74 @@ def load_causal_lm(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> LoadedLM:
-    """Load a causal LM and tokenizer; raise CheckpointError / HubUnavailableError clearly."""
-    dev = device if isinstance(device, torch.device) else pick_device(device)
-    dt = dtype or pick_dtype(dev)[0]
+    """For the CLI: a checkpoint name, a directory path, or a hub name."""
     local = _local_dir(source)
-    kwargs = dict(use_safetensors=True, attn_implementation=attention, dtype=dt)
     if local is not None:
-        validate_checkpoint(local)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(local)
-            model = AutoModelForCausalLM.from_pretrained(local, **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"checkpoint {local.name!r} could not be loaded", repr(e)) from e
-        name, kind, card, path = local.name, "checkpoint", read_card(local), local
-    else:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as e:
-            offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-            why = "the hub is switched off (HF_HUB_OFFLINE=1)" if offline else (
-                "no network, or no such model with safetensors weights")
-            raise HubUnavailableError(
-                f"could not load {source!r} from the Hugging Face hub: {why}. "
-                "Offline, use a checkpoint under checkpoints/ instead.",
-                repr(e),
-            ) from e
-        name, kind, card, path = str(source), "hub", None, None
-    model.to(dev).eval()
+        return load_from_dir(local, attention, device, dtype)
+    return load_from_hub(str(source), attention, device, dtype)
+
+
+def load_checkpoint(name: str, attention: Attention = "sdpa", device=None, dtype=None) -> LoadedLM:
+    """For the app: a checkpoint by name, only from inside the checkpoints root."""
+    return load_from_dir(resolve_checkpoint(name), attention, device, dtype)
+
+
+def _placement(device, dtype) -> tuple[torch.device, torch.dtype]:
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    return dev, dtype or pick_dtype(dev)[0]
+
+
+def _finish(model: PreTrainedModel, info: dict, tokenizer, what: str, error: type[Exception]) -> None:
+    # from_pretrained silently random-initialises tensors absent from the file: refuse that
+    missing = [k for k in info.get("missing_keys", []) if k not in _tied_keys(model)]
+    if missing:
+        raise error(f"{what} is missing weights for {len(missing)} tensors (e.g. {missing[0]})")
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedLM(model, tokenizer, name, kind, dev, dt, card, path)
+
+
+def _tied_keys(model: PreTrainedModel) -> set[str]:
+    tied = getattr(model, "_tied_weights_keys", None) or {}
+    return set(tied) if not isinstance(tied, dict) else set(tied.keys())
+
+
+def load_from_dir(
+    path: Path, attention: Attention = "sdpa", device=None, dtype=None
+) -> LoadedLM:
+    dev, dt = _placement(device, dtype)
+    validate_checkpoint(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, use_safetensors=True, attn_implementation=attention, dtype=dt, output_loading_info=True
+        )
+    except Exception as e:  # transformers and tokenizers raise many types for bad files
+        raise CheckpointError(f"checkpoint {path.name!r} could not be loaded", repr(e)) from e
+    _finish(model, info, tokenizer, f"checkpoint {path.name!r}", CheckpointError)
+    model.to(dev).eval()
+    return LoadedLM(model, tokenizer, path.name, "checkpoint", dev, dt, read_card(path), path,
+                    version=checkpoint_version(path))
+
+
+def load_from_hub(name: str, attention: Attention = "sdpa", device=None, dtype=None) -> LoadedLM:
+    """A Hugging Face hub model by name (needs the network, or a populated local hub cache)."""
+    if not HUB_NAME.match(name) or ".." in name:
+        raise HubUnavailableError(f"{name!r} is not a Hugging Face model name (like 'gpt2' or 'org/model')")
+    dev, dt = _placement(device, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            name, use_safetensors=True, attn_implementation=attention, dtype=dt, output_loading_info=True
+        )
+    except Exception as e:  # offline, unknown name, no safetensors, not a causal LM
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        why = "the hub is switched off (HF_HUB_OFFLINE=1)" if offline else (
+            "no network, or no such causal LM with safetensors weights")
+        raise HubUnavailableError(
+            f"could not load {name!r} from the Hugging Face hub: {why}. "
+            "Offline, use a checkpoint under checkpoints/ instead.",
+            repr(e),
+        ) from e
+    _finish(model, info, tokenizer, f"hub model {name!r}", HubUnavailableError)
+    model.to(dev).eval()
+    return LoadedLM(model, tokenizer, name, "hub", dev, dt)

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from tefviz.data.heldout import heldout_samples
 from ui.export import export_payloads
+from ui.registry import PAGES
 
 from .conftest import REPO
 
@@ -43,8 +44,8 @@ def test_home_shows_device_checkpoint_card_and_links(checkpoints_root):
     assert m["Held-out perplexity"] == "148.4"  # from the checkpoint's card
     assert any("tefviz-lm" in md.value for md in at.markdown)
     assert any("python -m tefviz train lm" in c.value for c in at.code)
-    links = [e.proto.page for e in at.get("page_link")]
-    assert "pages/language_model.py" in " ".join(links) or len(links) >= 1
+    links = [e.proto.label for e in _elements(at, "PageLink")]
+    assert links == [p.title for p in PAGES[1:]]  # every page but Home itself
 
 
 @pytest.mark.parametrize(
@@ -121,6 +122,35 @@ def test_lm_page_ignores_a_bad_url(checkpoints_root):
     assert not at.exception
     assert at.selectbox(key="sample").value == heldout_samples()[0]["id"]
     assert at.selectbox(key="model").value == "tefviz-lm"
+    assert at.slider(key="pos").value == 1
+    for pos in ("nan", "1e9", "abc"):
+        at = _lm_page(pos=pos)
+        assert not at.exception and at.slider(key="pos").value == 1
+
+
+def test_lm_page_hub_field_never_reads_local_paths(checkpoints_root, tiny_lm_dir):
+    # a shared link cannot make the server load a model from an arbitrary directory
+    at = _lm_page(model="Hugging Face name (needs network)", hub=str(tiny_lm_dir))
+    assert not at.exception
+    assert any("not a Hugging Face model name" in e.value for e in at.error)
+    assert not at.metric
+
+
+def test_choices_survive_a_visit_to_another_page(checkpoints_root):
+    third = heldout_samples()[2]["id"]
+    at = _lm_page()
+    at.selectbox(key="sample").select(third).run()
+    at.slider(key="pos").set_value(9).run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/language_model.py").run()
+    assert not at.exception
+    assert at.selectbox(key="sample").value == third and at.slider(key="pos").value == 9
+    # typed text too
+    at.selectbox(key="sample").select("your own text").run()
+    at.text_area(key="own_text").input("Kept across pages.").run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/language_model.py").run()
+    assert at.text_area(key="own_text").value == "Kept across pages."
 
 
 @pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">'])

@@ -44,10 +44,12 @@ def _free_port() -> int:
 def server():
     """The app as `make run` serves it, on the shipped checkpoints, bound to localhost."""
     port = _free_port()
+    SHOTS.mkdir(exist_ok=True)
     env = {**os.environ, "TEFVIZ_CHECKPOINTS": str(SHIPPED_LM.parent), "HF_HUB_OFFLINE": "1"}
+    log = open(REPO / "tests" / "screenshots" / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -59,13 +61,15 @@ def server():
             time.sleep(0.3)
     else:
         proc.kill()
-        raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:])
+        log.close()
+        raise RuntimeError("streamlit did not start: " + (REPO / "tests/screenshots/server.log").read_text())
     yield url
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="module")

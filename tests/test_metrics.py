@@ -26,15 +26,28 @@ def test_single_window_matches_direct_loss(lm):
     assert torch.allclose(token_nll(lm.model, ids, block=64), ref, atol=1e-4)
 
 
-def test_windows_score_every_token_once_with_context(lm):
+@pytest.mark.parametrize("n", [64, 65, 300, 321])
+def test_windows_score_every_token_with_enough_context(lm, n):
+    """Every target t is scored by a direct forward pass over some window [s, s+64) that holds
+    it and gives it at least min(t, 32) tokens of context, for lengths that do and do not
+    fall on the stride (the last window is appended specially)."""
     block, stride = 64, 32
-    ids = torch.randint(0, len(lm.tokenizer), (300,))
+    ids = torch.randint(0, len(lm.tokenizer), (n,))
     nll = token_nll(lm.model, ids, block=block, stride=stride)
-    assert nll.shape == (299,) and torch.all(nll > 0)
-    # token 200 is scored in the window starting at 160 (its first with >= 32 tokens of context)
+    assert nll.shape == (n - 1,)
+    starts = sorted({*range(0, max(n - block, 0) + 1, stride), max(n - block, 0)})
     with torch.no_grad():
-        ref = _direct_nll(lm.model, ids[160:224])
-    assert torch.isclose(nll[199], ref[200 - 160 - 1], atol=1e-4)
+        direct = {s: _direct_nll(lm.model, ids[s : s + block]) for s in starts}
+    for t in range(1, n):
+        candidates = [direct[s][t - s - 1] for s in starts
+                      if s < t < s + block and t - s >= min(t, block - stride)]
+        assert any(torch.isclose(nll[t - 1], c, atol=1e-4) for c in candidates), t
+
+
+@pytest.mark.parametrize("block, stride", [(64, 64), (64, 100), (64, 0), (1, 1)])
+def test_bad_window_settings_are_refused(lm, block, stride):
+    with pytest.raises(InputError):
+        token_nll(lm.model, torch.arange(10), block=block, stride=stride)
 
 
 def test_topk_contains_argmax(lm):
@@ -46,13 +59,21 @@ def test_topk_contains_argmax(lm):
     assert torch.all(preds.topk_probs[:, 0] >= preds.topk_probs[:, 1])
 
 
-def test_bits_per_byte_definition(lm):
-    text = "It is a truth universally acknowledged."
+def test_bits_per_byte_against_a_hand_computation(lm):
+    # "It", " is", ...: the first token is not predicted; the rest cover the bytes after it
+    text = "It is a truth universally acknowledged, café."
+    ids = torch.tensor(lm.tokenizer(text)["input_ids"])
+    first_piece = lm.tokenizer.decode(ids[:1])
+    assert text.startswith(first_piece)
+    with torch.no_grad():
+        nats = _direct_nll(lm.model, ids).sum().item()
+    expected_bytes = len(text.encode()) - len(first_piece.encode())
     s = score_text(lm.model, lm.tokenizer, text, block=64)
-    first = lm.tokenizer(text, return_offsets_mapping=True)["offset_mapping"][0][1]
-    assert s.bytes == len(text[first:].encode())
-    assert math.isclose(s.bits_per_byte, s.nll_nats / math.log(2) / s.bytes)
-    assert math.isclose(s.perplexity, math.exp(s.nll_nats / s.tokens))
+    assert s.tokens == len(ids) - 1 and s.bytes == expected_bytes
+    assert s.bits_per_byte == pytest.approx(nats / math.log(2) / expected_bytes, rel=1e-4)
+    assert s.perplexity == pytest.approx(math.exp(nats / (len(ids) - 1)), rel=1e-4)
+    a = analyse_text(lm, text)  # the page's numbers agree with the metric's
+    assert a.bits_per_byte == pytest.approx(s.bits_per_byte, rel=1e-3)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])
@@ -80,6 +101,8 @@ def test_long_text_is_truncated_with_counts(lm):
     assert a.truncated_chars > 0 and len(a.ids) <= MAX_TOKENS and a.windows
 
 
-def test_token_pieces_handle_shared_offsets():
+def test_token_pieces_handle_shared_and_trimmed_offsets():
     # two byte-tokens inside one character share its span: the second gets ''
     assert token_pieces("a🙂", [(0, 1), (1, 2), (1, 2)]) == ["a", "🙂", ""]
+    # offsets that trim the leading space still give pieces that cover the text
+    assert token_pieces("a b", [(0, 1), (2, 3)]) == ["a", " b"]

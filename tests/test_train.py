@@ -1,7 +1,6 @@
 """The training CLI on the tiny preset: trains, resumes, exports, and runs data-parallel."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -29,21 +28,28 @@ def test_train_resume_and_export(tmp_path, tiny_corpus):
     assert main([*args, "--max-steps", "12"]) == 0
     first = _progress(run)
     assert first["step"] == 12 and first["tokens_seen"] == 12 * 8 * 64
-    assert first["log"][-1]["valid_loss"] < math.log(300) + 0.5  # it learned something, or is near-uniform
 
-    # resuming continues from the saved step instead of starting over
-    assert main([*args, "--max-steps", "20"]) == 0
-    assert _progress(run)["step"] == 20
+    # resuming continues from the saved weights and optimiser state instead of starting over
+    assert main([*args, "--max-steps", "40"]) == 0
+    second = _progress(run)
+    assert second["step"] == 40
+    assert second["log"][-1]["valid_loss"] < first["log"][-1]["valid_loss"] - 0.1  # it keeps learning
+    opt = torch.load(run / "state" / "optimizer.pt", weights_only=True)
+    assert {int(s["step"]) for s in opt["state"].values()} == {40}  # Adam's count carried over
+
+    # the saved run refuses a different architecture rather than half-loading it
+    assert main([*args, "--max-steps", "41", "--n-layer", "3"]) == 2
 
     out = tmp_path / "ck"
     assert main(["export", "lm", "--run-dir", str(run), "--out", str(out), "--preset", "tiny"]) == 0
     with safe_open(out / "model.safetensors", framework="pt") as f:
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())  # noqa: SIM118
     card = json.loads((out / "card.json").read_text())
-    assert card["training"]["steps"] == 20
+    assert card["training"]["steps"] == 40
     # both training commands (first run and resume) are quoted; the export command is not
     assert card["training"]["command"].startswith("python -m tefviz train lm --preset tiny")
-    assert "--max-steps 12" in card["training"]["command"] and "--max-steps 20" in card["training"]["command"]
+    assert "--max-steps 12" in card["training"]["command"] and "--max-steps 40" in card["training"]["command"]
+    assert "--n-layer 3" not in card["training"]["command"]  # the refused run trained nothing
     assert card["metrics"]["heldout_austen"]["bits_per_byte"] > 0
     assert set(card["metrics"]) >= {"corpus_valid", "corpus_test"}
     lm = load_causal_lm(out, device="cpu")

@@ -1,26 +1,45 @@
-"""Cached loaders: one model object per (source, attention) shared by every browser session.
+"""Cached loaders: one model object per (name, kind, attention, weights version), shared by
+every browser session of the server.
 
 Models are used read-only under torch.no_grad(); anything that installs hooks or
-changes weights must copy first or take MODEL_LOCK.
+changes weights must copy first or take MODEL_LOCK. The weights version in the key
+means a re-exported checkpoint is picked up without restarting the server.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Literal
 
 import streamlit as st
 
-from tefviz.checkpoints import CheckpointInfo, checkpoints_root, list_checkpoints
-from tefviz.models import LoadedLM, load_causal_lm
+from tefviz.checkpoints import (
+    CheckpointInfo,
+    checkpoint_version,
+    checkpoints_root,
+    list_checkpoints,
+    resolve_checkpoint,
+)
+from tefviz.models import LoadedLM, load_checkpoint, load_from_hub
 
 MODEL_LOCK = threading.Lock()
 DEFAULT_LM = "tefviz-lm"
+LM_TYPES = {"gpt2", "gpt_neox", "llama", "mistral", "qwen2", "opt"}
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
-def cached_lm(source: str, attention: str = "sdpa") -> LoadedLM:
-    return load_causal_lm(source, attention=attention)  # type: ignore[arg-type]
+def _cached_lm(name: str, kind: str, attention: str, version: str) -> LoadedLM:
+    if kind == "hub":
+        return load_from_hub(name, attention)  # type: ignore[arg-type]
+    return load_checkpoint(name, attention)  # type: ignore[arg-type]
+
+
+def get_lm(name: str, kind: Literal["checkpoint", "hub"] = "checkpoint",
+           attention: str = "sdpa") -> LoadedLM:
+    """The cached model: checkpoints only from inside checkpoints/, hub names only from the hub."""
+    version = checkpoint_version(resolve_checkpoint(name)) if kind == "checkpoint" else ""
+    return _cached_lm(name, kind, attention, version)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -36,5 +55,5 @@ def cached_checkpoints() -> list[CheckpointInfo]:
 def usable_lm_names() -> list[str]:
     """Checkpoints that load as causal LMs, the embedded default first."""
     names = [c.name for c in cached_checkpoints()
-             if c.usable and (c.config or {}).get("model_type") in {"gpt2", "gpt_neox", "llama"}]
+             if c.usable and (c.config or {}).get("model_type") in LM_TYPES]
     return sorted(names, key=lambda n: (n != DEFAULT_LM, n))

@@ -1,53 +1,92 @@
 """Shareable page state: a page's choices live in the URL query string.
 
-Usage, per widget:  default = url_value("t", 0.9, float); st.slider(..., value=default, key="t")
-then url_publish("t", ...) once the widgets are drawn. A link copied from the
-address bar reopens the same view.
+Per widget:    url_value("t", 0.9, lo=0.0, hi=1.0); st.slider("t", 0.0, 1.0, key="t")
+then, once the widgets are drawn:    url_publish("t")
+A link copied from the address bar reopens the same view. Choices also survive a
+visit to another page: Streamlit drops widget state and the query string when the
+page changes, so a copy is kept under a private key.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import streamlit as st
 
 T = TypeVar("T")
+_KEEP = "_url_state_"
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _valid(value: Any, choices: Sequence | None, lo: float | None, hi: float | None) -> bool:
+    if choices is not None and value not in choices:
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            return False
+    return True
 
 
 def url_value(key: str, default: T, parse: Callable[[str], T] | None = None,
               choices: Sequence[T] | None = None, lo: float | None = None,
               hi: float | None = None) -> T:
-    """Seed widget `key` from the URL (once per session); invalid URL values fall back to default.
+    """Seed widget `key` (once per session and page visit) from the URL, else from the value
+    kept from an earlier visit, else `default`; invalid values fall back to `default`.
 
-    Returns the value the widget should start from. The widget must use the same key.
+    The widget must use the same key and no `value=` argument.
     """
     if key in st.session_state:
         return st.session_state[key]
-    raw = st.query_params.get(key)
+    parser = parse or (_parse_bool if isinstance(default, bool) else type(default))
     value = default
+    raw = st.query_params.get(key)
+    kept = st.session_state.get(_KEEP, {}).get(key)
     if raw is not None:
         try:
-            value = (parse or type(default))(raw)
+            value = parser(raw)
         except (TypeError, ValueError):
             value = default
-        if choices is not None and value not in choices:
-            value = default
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if numeric and ((lo is not None and value < lo) or (hi is not None and value > hi)):
-            value = default
+    elif kept is not None:
+        value = kept
+    if not _valid(value, choices, lo, hi):
+        value = default
     st.session_state[key] = value
     return value
 
 
-def url_publish(*keys: str, omit_default: dict[str, Any] | None = None) -> None:
-    """Write the current widget values of `keys` into the URL query string."""
-    omit_default = omit_default or {}
+def url_publish(*keys: str) -> None:
+    """Write the current widget values of `keys` into the URL and keep a copy for later visits."""
+    kept = st.session_state.setdefault(_KEEP, {})
     for key in keys:
         if key not in st.session_state:
             continue
         value = st.session_state[key]
-        if key in omit_default and value == omit_default[key]:
-            st.query_params.pop(key, None)
-        else:
-            st.query_params[key] = str(value)
+        st.query_params[key] = str(value)
+        kept[key] = value
+
+
+def kept_value(key: str, default: T) -> T:
+    """Like url_value for state too long for a URL (typed text): kept across page visits only."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(_KEEP, {}).get(key, default)
+    return st.session_state[key]
+
+
+def keep(*keys: str) -> None:
+    """Keep widget values (not in the URL) for the next visit to this page."""
+    kept = st.session_state.setdefault(_KEEP, {})
+    for key in keys:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]

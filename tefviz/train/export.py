@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from tefviz.data.heldout import heldout_text
 from tefviz.device import device_info
 from tefviz.errors import CheckpointError
 from tefviz.metrics import score_text
 from tefviz.models import LoadedLM, load_causal_lm
+from tefviz.train.lm import build_model, config_from_json, load_run_weights
 
 
 def evaluate_lm(lm: LoadedLM, corpus_dir: Path | None = None, dtype: torch.dtype | None = None) -> dict:
@@ -44,21 +45,17 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
     train_cfg = json.loads((state / "config.json").read_text())
     progress = json.loads((state / "progress.json").read_text())
     tok = PreTrainedTokenizerFast.from_pretrained(run_dir / "tokenizer")
-    config = GPT2Config(
-        vocab_size=len(tok), n_positions=train_cfg["block_size"], n_embd=train_cfg["n_embd"],
-        n_layer=train_cfg["n_layer"], n_head=train_cfg["n_head"],
-        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    model = GPT2LMHeadModel(config)
-    model.load_state_dict(load_file(state / "model.safetensors"), strict=False)
-    model.tie_weights()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.half().save_pretrained(out_dir, safe_serialization=True)
-    tok.save_pretrained(out_dir)
+    model = build_model(config_from_json(train_cfg), tok)
+    load_run_weights(model, state / "model.safetensors")
+    config = model.config
+    # write beside the target, then swap: a running app never sees a half-written checkpoint
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.half().save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
 
     # Metrics are measured on the exported fp16 weights, computed in fp32.
-    lm = load_causal_lm(out_dir, device="cpu", dtype=torch.float32)
+    lm = load_causal_lm(tmp, device="cpu", dtype=torch.float32)
     corpus_dir = Path(train_cfg["corpus_dir"])
     metrics = evaluate_lm(lm, corpus_dir if corpus_dir.is_dir() else None, torch.float32)
     manifest_path = corpus_dir / "manifest.json"
@@ -93,7 +90,8 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
         "training": {
             "command": command or " && ".join(dict.fromkeys(progress.get("commands", []))),
             "preset": preset,
-            "config": {k: v for k, v in train_cfg.items() if k not in ("corpus_dir", "run_dir", "extra")},
+            "config": {k: v for k, v in train_cfg.items()
+                       if k not in ("corpus_dir", "run_dir", "extra", "argv")},
             "steps": progress["step"],
             "tokens_seen": progress["tokens_seen"],
             "wall_clock_minutes": round(progress["elapsed_s"] / 60, 1),
@@ -106,5 +104,11 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
                         "text each scored token covers; windows of the full context, stride half.",
         "exported": dt.date.today().isoformat(),
     }
-    (out_dir / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    (tmp / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    old = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return card

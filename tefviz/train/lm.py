@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +108,26 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
+ARCHITECTURE_KEYS = ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")
+
+
+def config_from_json(d: dict) -> TrainConfig:
+    """A TrainConfig from a run's saved state/config.json (unknown keys ignored)."""
+    names = {f.name for f in fields(TrainConfig)}
+    kept = {k: v for k, v in d.items() if k in names}
+    kept["corpus_dir"], kept["run_dir"] = Path(kept["corpus_dir"]), Path(kept["run_dir"])
+    return TrainConfig(**kept)
+
+
+def load_run_weights(model: GPT2LMHeadModel, path: Path) -> None:
+    """Load a run's saved weights; only the tied lm_head may be absent from the file."""
+    missing, unexpected = model.load_state_dict(load_file(path), strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise DataError(f"saved weights in {path} do not fit the model: missing {missing[:4]}, "
+                        f"unexpected {unexpected[:4]}")
+    model.tie_weights()
+
+
 def build_model(cfg: TrainConfig, tok: PreTrainedTokenizerFast) -> GPT2LMHeadModel:
     config = GPT2Config(
         vocab_size=len(tok), n_positions=cfg.block_size, n_embd=cfg.n_embd,
@@ -178,16 +198,24 @@ def train_lm(cfg: TrainConfig) -> Path:
     state_dir = cfg.run_dir / "state"
     progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": [], "commands": []}
     if (state_dir / "progress.json").is_file():
-        model.load_state_dict(load_file(state_dir / "model.safetensors", device=str(device)), strict=False)
+        saved = json.loads((state_dir / "config.json").read_text())
+        changed = {k: (saved.get(k), getattr(cfg, k)) for k in ARCHITECTURE_KEYS
+                   if saved.get(k) != getattr(cfg, k)}
+        if changed:
+            raise DataError(f"{cfg.run_dir} was trained with a different architecture {changed} "
+                            "(saved, requested); use a new --run-dir")
+        load_run_weights(model, state_dir / "model.safetensors")
         opt.load_state_dict(torch.load(state_dir / "optimizer.pt", weights_only=True, map_location=device))
         progress = json.loads((state_dir / "progress.json").read_text())
         if rank == 0:
             print(f"resuming at step {progress['step']}", file=sys.stderr)
     # every command that trained this run, first one first: the model card quotes them
     progress.setdefault("commands", []).append(command_line(cfg.argv))
-    model.tie_weights()
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    rng = np.random.default_rng(cfg.seed + 1000 * rank + progress["step"])
+    # batches and dropout depend on (seed, rank, step): distinct per rank, reproducible on resume
+    seeds = np.random.SeedSequence([cfg.seed, rank, progress["step"]])
+    rng = np.random.default_rng(seeds)
+    torch.manual_seed(int(seeds.generate_state(1)[0]))
 
     def save() -> None:
         if rank != 0:
@@ -201,6 +229,15 @@ def train_lm(cfg: TrainConfig) -> Path:
         (state_dir / "config.json").write_text(json.dumps(cfg.as_json(), indent=1))
         (state_dir / "progress.json").write_text(json.dumps(progress, indent=1))
 
+    def log_eval(train_loss: float) -> None:
+        v = eval_loss(model, data["valid"], cfg, device, dtype)
+        progress["log"].append({"step": progress["step"], "train_loss": round(train_loss, 4),
+                                "valid_loss": round(v, 4), "tokens_seen": progress["tokens_seen"],
+                                "elapsed_s": round(progress["elapsed_s"], 1)})
+        bar.write(f"step {progress['step']}: valid loss {v:.4f} (ppl {math.exp(v):.2f})")
+
+    last_loss = float("nan")
+
     def budget_left() -> bool:
         if progress["step"] >= cfg.max_steps:
             return False
@@ -210,7 +247,15 @@ def train_lm(cfg: TrainConfig) -> Path:
     bar = tqdm(total=cfg.max_steps, initial=progress["step"], disable=rank != 0, desc="train lm",
                dynamic_ncols=True)
     t_last = time.time()
-    while budget_left():
+    while True:
+        stop = not budget_left()
+        if world > 1:
+            # rank 0's clock decides for everyone, so no rank waits in an allreduce alone
+            flag = torch.tensor([int(stop)], device=device)
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if stop:
+            break
         step = progress["step"]
         lr = lr_at(cfg, step, progress["elapsed_s"])
         for g in opt.param_groups:
@@ -223,7 +268,6 @@ def train_lm(cfg: TrainConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         now = time.time()
-        # elapsed is agreed across ranks implicitly: all ranks step in lockstep under DDP
         progress["elapsed_s"] += now - t_last
         t_last = now
         progress["step"] = step + 1
@@ -233,22 +277,14 @@ def train_lm(cfg: TrainConfig) -> Path:
         if cfg.max_minutes:  # the step total is a cap; time usually ends the run first
             postfix["time_left"] = f"{max(0.0, cfg.max_minutes - progress['elapsed_s'] / 60):.0f}m"
         bar.set_postfix(postfix)
-        done = not budget_left()
-        if rank == 0 and (progress["step"] % cfg.eval_every == 0 or done):
-            v = eval_loss(model, data["valid"], cfg, device, dtype)
-            progress["log"].append({"step": progress["step"], "train_loss": round(loss.item(), 4),
-                                    "valid_loss": round(v, 4), "tokens_seen": progress["tokens_seen"],
-                                    "elapsed_s": round(progress["elapsed_s"], 1)})
-            bar.write(f"step {progress['step']}: valid loss {v:.4f} (ppl {math.exp(v):.2f})")
-        if progress["step"] % cfg.save_every == 0 or done:
+        last_loss = loss.item()
+        if rank == 0 and progress["step"] % cfg.eval_every == 0:
+            log_eval(last_loss)
+        if progress["step"] % cfg.save_every == 0:
             save()
-        if world > 1:
-            # stop together: rank 0's clock decides for everyone
-            flag = torch.tensor([int(budget_left())], device=device)
-            torch.distributed.broadcast(flag, 0)
-            if not flag.item():
-                break
     bar.close()
+    if rank == 0 and (not progress["log"] or progress["log"][-1]["step"] != progress["step"]):
+        log_eval(last_loss)
     save()
     if world > 1:
         torch.distributed.barrier()
