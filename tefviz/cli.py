@@ -32,7 +32,7 @@ def _cmd_train_lm(args: argparse.Namespace) -> None:
     from tefviz.train.lm import PRESETS, TrainConfig, train_lm
 
     values = dict(PRESETS[args.preset])
-    for key in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size", "batch_size", "lr",
+    for key in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size", "batch_size", "lr", "dropout",
                 "max_steps", "max_minutes", "eval_every", "seed", "device", "dtype"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=["small", "tiny"], default="small")
     t.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
     for name, typ in (("n_layer", int), ("n_embd", int), ("n_head", int), ("block_size", int),
-                      ("vocab_size", int), ("batch_size", int), ("lr", float), ("max_steps", int),
+                      ("vocab_size", int), ("batch_size", int), ("lr", float), ("dropout", float),
+                      ("max_steps", int),
                       ("max_minutes", float), ("eval_every", int), ("seed", int), ("device", str),
                       ("dtype", str)):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)

@@ -1,0 +1,114 @@
+"""The TEF keep rule: keep the highest-share tokens while their cumulative share stays within t.
+
+As with singular values in an SVD, shares are read as each token's part of the "explained
+variance": sort descending, keep while the running sum is <= t. The top token is always
+kept, so the kept set is never empty; other tokens may be forced in (e.g. the first one,
+which GPT-style models use as an attention sink).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from tefviz.errors import InputError
+
+
+def normalise_shares(scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Non-negative scores over the last dimension -> shares summing to 1 over valid tokens."""
+    s = scores.clamp_min(0).float()
+    if valid is not None:
+        s = s * valid
+    total = s.sum(-1, keepdim=True)
+    uniform = torch.ones_like(s) if valid is None else valid.float()
+    # all-zero scores carry no preference: fall back to equal shares
+    fallback = uniform / uniform.sum(-1, keepdim=True).clamp_min(1)
+    return torch.where(total > 0, s / total.clamp_min(1e-30), fallback)
+
+
+def cumulative_keep_mask(
+    shares: torch.Tensor, t: float, always_keep: Iterable[int] = (), valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Boolean mask over the last dimension of `shares` (summing to 1 over valid tokens).
+
+    A token is kept when the shares of all tokens ranked at or above it sum to <= t
+    (of two equal shares the more recent token ranks first, so the result is deterministic); the top token is
+    always kept, as are the positions in `always_keep`.
+    """
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"threshold t must lie in [0, 1], got {t}")
+    s = shares.float()
+    if valid is not None:
+        s = torch.where(valid, s, torch.full_like(s, -1.0))  # invalid ones sort last
+    n = s.shape[-1]
+    order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+    sorted_shares = torch.gather(s.clamp_min(0), -1, order)
+    cumulative = sorted_shares.cumsum(-1)
+    # t = 1 keeps everything valid, whatever float rounding did to the running sum
+    keep_sorted = cumulative <= t + 1e-6 if t < 1.0 else torch.ones_like(cumulative, dtype=torch.bool)
+    keep_sorted[..., 0] = True
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    for i in always_keep:
+        if -keep.shape[-1] <= i < keep.shape[-1]:
+            keep[..., i] = True
+    if valid is not None:
+        keep &= valid
+    return keep
+
+
+def sorted_cumulative(shares: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order, cumulative share) of a 1-D share vector sorted descending: the curve the
+    threshold line cuts."""
+    n = shares.shape[-1]
+    order = n - 1 - torch.sort(shares.float().flip(-1), descending=True, stable=True).indices
+    return order, shares.float()[order].cumsum(0)
+
+
+def causal_keep_mask(
+    scores: torch.Tensor, t: float, sink: bool = True, recent: int = 0
+) -> torch.Tensor:
+    """Which keys each query keeps: scores (..., n) for all queries alike, or (..., n, n) per
+    query (row i scores the keys as query i sees them) -> (..., n, n) boolean.
+
+    Query i normalises the non-negative scores of the prefix it can see (keys 0..i) into
+    shares and keeps the highest-share keys while their cumulative share is <= t, as
+    `cumulative_keep_mask` does for a whole text. It needs nothing after i, so it works token
+    by token during generation. Every query also keeps itself, the first token when `sink`
+    (GPT-style models park attention there) and its `recent` predecessors. Of two equal
+    scores the more recent key ranks first.
+    """
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"threshold t must lie in [0, 1], got {t}")
+    if recent < 0:
+        raise InputError(f"the recent window must be >= 0, got {recent}")
+    n = scores.shape[-1]
+    s = scores.float().clamp_min(0)
+    if s.dim() == 1 or s.shape[-2:] != (n, n):
+        s = s[..., None, :].expand(*s.shape[:-1], n, n)
+    causal = torch.ones(n, n, dtype=torch.bool, device=s.device).tril()
+    if t >= 1.0:
+        return causal.expand(s.shape).clone()
+    s = s.masked_fill(~causal, -1.0)  # keys a query cannot see sort last
+    # a stable sort of the reversed row ranks the more recent of two equal scores first
+    order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+    sorted_s = torch.gather(s, -1, order)
+    visible = sorted_s >= 0
+    running = sorted_s.clamp_min(0).cumsum(-1)
+    total = running[..., -1:]
+    keep_sorted = visible & ((running <= t * total * (1 + 1e-6)) | (total <= 0))
+    keep_sorted[..., 0] = True  # each query's top key
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    keep |= torch.eye(n, dtype=torch.bool, device=s.device)
+    if sink:
+        keep[..., :, 0] = True
+    if recent:
+        q = torch.arange(n, device=s.device)
+        keep |= (q[:, None] - q[None, :]) <= recent
+    return keep & causal
+
+
+def kept_fractions(keep: torch.Tensor) -> torch.Tensor:
+    """Per query, the fraction of its visible keys it keeps: (..., n, n) -> (..., n)."""
+    n = keep.shape[-1]
+    return keep.sum(-1).float() / torch.arange(1, n + 1, device=keep.device, dtype=torch.float)
