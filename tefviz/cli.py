@@ -44,6 +44,34 @@ def _cmd_train_lm(args: argparse.Namespace) -> None:
         export_lm(args.run_dir, args.export, preset=args.preset)
 
 
+def _cmd_train_tef(args: argparse.Namespace) -> None:
+    from tefviz.train.tef import TEFTrainConfig, export_tef, train_tef
+
+    values = {k: getattr(args, k) for k in ("steps", "batch_size", "block_size", "lr", "lr_heads", "t",
+                                            "tau", "recent", "gate_l1", "seed", "max_minutes")
+              if getattr(args, k) is not None}
+    cfg = TEFTrainConfig(variant=args.variant, base=args.base, corpus_dir=args.corpus,
+                         run_dir=args.run_dir or Path(f"runs/tef-{args.variant}"), sink=not args.no_sink,
+                         argv=args.argv, **values)
+    train_tef(cfg)
+    if args.export:
+        export_tef(cfg.run_dir, args.export)
+
+
+def _cmd_export_tef(args: argparse.Namespace) -> None:
+    from tefviz.train.tef import export_tef
+
+    card = export_tef(args.run_dir, args.out, command=args.command)
+    print(f"wrote {args.out} ({card['variant']} TEF, {card['training']['steps']} steps)")
+
+
+def _cmd_eval_text(args: argparse.Namespace) -> None:
+    from tefviz.text.cli_eval import eval_text
+
+    eval_text(lm_name=args.lm, tef_dirs=args.tef, out=args.out, windows=args.windows,
+              block=args.block, write_cards=args.write_cards)
+
+
 def _cmd_export_lm(args: argparse.Namespace) -> None:
     from tefviz.train.export import export_lm
 
@@ -112,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     t.set_defaults(func=_cmd_train_lm)
 
+    tt = train.add_parser("tef", help="train TEF heads for a trained LM (paper or causal variant)")
+    tt.add_argument("--variant", choices=["paper", "causal"], required=True)
+    tt.add_argument("--base", default="checkpoints/tefviz-lm", help="LM checkpoint dir or hub name")
+    tt.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    tt.add_argument("--run-dir", type=Path, default=None, help="default: runs/tef-<variant>")
+    tt.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
+    tt.add_argument("--no-sink", action="store_true", help="causal: do not always keep the first token")
+    for name, typ in (("steps", int), ("batch_size", int), ("block_size", int), ("lr", float),
+                      ("lr_heads", float), ("t", float), ("tau", float), ("recent", int),
+                      ("gate_l1", float), ("seed", int), ("max_minutes", float)):
+        tt.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    tt.set_defaults(func=_cmd_train_tef)
+
     ex = sub.add_parser("export", help="export checkpoints").add_subparsers(
         dest="export_command", required=True)
     e = ex.add_parser("lm", help="write an fp16 safetensors checkpoint with its card")
@@ -122,12 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training command for the card (default: the commands the run recorded)")
     e.set_defaults(func=_cmd_export_lm)
 
+    et = ex.add_parser("tef", help="write a TEF checkpoint (tef.json, tef.safetensors, card)")
+    et.add_argument("--run-dir", type=Path, required=True)
+    et.add_argument("--out", type=Path, required=True)
+    et.add_argument("--command", default=None)
+    et.set_defaults(func=_cmd_export_tef)
+
     ev = sub.add_parser("eval", help="evaluate models").add_subparsers(
         dest="eval_command", required=True)
     el = ev.add_parser("lm", help="perplexity and bits per byte of a checkpoint or hub model")
     el.add_argument("model", help="checkpoint directory or Hugging Face name")
     el.add_argument("--corpus", type=Path, default=None, help="corpus dir (default: shipped held-out)")
     el.set_defaults(func=_cmd_eval_lm)
+
+    etx = ev.add_parser("text", help="Table 1 analogue: perplexity and tokens kept vs t, every scorer")
+    etx.add_argument("--lm", default="checkpoints/tefviz-lm", help="the base LM")
+    etx.add_argument("--tef", type=Path, action="append", default=[], help="TEF checkpoint dir (repeat)")
+    etx.add_argument("--windows", type=int, default=None, help="at most this many windows")
+    etx.add_argument("--block", type=int, default=512)
+    etx.add_argument("--out", type=Path, default=Path("artifacts/eval_text.json"))
+    etx.add_argument("--write-cards", action="store_true", help="store the table in each TEF card")
+    etx.set_defaults(func=_cmd_eval_text)
 
     bench = sub.add_parser("bench", help="benchmarks (print and save JSON)").add_subparsers(
         dest="bench_command", required=True)

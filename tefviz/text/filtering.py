@@ -22,7 +22,7 @@ from torch import nn
 from tefviz.errors import InputError
 from tefviz.text.keep import causal_keep_mask, cumulative_keep_mask, kept_fractions, normalise_shares
 from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
-from tefviz.text.scorers.base import TokenScores
+from tefviz.text.scores import TokenScores
 
 DropModeName = Literal["evict", "skip", "zero"]
 POLICY_MODES: tuple[str, ...] = ("evict", "skip", "zero")

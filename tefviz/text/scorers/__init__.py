@@ -25,6 +25,12 @@ def get_scorer(name: str, **kwargs) -> TokenScorer:
     return SCORERS[name](**kwargs)
 
 
-from tefviz.text.scorers import attention_mass, leave_one_out, random_drop, uniform  # noqa: E402,F401
+from tefviz.text.scorers import (  # noqa: E402,F401
+    attention_mass,
+    leave_one_out,
+    random_drop,
+    tef_scorers,
+    uniform,
+)
 
 __all__ = ["SCORERS", "TokenScorer", "TokenScores", "get_scorer", "register"]

@@ -1,0 +1,32 @@
+"""What a text scorer returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """Importance of each token, higher = more worth keeping.
+
+    values: (L, n) one row per block for per-block scorers, (1, n) for one score per token,
+        or (L, n, n) when each query scores the keys it sees (query i's row covers keys <= i).
+    """
+
+    values: torch.Tensor
+
+    @property
+    def per_block(self) -> bool:
+        return self.values.shape[0] > 1
+
+    @property
+    def per_query(self) -> bool:
+        return self.values.dim() == 3
+
+    def token_view(self, layer: int = 0) -> torch.Tensor:
+        """One score per token for display: the block's row, or for per-query scores what
+        the last query (which sees the whole text) gives each key."""
+        v = self.values[min(layer, self.values.shape[0] - 1)]
+        return v[-1] if self.per_query else v

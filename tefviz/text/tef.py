@@ -1,0 +1,221 @@
+"""Token evaluation functions (TEF) for GPT-2: the paper's design and a causal one that works.
+
+Both put one small head per block on the block's input and read its output as each token's
+share of "explained variance"; the keep rule (`tefviz.text.keep`) turns shares into a kept
+set at threshold t. They differ in everything that decides whether dropping works:
+
+paper (GPT2-TEF, faithful): gate g = sigmoid(Linear(h)); the block input is multiplied by g;
+    shares g / sum(g over still-active tokens) over the whole sequence; dropped tokens'
+    inputs are zeroed and masked as keys, and stay dropped in later blocks; the LM is
+    fine-tuned with the heads, loss = CE + 0.01 * mean gate, trained with the mask at t=0.99.
+causal (this project's): score s = Linear(LayerNorm(h)); query i keeps the keys of its
+    prefix by softmax shares over that prefix (so shares sum to 1 and nothing after i is
+    used: it runs token by token); a dropped token leaves the context of later tokens at that
+    block while its own prediction is made in full, as the newest token is in decoding; the
+    LM is frozen and the heads learn by distillation: KL(dense || dropped) with t drawn from
+    U(t_min, 1) and a straight-through hard mask.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tefviz.errors import CheckpointError, InputError
+from tefviz.text.keep import cumulative_keep_mask
+from tefviz.text.masked_gpt2 import attention_with_key_weights, gpt2_parts
+
+VARIANTS = ("paper", "causal")
+TEF_CONFIG = "tef.json"
+TEF_WEIGHTS = "tef.safetensors"
+TEF_MODEL_TYPE = "tefviz-tef"  # config.json model_type of a heads-only checkpoint
+
+
+@dataclass
+class TEFConfig:
+    variant: str
+    n_layer: int
+    d_model: int
+    base: str  # the LM checkpoint the heads were trained on
+    train_t: list[float]  # paper: [0.99]; causal: [t_min, 1.0]
+    sink: bool = True  # causal: the first token is always kept
+    recent: int = 0  # causal: each query also keeps this many predecessors
+    gate_l1: float = 0.01  # paper: weight of the mean-gate penalty
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise InputError(f"unknown TEF variant {self.variant!r}; choose one of {VARIANTS}")
+
+
+@dataclass
+class TEFPass:
+    logits: torch.Tensor  # (B, n, V)
+    scores: torch.Tensor  # (L, B, n): paper gates in (0, 1); causal exp(score) > 0
+    tokens: torch.Tensor | None  # paper: (L, B, n) tokens active at each block
+    keys: torch.Tensor | None  # causal: (L, B, n, n) keys each query keeps at each block
+
+
+class TEFHeads(nn.Module):
+    def __init__(self, config: TEFConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.heads = nn.ModuleList(nn.Linear(config.d_model, 1) for _ in range(config.n_layer))
+        if config.variant == "paper":
+            # start with open gates (sigmoid(3) ~ 0.95) so fine-tuning starts near the dense model
+            for h in self.heads:
+                nn.init.zeros_(h.weight)
+                nn.init.constant_(h.bias, 3.0)
+        else:
+            self.norms = nn.ModuleList(nn.LayerNorm(config.d_model) for _ in range(config.n_layer))
+            for h in self.heads:
+                nn.init.normal_(h.weight, std=0.02)
+                nn.init.zeros_(h.bias)
+
+    # -- the two forward passes -------------------------------------------------------------
+
+    def forward(self, model: nn.Module, ids: torch.Tensor, t: float | torch.Tensor = 1.0,
+                tau: float | None = None) -> TEFPass:
+        """Run `model` on ids (B, n) with this TEF dropping tokens at threshold t (a float, or
+        one per batch row for the causal variant). tau: straight-through temperature for
+        training the causal heads (None: hard masks only)."""
+        parts = gpt2_parts(model)
+        if parts.n_layer != self.config.n_layer or parts.d_model != self.config.d_model:
+            raise CheckpointError(
+                f"TEF heads for {self.config.n_layer} blocks x {self.config.d_model} do not fit a model "
+                f"with {parts.n_layer} x {parts.d_model}")
+        if ids.dim() == 1:
+            ids = ids[None]
+        n = ids.shape[1]
+        if n > parts.wpe.num_embeddings:
+            raise InputError(f"{n} tokens exceed the model's context of {parts.wpe.num_embeddings}")
+        h = parts.wte(ids) + parts.wpe(torch.arange(n, device=ids.device))[None]
+        run = self._paper_blocks if self.config.variant == "paper" else self._causal_blocks
+        h, scores, tokens, keys = run(parts, h, t, tau)
+        return TEFPass(parts.lm_head(parts.ln_f(h)), scores, tokens, keys)
+
+    def _paper_blocks(self, parts, h, t, tau):
+        t = float(t)
+        b, n, _ = h.shape
+        active = torch.ones(b, n, dtype=torch.bool, device=h.device)
+        gates, kept = [], []
+        for head, block in zip(self.heads, parts.blocks, strict=True):
+            g = torch.sigmoid(head(h).squeeze(-1).float())
+            with torch.no_grad():
+                shares = (g * active) / (g * active).sum(-1, keepdim=True).clamp_min(1e-30)
+                keep = cumulative_keep_mask(shares, t, valid=active)
+            w = keep.to(h.dtype)
+            x = h * (g.to(h.dtype) * w)[..., None]
+            a, _ = attention_with_key_weights(block.attn, block.ln_1(x), w[:, None, :].expand(b, n, n),
+                                              parts.n_head, False)
+            y = x + a
+            h = y + block.mlp(block.ln_2(y))
+            active = keep
+            gates.append(g)
+            kept.append(keep)
+        return h, torch.stack(gates), torch.stack(kept), None
+
+    def _causal_blocks(self, parts, h, t, tau):
+        b = h.shape[0]
+        t_rows = torch.as_tensor(t, dtype=torch.float32, device=h.device).reshape(-1).expand(b)
+        scores, keys = [], []
+        for head, norm, block in zip(self.heads, self.norms, parts.blocks, strict=True):
+            logit = head(norm(h)).squeeze(-1).float()  # (B, n)
+            w, keep = causal_key_weights(logit, t_rows, self.config.sink, self.config.recent, tau)
+            a, _ = attention_with_key_weights(block.attn, block.ln_1(h), w.to(h.dtype), parts.n_head, False)
+            y = h + a
+            h = y + block.mlp(block.ln_2(y))
+            scores.append(logit.exp())
+            keys.append(keep)
+        return h, torch.stack(scores), None, torch.stack(keys)
+
+    # -- files ------------------------------------------------------------------------------
+
+    def save(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(tensors, str(out / TEF_WEIGHTS))
+        (out / TEF_CONFIG).write_text(json.dumps(asdict(self.config), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> TEFHeads:
+        try:
+            config = TEFConfig(**json.loads((path / TEF_CONFIG).read_text()))
+        except FileNotFoundError as e:
+            raise CheckpointError(f"{path.name!r} has no {TEF_CONFIG}: not a TEF checkpoint") from e
+        except (json.JSONDecodeError, TypeError, InputError) as e:
+            raise CheckpointError(f"{path.name!r}: {TEF_CONFIG} is not a valid TEF config", str(e)) from e
+        heads = cls(config)
+        try:
+            state = load_file(str(path / TEF_WEIGHTS))
+        except Exception as e:  # safetensors raises several types for corrupt files
+            raise CheckpointError(f"{path.name!r}: {TEF_WEIGHTS} is missing or corrupt", repr(e)) from e
+        try:
+            heads.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path.name!r}: {TEF_WEIGHTS} does not fit {TEF_CONFIG}", str(e)) from e
+        return heads.eval()
+
+
+def causal_key_weights(
+    logit: torch.Tensor, t: torch.Tensor, sink: bool, recent: int, tau: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per query, which keys to keep: logits (B, n), thresholds (B,) -> (weights, hard mask),
+    both (B, n, n).
+
+    Query i's shares are the softmax of the logits over keys 0..i; it keeps keys in
+    descending share order while the share of the keys ranked at or above them is <= t (its
+    top key always), plus itself, the sink and the recent window. With tau, the weights are
+    the hard mask forward and sigmoid((t - share at or above) / tau) backward
+    (straight-through), so the heads learn which keys to keep.
+    """
+    b, n = logit.shape
+    causal = torch.ones(n, n, dtype=torch.bool, device=logit.device).tril()
+    # one max over the text keeps exp finite; shares are invariant to the shift
+    e = (logit - logit.detach().amax(-1, keepdim=True)).exp()  # (B, n)
+    order = n - 1 - torch.sort(logit.detach().flip(-1), dim=-1, descending=True, stable=True).indices
+    sorted_e = torch.gather(e, -1, order)  # (B, n) in rank order
+    visible = order[:, None, :] <= torch.arange(n, device=logit.device)[None, :, None]  # (B, q, r)
+    running = (sorted_e[:, None, :] * visible).cumsum(-1)
+    total = running[..., -1:].clamp_min(1e-30)
+    share_at_or_above = running / total
+    tt = t.to(logit.dtype)[:, None, None]
+    keep_sorted = visible & (share_at_or_above <= tt * (1 + 1e-6))
+    first = visible & (visible.long().cumsum(-1) == 1)
+    keep_sorted = keep_sorted | first | (tt >= 1.0) & visible
+    index = order[:, None, :].expand(b, n, n)
+    hard = torch.zeros_like(keep_sorted).scatter(-1, index, keep_sorted)
+    always = torch.eye(n, dtype=torch.bool, device=logit.device)
+    if sink:
+        always = always.clone()
+        always[:, 0] = True
+    if recent:
+        q = torch.arange(n, device=logit.device)
+        always = always | ((q[:, None] - q[None, :]) <= recent)
+    hard = (hard | always) & causal
+    if tau is None:
+        return hard.float(), hard
+    soft_sorted = torch.sigmoid((tt - share_at_or_above) / tau)
+    soft = torch.zeros_like(soft_sorted).scatter(-1, index, soft_sorted)
+    soft = torch.where(always, torch.ones_like(soft), soft) * causal
+    weights = hard.float() + (soft - soft.detach())
+    return weights, hard
+
+
+def tef_checkpoint_lm(path: Path) -> Path:
+    """The LM a TEF checkpoint runs on: itself for the paper variant (it is a fine-tuned LM),
+    the base checkpoint beside it for the causal one."""
+    heads = json.loads((path / TEF_CONFIG).read_text()) if (path / TEF_CONFIG).is_file() else None
+    if heads is None:
+        raise CheckpointError(f"{path.name!r} has no {TEF_CONFIG}: not a TEF checkpoint")
+    if heads.get("variant") == "paper":
+        return path
+    base = path.parent / str(heads.get("base", ""))
+    if not heads.get("base") or not base.is_dir():
+        raise CheckpointError(f"TEF checkpoint {path.name!r} needs its base LM {heads.get('base')!r} "
+                              "beside it in the checkpoints directory")
+    return base

@@ -1,0 +1,285 @@
+"""Train TEF heads for a causal LM: `python -m tefviz train tef --variant {paper,causal} ...`.
+
+paper:  the LM is fine-tuned together with its gates, loss = CE + gate_l1 * mean gate, with the
+        mask on at t (0.99), AdamW at 5e-5 as published.
+causal: the LM is frozen; only the heads (one Linear + LayerNorm per block) learn, by
+        distillation: KL(dense LM || LM with keys dropped) with t ~ U(t_min, 1) per sequence and
+        a straight-through hard mask.
+The run is resumable: its state (heads, the paper variant's LM, optimizer, progress) is
+saved every `save_every` steps in the run directory; running the same command continues.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from tefviz.errors import DataError, InputError
+from tefviz.models import load_causal_lm
+from tefviz.text.tef import TEF_MODEL_TYPE, TEFConfig, TEFHeads
+from tefviz.train.lm import _batch, command_line
+
+DEFAULTS = {
+    "paper": dict(lr=5e-5, lr_heads=5e-5, t=0.99),
+    "causal": dict(lr=0.0, lr_heads=3e-3, t=0.5),  # t: the lowest threshold sampled
+}
+
+
+@dataclass
+class TEFTrainConfig:
+    variant: str
+    base: str  # LM checkpoint name, directory or hub name
+    corpus_dir: Path
+    run_dir: Path
+    steps: int = 400
+    batch_size: int = 8
+    block_size: int = 512
+    lr: float | None = None  # the LM's learning rate (paper variant only)
+    lr_heads: float | None = None
+    t: float | None = None  # paper: the training threshold; causal: the lowest threshold sampled
+    tau: float = 0.05  # causal: straight-through temperature
+    sink: bool = True
+    recent: int = 0
+    gate_l1: float = 0.01
+    warmup_steps: int = 20
+    save_every: int = 50
+    eval_batches: int = 8
+    seed: int = 0
+    max_minutes: float | None = None
+    argv: list[str] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in DEFAULTS:
+            raise InputError(f"unknown TEF variant {self.variant!r}; choose one of {sorted(DEFAULTS)}")
+        for k, v in DEFAULTS[self.variant].items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        if not 0.0 < self.t <= 1.0:
+            raise InputError(f"t must lie in (0, 1], got {self.t}")
+        if self.steps < 1 or self.batch_size < 1 or self.block_size < 2:
+            raise InputError("steps, batch size and block size must be positive")
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["corpus_dir"], d["run_dir"] = str(self.corpus_dir), str(self.run_dir)
+        d.pop("argv")
+        return d
+
+
+def encode_split(tokenizer, corpus_dir: Path, split: str, cache: Path) -> np.ndarray:
+    """The corpus split as token ids under `tokenizer`, cached as .npy."""
+    if cache.is_file():
+        return np.load(cache, mmap_mode="r")
+    path = corpus_dir / f"{split}.txt"
+    if not path.is_file():
+        raise DataError(f"corpus file {path} is missing; run `python -m tefviz data build` first")
+    ids: list[int] = []
+    for chunk in path.read_text(encoding="utf-8").split("\n\n"):
+        ids.extend(tokenizer(chunk + "\n\n", add_special_tokens=False)["input_ids"])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, np.asarray(ids, dtype=np.int32))
+    return np.load(cache, mmap_mode="r")
+
+
+def tef_loss(heads: TEFHeads, model, x: torch.Tensor, cfg: TEFTrainConfig, rng: np.random.Generator):
+    """The training loss of one batch (B, n+1) and what to log."""
+    ids, target = x[:, :-1], x[:, 1:]
+    if cfg.variant == "paper":
+        out = heads(model, ids, cfg.t)
+        ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), target.flatten())
+        gate = out.scores.mean()
+        kept = out.tokens.float().mean()
+        info = {"ce": float(ce.detach()), "gate": float(gate.detach()), "kept": float(kept)}
+        return ce + cfg.gate_l1 * gate, info
+    with torch.no_grad():
+        dense = model(input_ids=ids).logits.float().log_softmax(-1)
+    t = torch.from_numpy(rng.uniform(cfg.t, 1.0, size=ids.shape[0])).float()
+    out = heads(model, ids, t, tau=cfg.tau)
+    logq = out.logits.float().log_softmax(-1)
+    kl = (dense.exp() * (dense - logq)).sum(-1).mean()
+    n = ids.shape[1]
+    kept = (out.keys.float().sum(-1) / torch.arange(1, n + 1)).mean()
+    return kl, {"kl": float(kl.detach()), "kept": float(kept)}
+
+
+@torch.no_grad()
+def tef_eval(heads: TEFHeads, model, tokens: np.ndarray, cfg: TEFTrainConfig) -> dict:
+    """Validation loss at the training threshold (paper) or t = 0.7 (causal), fixed windows."""
+    rng = np.random.default_rng(1234)
+    was = heads.training
+    heads.eval()
+    nll, kept = [], []
+    t = cfg.t if cfg.variant == "paper" else 0.7
+    for _ in range(cfg.eval_batches):
+        x = _batch(tokens, cfg.block_size, 4, rng)
+        out = heads(model, x[:, :-1], t)
+        logp = out.logits.float().log_softmax(-1)
+        nll.append(float(-logp.gather(-1, x[:, 1:, None]).mean()))
+        m = out.tokens if out.tokens is not None else out.keys
+        kept.append(float(m.float().mean() if out.tokens is not None else
+                          (m.float().sum(-1) / torch.arange(1, m.shape[-1] + 1)).mean()))
+    heads.train(was)
+    return {"t": t, "valid_loss": float(np.mean(nll)), "valid_ppl": math.exp(float(np.mean(nll))),
+            "kept": float(np.mean(kept))}
+
+
+def train_tef(cfg: TEFTrainConfig) -> Path:
+    torch.manual_seed(cfg.seed)
+    lm = load_causal_lm(cfg.base, device=torch.device("cpu") if not torch.cuda.is_available() else None,
+                        dtype=torch.float32)
+    model = lm.model.float()
+    if cfg.block_size > lm.context_length:
+        raise InputError(f"block size {cfg.block_size} exceeds the model's context of {lm.context_length}")
+    device = next(model.parameters()).device
+    state = cfg.run_dir / "state"
+    tokens = {s: encode_split(lm.tokenizer, cfg.corpus_dir, s, cfg.run_dir / f"tokens_{s}.npy")
+              for s in ("train", "valid")}
+    parts_cfg = model.config
+    tcfg = TEFConfig(variant=cfg.variant, n_layer=parts_cfg.n_layer, d_model=parts_cfg.n_embd,
+                     base=str(cfg.base), train_t=[cfg.t] if cfg.variant == "paper" else [cfg.t, 1.0],
+                     sink=cfg.sink, recent=cfg.recent, gate_l1=cfg.gate_l1)
+    heads = TEFHeads(tcfg).to(device)
+    groups = [{"params": list(heads.parameters()), "lr": cfg.lr_heads, "base_lr": cfg.lr_heads}]
+    if cfg.variant == "paper":
+        model.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        groups.append({"params": [p for p in model.parameters()], "lr": cfg.lr, "base_lr": cfg.lr})
+    else:
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    progress = {"step": 0, "elapsed_s": 0.0, "log": [], "commands": []}
+    if (state / "progress.json").is_file():
+        progress = json.loads((state / "progress.json").read_text())
+        saved = json.loads((state / "config.json").read_text())
+        if {k: saved.get(k) for k in ("variant", "base", "block_size")} != {
+                k: cfg.as_json()[k] for k in ("variant", "base", "block_size")}:
+            raise InputError(f"{cfg.run_dir} holds a run of another variant, base or block size")
+        heads.load_state_dict(load_file(str(state / "heads.safetensors")))
+        if cfg.variant == "paper":
+            model.load_state_dict(load_file(str(state / "model.safetensors")), strict=False)
+            model.tie_weights()
+        opt.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+    progress["commands"].append(command_line(cfg.argv))
+    rng = np.random.default_rng([cfg.seed, progress["step"]])
+    heads.train()
+    t_last = time.time()
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
+    bar = tqdm(total=cfg.steps, initial=progress["step"], desc=f"train tef ({cfg.variant})")
+    while progress["step"] < cfg.steps and progress["elapsed_s"] < budget:
+        step = progress["step"]
+        scale = min(1.0, (step + 1) / cfg.warmup_steps)
+        scale *= 0.5 * (1 + math.cos(math.pi * min(1.0, step / cfg.steps)))
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * max(scale, 0.05)
+        x = _batch(tokens["train"], cfg.block_size, cfg.batch_size, rng).to(device)
+        loss, info = tef_loss(heads, model, x, cfg, rng)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        opt.step()
+        now = time.time()
+        progress["elapsed_s"] += now - t_last
+        t_last = now
+        progress["step"] = step + 1
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in info.items()})
+        if progress["step"] % cfg.save_every == 0 or progress["step"] == cfg.steps:
+            entry = {"step": progress["step"], **info, **tef_eval(heads, model, tokens["valid"], cfg)}
+            progress["log"].append(entry)
+            _save_state(state, heads, model, opt, progress, cfg)
+    bar.close()
+    _save_state(state, heads, model, opt, progress, cfg)
+    return cfg.run_dir
+
+
+def _save_state(state: Path, heads, model, opt, progress: dict, cfg: TEFTrainConfig) -> None:
+    tmp = state.with_name("state.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()},
+              str(tmp / "heads.safetensors"))
+    if cfg.variant == "paper":
+        sd = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_file(sd, str(tmp / "model.safetensors"))
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "config.json").write_text(json.dumps(cfg.as_json(), indent=1))
+    (tmp / "heads_config.json").write_text(json.dumps(asdict(heads.config), indent=1))
+    (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
+    shutil.rmtree(state, ignore_errors=True)
+    tmp.rename(state)
+
+
+def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict:
+    """Write a TEF checkpoint from a run's state.
+
+    paper: the fine-tuned LM (fp16 safetensors, tokenizer) plus its gates: it loads as an LM.
+    causal: the heads, the base LM's tokenizer and a config naming the base LM.
+    Both carry tef.json, tef.safetensors and card.json; `eval text --write-cards` adds metrics.
+    """
+    from tefviz.device import device_info
+
+    state = run_dir / "state"
+    if not (state / "heads.safetensors").is_file():
+        raise DataError(f"{run_dir} has no trained TEF state to export")
+    cfg = json.loads((state / "config.json").read_text())
+    progress = json.loads((state / "progress.json").read_text())
+    heads_cfg = TEFConfig(**json.loads((state / "heads_config.json").read_text()))
+    heads = TEFHeads(heads_cfg)
+    heads.load_state_dict(load_file(str(state / "heads.safetensors")))
+    lm = load_causal_lm(cfg["base"], device=torch.device("cpu"), dtype=torch.float32)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if heads_cfg.variant == "paper":
+        lm.model.load_state_dict(load_file(str(state / "model.safetensors")), strict=False)
+        lm.model.tie_weights()
+        lm.model.half().save_pretrained(tmp, safe_serialization=True)
+    else:
+        (tmp / "config.json").write_text(json.dumps(
+            {"model_type": TEF_MODEL_TYPE, "variant": "causal", "base": Path(cfg["base"]).name}, indent=1))
+    lm.tokenizer.save_pretrained(tmp)
+    heads_cfg.base = Path(cfg["base"]).name
+    heads.config = heads_cfg
+    heads.save(tmp)
+    card = {
+        "name": out_dir.name,
+        "kind": "tef",
+        "summary": ("GPT2-TEF as published: sigmoid gates per block, the LM fine-tuned with them"
+                    if heads_cfg.variant == "paper" else
+                    "Causal TEF heads (one LayerNorm + Linear per block) for a frozen LM, distilled from it"),
+        "variant": heads_cfg.variant,
+        "base_model": heads_cfg.base,
+        "architecture": {"heads": heads_cfg.n_layer, "width": heads_cfg.d_model,
+                         "head_parameters": sum(p.numel() for p in heads.parameters()),
+                         "class": "GPT2LMHeadModel" if heads_cfg.variant == "paper" else "TEFHeads"},
+        "training_data": {"sources": [{"name": "the base LM's corpus",
+                                       "description": "train split of the corpus the base LM was trained on",
+                                       "licence": "see the base model's card"}]},
+        "licence": {"model": "derived from the base LM and its training data; their licences apply"},
+        "training": {
+            "command": command or " && ".join(dict.fromkeys(progress.get("commands", []))),
+            "config": {k: v for k, v in cfg.items() if k not in ("corpus_dir", "run_dir", "extra")},
+            "steps": progress["step"],
+            "wall_clock_minutes": round(progress["elapsed_s"] / 60, 1),
+            "device": f"{device_info().name} ({device_info().detail})",
+            "log": progress["log"],
+        },
+        "metrics": {},
+    }
+    (tmp / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return card
