@@ -41,6 +41,11 @@ class CheckpointInfo:
     def usable(self) -> bool:
         return self.error is None
 
+    @property
+    def kind(self) -> str:
+        """"tef" for TEF heads (tef.json beside them), else "lm"."""
+        return "tef" if (self.path / "tef.json").is_file() else "lm"
+
 
 def _weight_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.safetensors"))

@@ -78,3 +78,47 @@ def tiny_corpus(tmp_path_factory) -> Path:
     (d / "test.txt").write_text(text[int(n * 0.9) :])
     (d / "manifest.json").write_text(json.dumps({"sources": [{"name": "heldout"}], "splits": {}}))
     return d
+
+
+def make_tiny_tef(root: Path, variant: str = "causal", base: str = "tefviz-lm") -> Path:
+    """Untrained (random) TEF heads for the tiny LM under root/, saved as export_tef would,
+    with a real held-out table computed on two short windows."""
+    import torch
+
+    from tefviz.models import load_causal_lm
+    from tefviz.text.cli_eval import eval_text
+    from tefviz.text.tef import TEF_MODEL_TYPE, TEFConfig, TEFHeads
+
+    out = root / f"{base}-tef-{variant}"
+    lm = load_causal_lm(root / base, device=torch.device("cpu"), dtype=torch.float32)
+    torch.manual_seed(3)
+    cfg = lm.model.config
+    heads = TEFHeads(TEFConfig(variant=variant, n_layer=cfg.n_layer, d_model=cfg.n_embd, base=base,
+                               train_t=[0.99] if variant == "paper" else [0.5, 1.0]))
+    with torch.no_grad():
+        for h in heads.heads:
+            h.weight.normal_(0, 0.5)
+    if variant == "paper":
+        lm.model.half().save_pretrained(out, safe_serialization=True)
+    else:
+        out.mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps({"model_type": TEF_MODEL_TYPE, "base": base}))
+    lm.tokenizer.save_pretrained(out)
+    heads.save(out)
+    card = {"name": out.name, "kind": "tef", "variant": variant, "base_model": base,
+            "summary": f"random {variant} TEF heads for tests",
+            "architecture": {"heads": 2, "class": "TEFHeads"},
+            "training": {"command": f"python -m tefviz train tef --variant {variant}", "steps": 0, "log": []},
+            "metrics": {}}
+    (out / "card.json").write_text(json.dumps(card))
+    eval_text(str(root / base), [out], root.parent / f"eval-{variant}.json", windows=2, block=32,
+              write_cards=True)
+    return out
+
+
+@pytest.fixture()
+def tef_root(checkpoints_root) -> Path:
+    """checkpoints/ with the tiny LM and random causal and paper TEF heads for it."""
+    make_tiny_tef(checkpoints_root, "causal")
+    make_tiny_tef(checkpoints_root, "paper")
+    return checkpoints_root

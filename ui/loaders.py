@@ -22,6 +22,7 @@ from tefviz.checkpoints import (
     resolve_checkpoint,
 )
 from tefviz.models import LoadedLM, load_checkpoint, load_from_hub
+from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
 
 MODEL_LOCK = threading.Lock()
 DEFAULT_LM = "tefviz-lm"
@@ -55,5 +56,26 @@ def cached_checkpoints() -> list[CheckpointInfo]:
 def usable_lm_names() -> list[str]:
     """Checkpoints that load as causal LMs, the embedded default first."""
     names = [c.name for c in cached_checkpoints()
-             if c.usable and (c.config or {}).get("model_type") in LM_TYPES]
+             if c.usable and c.kind == "lm" and (c.config or {}).get("model_type") in LM_TYPES]
     return sorted(names, key=lambda n: (n != DEFAULT_LM, n))
+
+
+def usable_tef_checkpoints() -> list[CheckpointInfo]:
+    """TEF checkpoints that pass validation (their cards say variant and base model)."""
+    return [c for c in cached_checkpoints() if c.usable and c.kind == "tef"]
+
+
+def unusable_tef_checkpoints() -> list[CheckpointInfo]:
+    return [c for c in cached_checkpoints() if not c.usable and c.kind == "tef"]
+
+
+@st.cache_resource(show_spinner="Loading TEF heads…", max_entries=8)
+def _cached_tef(name: str, version: str) -> TEFHeads:
+    return TEFHeads.load(resolve_checkpoint(name))
+
+
+def get_tef(name: str) -> tuple[TEFHeads, str, str]:
+    """(heads, the checkpoint whose LM they run on, weights version), from inside checkpoints/."""
+    path = resolve_checkpoint(name)
+    version = checkpoint_version(path)
+    return _cached_tef(name, version), tef_checkpoint_lm(path).name, version

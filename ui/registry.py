@@ -20,4 +20,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/language_model.py", "Language model", ":material/notes:",
              "How surprised the model is by each token of a text: perplexity, bits per byte, "
              "the model's own guesses. The base every text view builds on.", "language-model"),
+    PageSpec("pages/text.py", "Text", ":material/content_cut:",
+             "Per-token TEF scores and a live threshold: which tokens are dropped and what it costs "
+             "in perplexity, against random, uniform and attention-mass baselines.", "text"),
 ]

@@ -1,0 +1,221 @@
+"""Text: per-token scores from a TEF (or a baseline), a live threshold, and what dropping costs."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from tefviz.data.heldout import heldout_samples
+from tefviz.text.filtering import POLICY_MODES, DropPolicy
+from tefviz.text.scorers import SCORERS, get_scorer
+from tefviz.text.view import (
+    MAX_TEXT_CHARS,
+    FilteredText,
+    ScoredText,
+    filter_text,
+    score_text_tokens,
+    token_rows,
+)
+from tefviz.viz.text_figures import cumulative_share_figure, loss_change_figure, perplexity_vs_kept_figure
+from tefviz.viz.tokens import token_strip_html
+from ui.errors import guarded
+from ui.export import download_buttons
+from ui.loaders import get_lm, get_tef, unusable_tef_checkpoints, usable_lm_names, usable_tef_checkpoints
+from ui.progress import progress_bar
+from ui.state import keep, kept_value, url_publish, url_value
+
+st.title("Text: which tokens matter")
+st.caption(
+    "A token evaluation function (TEF) gives every token a share of the text's \"explained "
+    "variance\". Tokens are kept, highest share first, while their cumulative share stays within "
+    "the threshold t; the rest are dropped. Move t and watch which tokens go and what the model's "
+    "perplexity pays for it."
+)
+
+MODES_HELP = {
+    "evict": "dropped tokens leave the context of later tokens (each query decides over the prefix it "
+             "sees, as during generation); every token still makes its own prediction in full",
+    "skip": "dropped tokens (whole-text rule) pass every block unchanged and are hidden as keys",
+    "zero": "as in the paper: dropped tokens' block inputs are zeroed and hidden as keys",
+}
+BASELINES = [name for name in ("attention", "uniform", "random", "leave_one_out") if name in SCORERS]
+
+names = usable_lm_names()
+if not names:
+    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each).")
+    st.stop()
+tefs = usable_tef_checkpoints()
+for broken in unusable_tef_checkpoints():
+    st.warning(f"TEF checkpoint `{broken.name}` is unusable and not offered: {broken.error}",
+               icon=":material/error:")
+samples = {s["id"]: s["text"] for s in heldout_samples()}
+
+# --- choices (kept in the URL) -----------------------------------------------------------
+scorer_labels = {f"tef:{c.name}": f"{SCORERS['tef_' + (c.card or {}).get('variant', 'causal')].label}"
+                 f" · {c.name}" for c in tefs if (c.card or {}).get("variant") in ("paper", "causal")}
+scorer_labels.update({name: SCORERS[name].label for name in BASELINES})
+left, right = st.columns([1, 2])
+with left:
+    url_value("scorer", next(iter(scorer_labels)), str, choices=list(scorer_labels))
+    scorer_key = st.selectbox("Scorer", list(scorer_labels), key="scorer", format_func=scorer_labels.get,
+                              help="TEF heads shipped in checkpoints/, or a baseline scorer.")
+    is_tef = scorer_key.startswith("tef:")
+    if is_tef:
+        model_name = None
+    else:
+        url_value("model", names[0], str, choices=names)
+        model_name = st.selectbox("Model", names, key="model")
+        url_value("mode", "evict", str, choices=list(POLICY_MODES))
+        st.radio("Dropping means", list(POLICY_MODES), key="mode", horizontal=True,
+                 help="; ".join(f"{k}: {v}" for k, v in MODES_HELP.items()))
+        url_value("sink", True)
+        st.checkbox("Always keep the first token (attention sink)", key="sink")
+        if st.session_state["mode"] == "evict":
+            url_value("recent", 0, int, lo=0, hi=64)
+            st.number_input("Always keep this many recent tokens", 0, 64, key="recent")
+    sample_choices = [*samples, "your own text"]
+    url_value("sample", next(iter(samples)), str, choices=sample_choices)
+    sample = st.selectbox("Text", sample_choices, key="sample",
+                          help="Held-out Austen chapters (never trained on), or your own text.")
+with right:
+    if sample == "your own text":
+        kept_value("text_own", "")
+        text = st.text_area("Your text", height=150, key="text_own", max_chars=MAX_TEXT_CHARS * 5,
+                            placeholder="Paste any text; one context window of tokens is used.")
+    else:
+        text = samples[sample]
+        with st.expander(f"Sample text: {sample}"):
+            st.text(text[:3000] + ("…" if len(text) > 3000 else ""))
+    url_value("t", 0.9, float, lo=0.0, hi=1.0)
+    t = st.slider("Threshold t (cumulative share kept)", 0.0, 1.0, step=0.01, key="t",
+                  help="1.0 keeps every token; lower keeps fewer. The top token is always kept.")
+url_publish("scorer", "sample", "t", *([] if is_tef else ["model", "mode", "sink"]),
+            *(["recent"] if not is_tef and st.session_state.get("mode") == "evict" else []))
+keep("text_own")
+
+# --- the model and scorer -----------------------------------------------------------------
+if is_tef:
+    tef_name = scorer_key.split(":", 1)[1]
+    loaded = guarded(f"Loading TEF heads {tef_name!r}", get_tef, tef_name)
+    if loaded is None:
+        st.stop()
+    heads, model_name, tef_version = loaded
+    scorer = get_scorer(f"tef_{heads.config.variant}", heads=heads)
+    policy = DropPolicy("zero" if heads.config.variant == "paper" else "evict", sink=heads.config.sink,
+                        recent=heads.config.recent)
+    st.caption(f"Runs on `{model_name}`" + (" (the LM fine-tuned with these gates)"
+                                           if heads.config.variant == "paper" else " (frozen)")
+               + f". Dropping: {MODES_HELP[policy.mode]}.")
+else:
+    scorer = get_scorer(scorer_key)
+    mode = st.session_state["mode"]
+    policy = DropPolicy(mode, sink=st.session_state["sink"],
+                        recent=int(st.session_state.get("recent", 0)) if mode == "evict" else 0)
+    st.caption(f"{scorer.description} Dropping: {MODES_HELP[policy.mode]}.")
+lm = guarded(f"Loading {model_name!r}", get_lm, model_name)
+if lm is None:
+    st.stop()
+if not text.strip():
+    st.info("The text is empty: type or paste some text, or pick a sample.")
+    st.stop()
+model_key = f"{model_name}@{lm.version}"
+scorer_id = f"{scorer_key}@{tef_version}" if is_tef else scorer_key
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cached_scores(model_key: str, scorer_id: str, text: str, _lm, _scorer) -> ScoredText:
+    """The scoring pass, once per (model, scorer, text): the threshold never re-runs it."""
+    with progress_bar(f"Scoring tokens with {_scorer.label}…") as report:
+        return score_text_tokens(_lm, _scorer, text, progress=report)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_filter(model_key: str, scorer_id: str, text: str, t: float, policy: DropPolicy,
+                  _lm, _scorer, _scored) -> FilteredText:
+    return filter_text(_lm, _scorer, _scored, t, policy)
+
+
+scored = guarded("Scoring the text", cached_scores, model_key, scorer_id, text, lm, scorer)
+if scored is None:
+    st.stop()
+filtered = guarded("Dropping tokens", cached_filter, model_key, scorer_id, text, float(t), policy,
+                   lm, scorer, scored)
+if filtered is None:
+    st.stop()
+
+if scored.truncated_tokens or scored.truncated_chars:
+    st.warning(f"The text is longer than one context window of {lm.context_length} tokens: only the "
+               f"first {len(scored.ids):,} tokens are shown and scored "
+               f"({scored.truncated_tokens:,} tokens cut).")
+
+n = len(scored.ids)
+layers = scored.n_layers_scored
+if layers > 1:
+    url_value("layer", 0, int, lo=0, hi=layers - 1)
+    layer = st.select_slider("Block", list(range(layers)), key="layer",
+                             help="This scorer scores every block separately; the strip shows one.")
+    url_publish("layer")
+else:
+    layer = 0
+kept = filtered.kept_last[min(layer, filtered.kept_last.shape[0] - 1)]
+shares = scored.shares(layer)
+
+# --- headline numbers ---------------------------------------------------------------------
+c = st.columns(4)
+c[0].metric("Perplexity, all tokens", f"{scored.dense_perplexity:,.2f}" if n > 1 else "n/a")
+ratio = filtered.perplexity / scored.dense_perplexity if n > 1 else float("nan")
+c[1].metric("Perplexity, dropped at t", f"{filtered.perplexity:,.2f}" if n > 1 else "n/a",
+            delta=f"{ratio:.2f}x" if n > 1 else None, delta_color="inverse")
+c[2].metric("Tokens kept (last token's view)", f"{int(kept.sum())} of {n}",
+            help="What the last token, which sees the whole text, keeps at this block.")
+c[3].metric("Kept fraction", f"{filtered.kept_fraction:.1%}",
+            help="Of all (query, key) pairs a causal model would compute, the share kept; for "
+                 "skip/zero, the share of (block, token) pairs that run.")
+if n < 2:
+    st.info("One token only: nothing to predict and nothing to drop. Add more text.")
+
+# --- the tokens -------------------------------------------------------------------------------
+rows = token_rows(scored, filtered, layer)
+titles = [f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4f}, rank {r['rank']} of {n}\n"
+          + ("kept" if r["kept"] else "dropped")
+          + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
+          for r in rows]
+shown = min(n, 1024)
+st.markdown(f"**Tokens by share** (block {layer}; struck-through grey = dropped at t = {t:.2f})")
+st.html(token_strip_html(scored.pieces[:shown], list(shares[:shown]), titles[:shown],
+                         vmax=float(shares.max()) if n else 1.0, dimmed=list(~kept[:shown])))
+
+left, right = st.columns(2)
+with left:
+    st.markdown("**Sorted shares and the cumulative curve**")
+    st.plotly_chart(cumulative_share_figure(scored.pieces, shares, kept, t), width="stretch",
+                    key="cumulative")
+with right:
+    st.markdown("**Which predictions got worse** (loss change per token)")
+    change = [r["loss_change_bits"] for r in rows]
+    st.plotly_chart(loss_change_figure(scored.pieces, change, list(kept)), width="stretch", key="change")
+worse = [0.0 if v is None else max(v, 0.0) for v in change]
+st.html(token_strip_html(scored.pieces[:shown], worse[:shown], titles[:shown], vmax=4.0,
+                         dimmed=list(~kept[:shown])))
+st.caption("Red = that token became harder to predict (up to 4+ bits worse); white = unchanged or easier.")
+download_buttons(rows, f"text-tokens-{scorer_key.replace(':', '_')}-t{t:.2f}", key="tokens-export")
+
+# --- the held-out table ---------------------------------------------------------------------
+st.subheader("Perplexity vs tokens kept, on held-out text")
+table = next(((c.card or {}).get("metrics", {}).get("heldout_table") for c in tefs
+              if (c.card or {}).get("metrics", {}).get("heldout_table")), None)
+if table is None:
+    st.info("No held-out table in the TEF cards yet: `python -m tefviz eval text --tef checkpoints/<tef> "
+            "--write-cards` writes one.")
+else:
+    current = scorer_key.split(":", 1)[1] if is_tef else f"{scorer_key} ({policy.mode})"
+    finite = n > 1 and math.isfinite(filtered.perplexity)
+    point = (filtered.kept_fraction, filtered.perplexity) if finite else None
+    st.plotly_chart(perplexity_vs_kept_figure(table, current, t, point), width="stretch", key="table")
+    st.caption(f"Dense reference perplexity {table['reference']['perplexity']:.2f} over "
+               f"{table['reference']['windows']} windows of {table['reference']['block']} tokens of held-out "
+               "Austen. The star is this text at the current t; the ring, the held-out point nearest t.")
+    flat = [{"scorer": label, "mode": g["mode"], **r}
+            for label, g in table["scorers"].items() for r in g["rows"]]
+    download_buttons(flat, "heldout-table", key="table-export")

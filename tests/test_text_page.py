@@ -1,0 +1,133 @@
+"""AppTest of the Text page: scores, the live threshold, baselines, the URL, bad input."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import tefviz.text.view as view
+from tefviz.data.heldout import heldout_samples
+
+from .conftest import REPO
+
+
+def _page(**query) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page("pages/text.py")
+    return at.run()
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def _html(at) -> str:
+    return "".join(e.proto.body for e in at.main if type(e).__name__ == "Html")
+
+
+def _charts(at) -> int:
+    return sum(1 for e in at.main if type(e).__name__ == "UnknownElement" and "plotly" in str(e.proto)[:200])
+
+
+def test_text_page_scores_and_the_threshold_drops_tokens(tef_root, monkeypatch):
+    calls = []
+    real = view.score_text_tokens
+    monkeypatch.setattr(view, "score_text_tokens", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = _page()
+    assert not at.exception
+    assert at.selectbox(key="scorer").value == "tef:tefviz-lm-tef-causal"
+    m1 = _metrics(at)
+    kept1 = int(m1["Tokens kept (last token's view)"].split(" of ")[0])
+    assert "tefviz-strip" in _html(at)
+    at.slider(key="t").set_value(0.3).run()
+    assert not at.exception
+    m2 = _metrics(at)
+    kept2 = int(m2["Tokens kept (last token's view)"].split(" of ")[0])
+    assert kept2 < kept1
+    assert m2["Perplexity, all tokens"] == m1["Perplexity, all tokens"]
+    assert m2["Perplexity, dropped at t"] != m1["Perplexity, dropped at t"]
+    assert at.query_params["t"] == "0.3"
+    assert "line-through" in _html(at)  # dropped tokens are struck through
+    assert len(calls) == 1  # moving the threshold never re-ran the scoring pass
+
+
+def test_text_page_at_t1_costs_nothing_for_causal_tef(tef_root):
+    at = _page(t="1.0")
+    m = _metrics(at)
+    assert m["Perplexity, dropped at t"] == m["Perplexity, all tokens"]
+    assert m["Kept fraction"] == "100.0%"
+
+
+def test_text_page_baselines_modes_and_layers(tef_root):
+    at = _page(scorer="attention", mode="evict", t="0.5")
+    assert not at.exception
+    assert at.select_slider(key="layer").value == 0  # attention mass is per block
+    evict = _metrics(at)["Perplexity, dropped at t"]
+    at.radio(key="mode").set_value("zero").run()
+    assert not at.exception
+    assert _metrics(at)["Perplexity, dropped at t"] != evict
+    assert at.query_params["mode"] == "zero"
+    at.select_slider(key="layer").set_value(1).run()
+    assert not at.exception and at.query_params["layer"] == "1"
+    for scorer in ("uniform", "random", "leave_one_out"):
+        at.selectbox(key="scorer").select(scorer).run()
+        assert not at.exception, scorer
+        assert _metrics(at)["Tokens kept (last token's view)"]
+
+
+def test_text_page_paper_tef_runs_on_its_own_model(tef_root):
+    at = _page(scorer="tef:tefviz-lm-tef-paper", t="0.9")
+    assert not at.exception
+    assert any("tefviz-lm-tef-paper" in c.value and "fine-tuned" in c.value for c in at.caption)
+
+
+def test_text_page_held_out_chart_and_exports(tef_root):
+    at = _page()
+    assert any("Perplexity vs tokens kept" in s.value for s in at.subheader)
+    labels = [e.proto.label for e in at.main if type(e).__name__ == "DownloadButton"]
+    assert labels.count("CSV") >= 2 and labels.count("JSON") >= 2
+
+
+def test_text_page_opens_the_view_in_the_url_and_ignores_bad_values(tef_root):
+    second = heldout_samples()[1]["id"]
+    at = _page(scorer="random", sample=second, t="0.42", mode="skip")
+    assert not at.exception
+    assert at.selectbox(key="sample").value == second and at.slider(key="t").value == 0.42
+    assert at.radio(key="mode").value == "skip"
+    at = _page(scorer="<script>", t="7", mode="nope", layer="-3", sample="../x")
+    assert not at.exception
+    assert at.slider(key="t").value == 0.9 and at.selectbox(key="scorer").value.startswith("tef:")
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">'])
+def test_text_page_renders_html_inert(tef_root, text):
+    at = _page(sample="your own text")
+    at.text_area(key="text_own").input(f"Hello {text} world").run()
+    assert not at.exception
+    html = _html(at)
+    assert "<script>" not in html and "<img" not in html and "&lt;" in html
+
+
+def test_text_page_empty_one_token_unicode_and_long(tef_root):
+    at = _page(sample="your own text")
+    at.text_area(key="text_own").input("  \n ").run()
+    assert not at.exception and any("empty" in i.value for i in at.info)
+    at.text_area(key="text_own").input("a").run()
+    assert not at.exception and any("One token" in i.value for i in at.info)
+    at.text_area(key="text_own").input("Emoji 🙂👍🏽, 日本語, עברית, ‮RTL‬ ok.").run()
+    assert not at.exception and _metrics(at)["Perplexity, dropped at t"] != "n/a"
+    at.text_area(key="text_own").input("The cat sat on the mat. " * 400).run()
+    assert not at.exception and any("longer than one context window" in w.value for w in at.warning)
+
+
+def test_text_page_reports_a_broken_tef_checkpoint(tef_root):
+    (tef_root / "tefviz-lm-tef-causal" / "tef.safetensors").write_bytes(b"junk")
+    at = _page(scorer="tef:tefviz-lm-tef-causal")
+    assert not at.exception
+    assert any("tefviz-lm-tef-causal" in w.value and "corrupt" in w.value for w in at.warning)
+    assert at.selectbox(key="scorer").value == "tef:tefviz-lm-tef-paper"  # the usable one
+    # the user's other choices survive; a baseline still works
+    at.selectbox(key="scorer").select("uniform").run()
+    assert not at.exception and _metrics(at)["Tokens kept (last token's view)"]
