@@ -54,12 +54,44 @@ def _architecture_rows(card: dict, params: int | None, size: int) -> pd.DataFram
     return pd.DataFrame({"property": list(arch), "value": [str(v) for v in arch.values()]})
 
 
+def show_tef_card(ck: CheckpointInfo, card: dict) -> None:
+    """TEF heads: what they are, what they run on, how they were trained, the held-out table."""
+    training = card.get("training", {})
+    cols = st.columns(3)
+    cols[0].metric("Variant", str(card.get("variant", "?")))
+    cols[1].metric("Runs on", str(card.get("base_model", "?")),
+                   help="the paper variant carries its own fine-tuned copy of this LM")
+    cols[2].metric("Training steps", str(training.get("steps", "?")))
+    table = (card.get("metrics") or {}).get("heldout_table")
+    if table:
+        st.markdown(f"**Held-out perplexity / kept fraction vs t** (dense reference "
+                    f"{table['reference']['perplexity']:.2f})")
+        st.dataframe(pd.DataFrame([
+            {"scorer": label, **{f"t={r['t']}": f"{r['perplexity']:.2f} / {r['kept_fraction']:.2f}"
+                                 for r in g["rows"]}} for label, g in table["scorers"].items()]),
+            hide_index=True, width="stretch")
+    if training.get("command"):
+        st.markdown("**Training command**")
+        st.code(training["command"], language="bash")
+    if training.get("log"):
+        with st.expander("Training log"):
+            st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")
+    with st.expander("Full card (card.json)"):
+        st.json(card, expanded=False)
+        download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
+
+
 def show_checkpoint(ck: CheckpointInfo) -> None:
     card = ck.card or {}
     with st.container(border=True):
         st.markdown(f"#### `{ck.name}`")
         if not ck.usable:
             st.error(f"Unusable checkpoint: {ck.error}", icon=":material/error:")
+            return
+        if ck.kind == "tef" and card and "error" not in card and "markdown" not in card:
+            if card.get("summary"):
+                st.markdown(card["summary"])
+            show_tef_card(ck, card)
             return
         if card.get("summary"):
             st.markdown(card["summary"])

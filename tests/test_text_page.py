@@ -131,3 +131,11 @@ def test_text_page_reports_a_broken_tef_checkpoint(tef_root):
     # the user's other choices survive; a baseline still works
     at.selectbox(key="scorer").select("uniform").run()
     assert not at.exception and _metrics(at)["Tokens kept (last token's view)"]
+
+
+def test_home_shows_tef_cards(tef_root):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    assert not at.exception and not at.error
+    variants = {m.value for m in at.metric if m.label == "Variant"}
+    assert variants == {"causal", "paper"}
+    assert any("python -m tefviz train tef --variant causal" in c.value for c in at.code)
