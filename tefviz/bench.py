@@ -49,3 +49,48 @@ def bench_lm(source: str, out: Path | None, tokens: int = 512, repeats: int = 5)
         out.write_text(json.dumps(results, indent=1))
         print(f"saved {out}")
     return results
+
+
+def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int = 512,
+               repeats: int = 5) -> dict:
+    """What the Text page pays per interaction on 512 held-out tokens: the scoring pass (once
+    per text and scorer) beside the filtered pass (once per threshold), with the plain dense
+    forward of transformers as the baseline."""
+    from tefviz.data.heldout import heldout_text
+    from tefviz.text.filtering import DropPolicy
+    from tefviz.text.scorers import get_scorer
+    from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
+
+    info = device_info()
+    lm = load_causal_lm(source, dtype=torch.float32)
+    n = min(tokens, lm.context_length)
+    ids = torch.tensor(lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n],
+                       device=lm.device)
+    results = {"model": lm.name, "device": f"{info.device} ({info.name}; {info.detail})", "tokens": n,
+               "dense_forward": None, "scorers": {}}
+    with torch.no_grad():
+        results["dense_forward"] = _time(lambda: lm.model(input_ids=ids[None]), repeats)
+    runs = [(name, get_scorer(name), lm.model, DropPolicy("evict")) for name in ("uniform", "attention")]
+    for d in tef_dirs:
+        heads = TEFHeads.load(d)
+        own = tef_checkpoint_lm(d) == d
+        model = load_causal_lm(d, dtype=torch.float32).model if own else lm.model
+        runs.append((d.name, get_scorer(f"tef_{heads.config.variant}", heads=heads), model,
+                     DropPolicy("zero" if heads.config.variant == "paper" else "evict")))
+    for label, scorer, model, policy in tqdm(runs, desc="bench text"):
+        scores = scorer.score(model, ids)
+        results["scorers"][label] = {
+            "score_pass": _time(lambda s=scorer, m=model: s.score(m, ids), repeats),
+            "filtered_pass_t0.7": _time(lambda s=scorer, m=model, sc=scores, p=policy:
+                                        s.filtered(m, ids, sc, 0.7, p), repeats),
+        }
+    base = results["dense_forward"]["median_s"]
+    print(f"{lm.name} on {results['device']}, {n} tokens: dense forward (transformers) {base * 1e3:.0f} ms")
+    for label, r in results["scorers"].items():
+        print(f"  {label:28s} scoring {r['score_pass']['median_s'] * 1e3:6.0f} ms (once per text)   "
+              f"filtered pass {r['filtered_pass_t0.7']['median_s'] * 1e3:6.0f} ms (per threshold)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+        print(f"saved {out}")
+    return results

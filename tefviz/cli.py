@@ -93,6 +93,12 @@ def _cmd_bench_lm(args: argparse.Namespace) -> None:
     bench_lm(args.model, args.out, tokens=args.tokens, repeats=args.repeats)
 
 
+def _cmd_bench_text(args: argparse.Namespace) -> None:
+    from tefviz.bench import bench_text
+
+    bench_text(args.model, args.tef, args.out, tokens=args.tokens, repeats=args.repeats)
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from tefviz.checkpoints import list_checkpoints
     from tefviz.device import device_info
@@ -193,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--repeats", type=int, default=5)
     bl.add_argument("--out", type=Path, default=Path("artifacts/bench_lm.json"))
     bl.set_defaults(func=_cmd_bench_lm)
+
+    bt = bench.add_parser("text", help="Text page costs: scoring pass vs filtered pass per scorer")
+    bt.add_argument("model", nargs="?", default="checkpoints/tefviz-lm")
+    bt.add_argument("--tef", type=Path, action="append", default=[], help="TEF checkpoint dir (repeat)")
+    bt.add_argument("--tokens", type=int, default=512)
+    bt.add_argument("--repeats", type=int, default=5)
+    bt.add_argument("--out", type=Path, default=Path("artifacts/bench_text.json"))
+    bt.set_defaults(func=_cmd_bench_text)
 
     i = sub.add_parser("info", help="device policy and the checkpoints present")
     i.add_argument("--checkpoints", type=Path, default=None)

@@ -162,3 +162,14 @@ def test_train_tef_refuses_bad_settings(tmp_path, tiny_corpus):
                  "--corpus", str(tiny_corpus), "--run-dir", str(tmp_path / "r")]) == 2
     assert main(["train", "tef", "--variant", "causal", "--t", "1.5", "--corpus", str(tiny_corpus),
                  "--run-dir", str(tmp_path / "r")]) == 2
+
+
+def test_bench_text_prints_and_saves(tef_root, tmp_path, capsys):
+    out = tmp_path / "bench_text.json"
+    causal = tef_root / "tefviz-lm-tef-causal"
+    assert main(["bench", "text", str(tef_root / "tefviz-lm"), "--tef", str(causal),
+                 "--tokens", "32", "--repeats", "2", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["scorers"]) == {"uniform", "attention", "tefviz-lm-tef-causal"}
+    assert data["scorers"]["uniform"]["filtered_pass_t0.7"]["median_s"] > 0
+    assert "filtered pass" in capsys.readouterr().out
