@@ -150,3 +150,17 @@ def test_script_in_text_stays_inert_in_a_real_browser(server, browser):
     _no_exception(page)
     _screenshot(page, "language_model_script_input")
     page.close()
+
+
+def test_text_page_threshold_from_a_shared_link(server, browser):
+    """A teacher's link with t=0.5 opens the Text page with tokens dropped and struck through."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/text?t=0.5&scorer=attention&mode=evict")
+    _settle(page)
+    _no_exception(page)
+    page.wait_for_selector(".tefviz-strip", timeout=60_000)
+    assert page.locator('.tefviz-strip span[style*="line-through"]').count() > 0
+    body = page.inner_text("body")
+    assert "Perplexity, dropped at t" in body
+    _screenshot(page, "text_attention_t050")
+    page.close()
