@@ -170,7 +170,7 @@ def causal_key_weights(
     Query i's shares are the softmax of the logits over keys 0..i; it keeps keys in
     descending share order while the share of the keys ranked at or above them is <= t (its
     top key always), plus itself, the sink and the recent window. With tau, the weights are
-    the hard mask forward and sigmoid((t - share at or above) / tau) backward
+    the hard mask forward and sigmoid((t - share ranked above) / tau) backward
     (straight-through), so the heads learn which keys to keep.
     """
     b, n = logit.shape
@@ -199,7 +199,9 @@ def causal_key_weights(
     hard = (hard | always) & causal
     if tau is None:
         return hard.float(), hard
-    soft_sorted = torch.sigmoid((tt - share_at_or_above) / tau)
+    # relax on the share strictly above a key: raising a key's own score then always raises its
+    # chance to be kept (on "at or above", its own share would count against it)
+    soft_sorted = torch.sigmoid((tt - (share_at_or_above - sorted_e[:, None, :] / total)) / tau)
     soft = torch.zeros_like(soft_sorted).scatter(-1, index, soft_sorted)
     soft = torch.where(always, torch.ones_like(soft), soft) * causal
     weights = hard.float() + (soft - soft.detach())
