@@ -38,6 +38,7 @@ def eval_text(lm_name: str, tef_dirs: list[Path], out: Path, windows: int | None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1))
     _print(table)
+    print(table_markdown(table))
     if write_cards:
         for d in tef_dirs:
             card_path = d / "card.json"
@@ -57,3 +58,18 @@ def _print(table: dict) -> None:
         cells = "".join(f"{r['perplexity']:7.2f}/{r['kept_fraction']:.2f} " for r in group["rows"])
         print(label[:27].ljust(28) + cells)
     print("cells: perplexity / kept fraction of (query, key) pairs")
+
+
+def table_markdown(table: dict) -> str:
+    """The table as Markdown (perplexity, and kept fraction in parentheses), for the README."""
+    ts = table["thresholds"]
+    lines = ["| scorer (drop mode) | " + " | ".join(f"t = {t}" for t in ts) + " |",
+             "|---|" + "---|" * len(ts)]
+    for label, group in table["scorers"].items():
+        cells = " | ".join(f"{r['perplexity']:.2f} ({r['kept_fraction']:.2f})" for r in group["rows"])
+        name = label if label.endswith(f"({group['mode']})") else f"{label} ({group['mode']})"
+        lines.append(f"| {name} | {cells} |")
+    ref = table["reference"]
+    lines.append(f"\nDense reference: perplexity {ref['perplexity']:.2f} on {ref['windows']} windows of "
+                 f"{ref['block']} held-out tokens.")
+    return "\n".join(lines)
