@@ -96,7 +96,8 @@ def _settle(page, timeout_ms: int = 120_000) -> None:
 def _screenshot(page, name: str) -> None:
     """Whole page: Streamlit scrolls inside the app, so grow the viewport to the content."""
     height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+        "() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+        " return m ? m.getBoundingClientRect().top + m.scrollHeight : document.body.scrollHeight; }")
     page.set_viewport_size({"width": page.viewport_size["width"], "height": min(int(height) + 40, 9000)})
     page.wait_for_timeout(400)
     SHOTS.mkdir(exist_ok=True)
@@ -106,6 +107,8 @@ def _screenshot(page, name: str) -> None:
 def _no_exception(page) -> None:
     boxes = page.locator('[data-testid="stException"]')
     assert boxes.count() == 0, boxes.first.inner_text()
+    dialogs = page.locator('[role="dialog"]')
+    assert dialogs.count() == 0, dialogs.first.inner_text()  # e.g. "Page not found" over a link
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
@@ -136,7 +139,7 @@ def test_script_in_text_stays_inert_in_a_real_browser(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(f"{server}/language-model?sample=your+own+text")
+    page.goto(f"{server}/language_model?sample=your+own+text")
     _settle(page)
     area = page.get_by_label("Your text")
     area.fill('Hi <script>alert("xss")</script> <img src=x onerror="alert(1)"> there')

@@ -11,7 +11,11 @@ class PageSpec:
     title: str
     icon: str
     blurb: str
-    url_path: str = ""
+    url_path: str = ""  # "" for the default page
+
+    # Streamlit still scans a folder named pages/ the legacy way and, on a session's first run,
+    # matches the URL against the file names before st.navigation has run: a url_path other than
+    # the file stem then flashes "Page not found" over a shared link (streamlit#8860).
 
 
 PAGES: list[PageSpec] = [
@@ -19,8 +23,18 @@ PAGES: list[PageSpec] = [
              "What tefviz is, the device it runs on, and the models it ships."),
     PageSpec("pages/language_model.py", "Language model", ":material/notes:",
              "How surprised the model is by each token of a text: perplexity, bits per byte, "
-             "the model's own guesses. The base every text view builds on.", "language-model"),
+             "the model's own guesses. The base every text view builds on.", "language_model"),
     PageSpec("pages/text.py", "Text", ":material/content_cut:",
              "Per-token TEF scores and a live threshold: which tokens are dropped and what it costs "
              "in perplexity, against random, uniform and attention-mass baselines.", "text"),
 ]
+
+
+def _check_url_paths() -> None:
+    for spec in PAGES[1:]:
+        stem = spec.path.rsplit("/", 1)[-1].removesuffix(".py")
+        if spec.url_path != stem:
+            raise ValueError(f"{spec.path}: url_path must be the file stem {stem!r} (see PageSpec)")
+
+
+_check_url_paths()

@@ -36,7 +36,8 @@ def cumulative_share_figure(
     fig.update_layout(
         height=300, margin=dict(l=50, r=50, t=10, b=40), bargap=0,
         xaxis_title="tokens, highest share first", yaxis_title="share",
-        yaxis2=dict(title="cumulative share", overlaying="y", side="right", range=[0, 1.02]),
+        yaxis2=dict(title="cumulative share", overlaying="y", side="right", range=[0, 1.02],
+                    tickvals=[0, 0.25, 0.5, 0.75, 1.0], showgrid=False),
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
     )
     return fig
