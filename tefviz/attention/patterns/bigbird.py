@@ -1,0 +1,42 @@
+"""BigBird: sliding window OR global tokens OR random blocks (block 64, 3 random blocks in HF)."""
+
+from __future__ import annotations
+
+from torch.nn.attention.flex_attention import or_masks
+
+from tefviz.attention.patterns import register
+from tefviz.attention.patterns.base import Param, Pattern, PatternKind
+from tefviz.attention.patterns.global_tokens import global_mod
+from tefviz.attention.patterns.random_blocks import random_block_table, random_mod
+from tefviz.attention.patterns.sliding import sliding_mod
+from tefviz.errors import InputError
+
+
+@register
+class BigBird(PatternKind):
+    name = "bigbird"
+    label = "BigBird (window + global + random)"
+    definition = "|q - k| <= w/2  or  q < g or k < g  or  R[q // b, k // b]"
+    params = (Param("window", 192, 1, 65_536, "w: sliding window width"),
+              Param("n_global", 64, 0, 4096, "g: leading global tokens"),
+              Param("block", 64, 1, 65_536, "b: random block length"),
+              Param("per_row", 3, 0, 1024, "r: random key blocks per query block"),
+              Param("seed", 0, 0, 2**31 - 1, "random seed"))
+
+    def build(self, n: int, window: int, n_global: int, block: int, per_row: int, seed: int) -> Pattern:
+        if n_global > n:
+            raise InputError(f"{n_global} global tokens do not fit a sequence of {n}")
+        mods = [sliding_mod(min(window, 2 * n), False)]
+        if n_global:
+            mods.append(global_mod(n_global))
+        extras = {"global_tokens": list(range(n_global))}
+        if per_row:
+            if n % block:
+                raise InputError(f"the length {n} is not a multiple of the random block {block}")
+            if per_row > n // block:
+                raise InputError(f"{per_row} random blocks per row, but there are only {n // block} blocks")
+            table = random_block_table(n // block, per_row, seed)
+            mods.append(random_mod(table, block))
+            extras["table"] = table
+        params = {"window": window, "n_global": n_global, "block": block, "per_row": per_row, "seed": seed}
+        return Pattern(self.name, params, or_masks(*mods), self.definition, extras)
