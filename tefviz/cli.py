@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tefviz.errors import TefvizError
+from tefviz.errors import InputError, TefvizError
 
 
 def _cmd_data_build(args: argparse.Namespace) -> None:
@@ -97,6 +97,25 @@ def _cmd_bench_text(args: argparse.Namespace) -> None:
     from tefviz.bench import bench_text
 
     bench_text(args.model, args.tef, args.out, tokens=args.tokens, repeats=args.repeats)
+
+
+def _cmd_bench_attention(args: argparse.Namespace) -> None:
+    from tefviz.attention.bench import IMPLEMENTATIONS, bench_attention, print_table
+
+    params: dict = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = int(value)
+        except ValueError as e:
+            raise InputError(f"--param takes name=integer, got {item!r}") from e
+    if args.pattern == "sliding":
+        params = {"window": args.window, "causal": 1, **params}
+    results = bench_attention(args.lengths, args.pattern, params, tuple(args.impl or IMPLEMENTATIONS),
+                              heads=args.heads, head_dim=args.head_dim, repeats=args.repeats,
+                              dtype=args.dtype, out=args.out)
+    print_table(results)
+    print(f"saved {args.out}")
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -207,6 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--repeats", type=int, default=5)
     bt.add_argument("--out", type=Path, default=Path("artifacts/bench_text.json"))
     bt.set_defaults(func=_cmd_bench_text)
+
+    ba = bench.add_parser("attention", help="dense vs mask SDPA vs compiled flex vs block gather, by length")
+    ba.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
+    ba.add_argument("--pattern", default="sliding")
+    ba.add_argument("--window", type=int, default=256, help="sliding window width")
+    ba.add_argument("--param", action="append", default=[], help="other pattern parameters, name=value")
+    ba.add_argument("--impl", action="append", default=None,
+                    help="dense_causal, mask_sdpa, flex, block_gather (repeat; default all)")
+    ba.add_argument("--heads", type=int, default=12)
+    ba.add_argument("--head-dim", type=int, default=64)
+    ba.add_argument("--repeats", type=int, default=3)
+    ba.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ba.add_argument("--out", type=Path, default=Path("artifacts/bench_attention.json"))
+    ba.set_defaults(func=_cmd_bench_attention)
 
     i = sub.add_parser("info", help="device policy and the checkpoints present")
     i.add_argument("--checkpoints", type=Path, default=None)
