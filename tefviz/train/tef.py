@@ -180,8 +180,9 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     bar = tqdm(total=cfg.steps, initial=progress["step"], desc=f"train tef ({cfg.variant})")
     while progress["step"] < cfg.steps and progress["elapsed_s"] < budget:
         step = progress["step"]
-        scale = min(1.0, (step + 1) / cfg.warmup_steps)
-        scale *= 0.5 * (1 + math.cos(math.pi * min(1.0, step / cfg.steps)))
+        # warm-up, then cosine decay over whichever budget ends first (steps or minutes)
+        done = max(step / cfg.steps, progress["elapsed_s"] / budget if budget < float("inf") else 0.0)
+        scale = min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * max(scale, 0.05)
         x = _batch(tokens["train"], cfg.block_size, cfg.batch_size, rng).to(device)
