@@ -1,0 +1,365 @@
+"""Attention patterns: sparse masks, how information flows through them, what they cost, and what
+they do to a real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+from torch.nn.attention.flex_attention import and_masks, or_masks
+
+from tefviz.attention.bench import IMPLEMENTATIONS, bench_attention
+from tefviz.attention.flow import hops, max_hops, receptive_field
+from tefviz.attention.masks import dense_mask, density_image, pattern_cost
+from tefviz.attention.on_model import run_pattern
+from tefviz.attention.patterns import PATTERNS, build_pattern
+from tefviz.data.heldout import heldout_samples
+from tefviz.errors import InputError
+from tefviz.viz.attention_figures import (
+    attention_pair_figure,
+    bench_figure,
+    density_heatmap,
+    mask_heatmap,
+    receptive_field_figure,
+)
+from ui.errors import guarded, show_error
+from ui.export import download_buttons
+from ui.loaders import get_lm, usable_lm_names
+from ui.progress import progress_bar
+from ui.state import url_publish, url_value
+
+st.title("Attention patterns")
+st.caption(
+    "Sparse attention lets each token read only some others. Pick a pattern (or combine two), see "
+    "which (query, key) cells it allows, how many layers information needs to travel between two "
+    "tokens, what it saves, and what it does to a real model's perplexity."
+)
+
+LENGTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
+HEATMAP_CELLS = 256  # up to this length every cell is drawn; beyond, a density image
+FLOW_LIMIT = 1024  # receptive field by boolean matrix powers, n^3 per layer
+LECTURE_TOKENS = ["GLB", "the", "cat", "is", "very", "sad"]
+names = list(PATTERNS)
+
+
+def _set(**values) -> None:
+    """A lecture example: set the widgets before they are drawn on the next run."""
+    for k, v in values.items():
+        st.session_state[k] = v
+
+
+def _param_key(pattern: str, name: str, slot: str) -> str:
+    return f"{slot}_{pattern}_{name}"
+
+
+def _param_widgets(pattern: str, slot: str, n: int) -> dict:
+    kind = PATTERNS[pattern]
+    values = {}
+    for p in kind.params:
+        key = _param_key(pattern, p.name, slot)
+        if p.name == "causal":
+            url_value(key, bool(p.default))
+            values[p.name] = int(st.checkbox("causal (past only)", key=key))
+        else:
+            hi = p.hi if p.name == "seed" else min(p.hi, max(p.lo, 4 * n))
+            url_value(key, min(max(p.default, p.lo), hi), int, lo=p.lo, hi=p.hi)
+            st.session_state[key] = min(
+                max(int(st.session_state[key]), p.lo), hi
+            )  # the length may have shrunk
+            values[p.name] = int(st.number_input(f"{p.name}: {p.help}", p.lo, hi, key=key))
+        url_publish(key)
+    return values
+
+
+# --- choices (kept in the URL) --------------------------------------------------------------
+ex1, ex2 = st.columns(2)
+ex1.button(
+    "Lecture: window 4 (≈5n cells)",
+    on_click=_set,
+    kwargs=dict(
+        pattern="sliding",
+        combine="none",
+        n=1024,
+        **{_param_key("sliding", "window", "a"): 4, _param_key("sliding", "causal", "a"): False},
+    ),
+)
+ex2.button(
+    "Lecture: cat → GLB → sad",
+    on_click=_set,
+    kwargs=dict(
+        pattern="sliding",
+        combine="global",
+        how="or",
+        n=16,
+        source=2,
+        target=5,
+        **{
+            _param_key("sliding", "window", "a"): 2,
+            _param_key("sliding", "causal", "a"): False,
+            _param_key("global", "n_global", "b"): 1,
+        },
+    ),
+)
+
+left, right = st.columns(2)
+with left:
+    url_value("n", 256, int, choices=LENGTHS)
+    n = st.select_slider("Sequence length", LENGTHS, key="n")
+    url_value("pattern", "sliding", str, choices=names)
+    pattern = st.selectbox("Pattern", names, key="pattern", format_func=lambda k: PATTERNS[k].label)
+    st.caption(f"Rule: `{PATTERNS[pattern].definition}`")
+    params_a = _param_widgets(pattern, "a", n)
+with right:
+    url_value("combine", "none", str, choices=["none", *names])
+    combine = st.selectbox(
+        "Combine with",
+        ["none", *names],
+        key="combine",
+        format_func=lambda k: "nothing" if k == "none" else PATTERNS[k].label,
+    )
+    params_b: dict = {}
+    if combine != "none":
+        url_value("how", "or", str, choices=["or", "and"])
+        st.radio(
+            "How",
+            ["or", "and"],
+            key="how",
+            horizontal=True,
+            help="or: a cell is allowed by either pattern (Longformer, BigBird); and: by both",
+        )
+        st.caption(f"Rule: `{PATTERNS[combine].definition}`")
+        params_b = _param_widgets(combine, "b", n)
+url_publish("n", "pattern", "combine", *(["how"] if combine != "none" else []))
+
+try:
+    first = build_pattern(pattern, n, **params_a)
+    mod = first.mask_mod
+    if combine != "none":
+        second = build_pattern(combine, n, **params_b)
+        mod = (or_masks if st.session_state["how"] == "or" else and_masks)(mod, second.mask_mod)
+except InputError as e:
+    show_error("This pattern cannot be built", e)
+    st.stop()
+
+
+@st.cache_data(max_entries=64, show_spinner="Evaluating the mask…")
+def cached_views(key: str, n: int, _mod) -> dict:
+    """Mask views and counts, once per (pattern, parameters, length)."""
+    out = {"cost": pattern_cost(_mod, n).as_dict()}
+    if n <= HEATMAP_CELLS:
+        out["dense"] = dense_mask(_mod, n).numpy()
+    else:
+        out["density"] = density_image(_mod, n, bins=256).numpy()
+    if n <= FLOW_LIMIT:
+        m = dense_mask(_mod, n)
+        out["flow_mask"] = m.numpy()
+        out["max_hops"] = max_hops(m)
+    return out
+
+
+pattern_key = repr(
+    (pattern, sorted(params_a.items()), combine, sorted(params_b.items()), st.session_state.get("how"))
+)
+views = guarded("Evaluating the pattern", cached_views, pattern_key, n, mod)
+if views is None:
+    st.stop()
+
+# --- the mask and what it costs ----------------------------------------------------------------
+cost = views["cost"]
+c = st.columns(4)
+c[0].metric("Active cells", f"{cost['active_cells']:,}", help=f"of {cost['cells']:,} = n²")
+c[1].metric("Density", f"{cost['density']:.2%}", help="active cells / n²")
+c[2].metric("Per token", f"{cost['active_per_token']:.1f} keys")
+c[3].metric(
+    "Saved vs dense",
+    f"{cost['saving']:.1%}",
+    help=f"attention FLOPs {cost['dense_gflops']:.2f} → {cost['sparse_gflops']:.2f} GFLOP; "
+    f"score memory {cost['score_memory_dense_mb']:.1f} → {cost['score_memory_sparse_mb']:.1f} MB "
+    "(12 heads x 64, fp16, if materialised)",
+)
+st.caption(
+    f"For 12 heads of width 64: attention FLOPs {cost['dense_gflops']:.2f} → "
+    f"{cost['sparse_gflops']:.2f} GFLOP; score memory {cost['score_memory_dense_mb']:.1f} → "
+    f"{cost['score_memory_sparse_mb']:.1f} MB in fp16. Measured times are below."
+)
+
+labels = LECTURE_TOKENS + [str(i) for i in range(len(LECTURE_TOKENS), n)] if n == 16 else None
+path: list[int] = []
+
+st.subheader("Information flow")
+if "flow_mask" not in views:
+    st.info(f"Information flow is computed up to {FLOW_LIMIT:,} tokens; pick a shorter length.")
+else:
+    m = torch.from_numpy(views["flow_mask"])
+    f1, f2, f3 = st.columns(3)
+    url_value("source", 0, int, lo=0, hi=n - 1)
+    url_value("target", n - 1, int, lo=0, hi=n - 1)
+    src = int(f1.number_input("From token", 0, n - 1, key="source"))
+    dst = int(f2.number_input("To token", 0, n - 1, key="target"))
+    url_publish("source", "target")
+    layers = f3.slider("Layers", 1, 24, 6, key="flow_layers")
+    d, path = hops(m, src, dst)
+    name = (lambda i: f"{i} ({labels[i]})") if labels else str
+    if d is None:
+        st.warning(
+            f"Token {name(src)} can never reach token {name(dst)} through this pattern"
+            + (" (information only flows forward in a causal pattern)" if dst < src else "")
+            + "."
+        )
+    else:
+        steps = [name(i) for i in path]
+        if len(steps) > 13:  # a long path: its ends say enough
+            steps = [*steps[:6], "…", *steps[-6:]]
+        st.success(f"{name(src)} reaches {name(dst)} in **{d} hop(s)**: " + " → ".join(steps))
+    mh = views["max_hops"]
+    st.markdown(f"Largest number of hops between two tokens: **{'never connected' if mh is None else mh}**.")
+    reach = receptive_field(m, layers)
+    full = receptive_field(torch.ones(n, n, dtype=torch.bool).tril(), layers)
+    st.plotly_chart(receptive_field_figure(reach, n, full), width="stretch", key="reach")
+    download_buttons(
+        [
+            {"layers": i + 1, "tokens_reached": r, "full_causal": f}
+            for i, (r, f) in enumerate(zip(reach, full, strict=True))
+        ],
+        "receptive-field",
+        key="reach-export",
+    )
+
+st.subheader("The mask")
+if "dense" in views:
+    shown_path = path if 1 < len(path) <= 32 else []  # a long path would hide the mask
+    st.plotly_chart(mask_heatmap(views["dense"], labels, shown_path), width="stretch", key="mask")
+    rows = np.argwhere(views["dense"])
+    download_buttons(
+        [{"query": int(q), "key": int(k)} for q, k in rows], f"mask-{pattern}-{n}", key="mask-export"
+    )
+else:
+    st.caption(
+        f"{n:,} tokens: each pixel summarises a {n // 256}x{n // 256} tile (share of cells allowed); "
+        "the full matrix is never sent to the browser."
+    )
+    st.plotly_chart(density_heatmap(views["density"], n), width="stretch", key="density")
+    download_buttons(
+        {"n": n, "bins": 256, "density": views["density"].round(5).tolist()},
+        f"density-{pattern}-{n}",
+        key="density-export",
+    )
+
+# --- on the real model -------------------------------------------------------------------------
+st.subheader("On the embedded language model")
+lm_names = usable_lm_names()
+if not lm_names:
+    st.info("No usable language model in checkpoints/.")
+else:
+    samples = {s["id"]: s["text"] for s in heldout_samples()}
+    m1, m2, m3 = st.columns(3)
+    url_value("sample", next(iter(samples)), str, choices=list(samples))
+    sample = m1.selectbox("Held-out text", list(samples), key="sample")
+    lm = guarded(f"Loading {lm_names[0]!r}", get_lm, lm_names[0])
+    if lm is not None:
+        n_layer = lm.model.config.n_layer
+        n_head = lm.model.config.n_head
+        on_layers = m2.multiselect(
+            "Apply to layers", list(range(n_layer)), default=list(range(n_layer)), key="on_layers"
+        )
+        show_layer = m3.selectbox("Show layer", list(range(n_layer)), key="show_layer")
+        head = m3.selectbox("Head", list(range(n_head)), key="head")
+        url_publish("sample")
+        ids = lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][: lm.context_length]
+        n_text = len(ids)
+        block = max(params_a.get("block", 1), params_b.get("block", 1))
+        n_text -= n_text % block
+        try:
+            text_mod = build_pattern(pattern, n_text, **params_a).mask_mod
+            if combine != "none":
+                other = build_pattern(combine, n_text, **params_b).mask_mod
+                text_mod = (or_masks if st.session_state["how"] == "or" else and_masks)(text_mod, other)
+        except InputError as e:
+            show_error(f"The pattern does not fit the text's {n_text} tokens", e)
+            text_mod = None
+
+        @st.cache_data(max_entries=32, show_spinner=False)
+        def cached_run(key: str, model_key: str, sample: str, layers: tuple, show: int, _lm, _mod, _ids):
+            with progress_bar("Running the model dense and under the pattern…") as report:
+                run = run_pattern(
+                    _lm.model,
+                    torch.tensor(_ids, device=_lm.device),
+                    dense_mask(_mod, len(_ids)),
+                    list(layers),
+                    show,
+                )
+                report(1.0)
+            return run
+
+        if text_mod is not None and on_layers:
+            run = guarded(
+                "Running the model",
+                cached_run,
+                pattern_key,
+                f"{lm.name}@{lm.version}",
+                sample,
+                tuple(on_layers),
+                show_layer,
+                lm,
+                text_mod,
+                ids[:n_text],
+            )
+            if run is not None:
+                k = st.columns(3)
+                k[0].metric("Perplexity, dense", f"{run.dense_perplexity:,.2f}")
+                k[1].metric(
+                    "Perplexity, patterned",
+                    f"{run.patterned_perplexity:,.2f}",
+                    delta=f"{run.patterned_perplexity / run.dense_perplexity:.2f}x",
+                    delta_color="inverse",
+                )
+                k[2].metric("Tokens", f"{n_text}")
+                toks = [lm.tokenizer.decode([i]) for i in ids[:n_text]]
+                st.plotly_chart(
+                    attention_pair_figure(
+                        run.dense_attention[head].numpy(), run.patterned_attention[head].numpy(), toks
+                    ),
+                    width="stretch",
+                    key="pair",
+                )
+        elif not on_layers:
+            st.info("Choose at least one layer to apply the pattern to.")
+
+# --- measured cost ---------------------------------------------------------------------------
+st.subheader("Measured cost on this machine")
+st.caption(
+    "Dense causal SDPA (the baseline) against SDPA with a boolean mask, compiled FlexAttention "
+    "with a BlockMask and a block gather, each case in its own process (time and peak memory). "
+    "Uses the first pattern above with its parameters at each length."
+)
+b1, b2 = st.columns(2)
+bench_lengths = b1.multiselect(
+    "Lengths", [512, 1024, 2048, 4096, 8192, 16384], default=[1024, 2048, 4096], key="bench_lengths"
+)
+bench_impls = b2.multiselect(
+    "Implementations", list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS), key="bench_impls"
+)
+if st.button("Run the benchmark", icon=":material/timer:"):
+    if not bench_lengths or not bench_impls:
+        st.warning("Pick at least one length and one implementation.")
+    else:
+        bar = st.progress(0.0, text="starting…")
+        try:
+            st.session_state["bench_result"] = bench_attention(
+                sorted(bench_lengths),
+                pattern,
+                params_a,
+                tuple(bench_impls),
+                progress=lambda f, what: bar.progress(min(f, 1.0), text=what),
+            )
+        except InputError as e:
+            show_error("The benchmark cannot run with these settings", e)
+        bar.empty()
+result = st.session_state.get("bench_result")
+if result:
+    st.caption(f"{result['pattern']} {result['params']} on {result['device']}")
+    st.plotly_chart(bench_figure(result), width="stretch", key="bench")
+    failed = [r for r in result["runs"] if "error" in r]
+    for r in failed:
+        st.warning(f"{r['impl']} at {r['n']} tokens failed: {r['error']}")
+    download_buttons(result["runs"], "bench-attention", key="bench-export")

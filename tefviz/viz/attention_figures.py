@@ -1,0 +1,161 @@
+"""Plotly figures for the Attention page: pure functions, data in, figure out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_MASK_SCALE = [[0, "rgb(245,245,245)"], [1, "rgb(33,102,172)"]]
+
+
+def mask_heatmap(
+    mask: np.ndarray, labels: Sequence[str] | None = None, path: Sequence[int] = ()
+) -> go.Figure:
+    """The allowed (query, key) cells; hover names both tokens. For small lengths only."""
+    n = mask.shape[0]
+    z = mask.astype(np.int8)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            colorscale=_MASK_SCALE,
+            showscale=False,
+            zmin=0,
+            zmax=1,
+            customdata=None
+            if labels is None
+            else np.array([[f"{labels[q]} ← {labels[k]}" for k in range(n)] for q in range(n)]),
+            hovertemplate=(
+                "query %{y} ← key %{x}"
+                + ("<br>%{customdata}" if labels is not None else "")
+                + "<br>allowed: %{z}<extra></extra>"
+            ),
+        )
+    )
+    if len(path) > 1:
+        # the hops of a path: each step is the cell (reader, source)
+        fig.add_scatter(
+            x=list(path[:-1]),
+            y=list(path[1:]),
+            mode="markers+lines",
+            name="path",
+            marker=dict(size=9, color="rgb(215,48,39)"),
+            line=dict(color="rgb(215,48,39)"),
+            hovertemplate="hop: %{x} → %{y}<extra></extra>",
+        )
+    _square(fig, n, labels)
+    return fig
+
+
+def density_heatmap(density: np.ndarray, n: int) -> go.Figure:
+    """A downsampled view for long sequences: the share of allowed cells in each tile."""
+    bins = density.shape[0]
+    centers = (np.arange(bins) + 0.5) * n / bins
+    fig = go.Figure(
+        go.Heatmap(
+            z=density,
+            x=centers,
+            y=centers,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            colorbar=dict(title="allowed", thickness=12),
+            hovertemplate="queries ≈ %{y:.0f}, keys ≈ %{x:.0f}<br>%{z:.1%} of cells allowed<extra></extra>",
+        )
+    )
+    _square(fig, n, None)
+    return fig
+
+
+def _square(fig: go.Figure, n: int, labels: Sequence[str] | None) -> None:
+    axis = dict(constrain="domain")
+    if labels is not None and n <= 40:
+        axis.update(tickvals=list(range(n)), ticktext=list(labels))
+    fig.update_xaxes(title="key (attended to)", side="top", **axis)
+    fig.update_yaxes(title="query (attending)", autorange="reversed", scaleanchor="x", **axis)
+    fig.update_layout(height=520, margin=dict(l=60, r=20, t=60, b=20), showlegend=False)
+
+
+def receptive_field_figure(reach: Sequence[float], n: int, dense: Sequence[float] | None = None) -> go.Figure:
+    """Mean tokens each token has heard from after 1..L layers."""
+    layers = list(range(1, len(reach) + 1))
+    fig = go.Figure()
+    fig.add_scatter(
+        x=layers,
+        y=list(reach),
+        mode="lines+markers",
+        name="this pattern",
+        hovertemplate="after %{x} layers: %{y:.1f} tokens<extra></extra>",
+    )
+    if dense is not None:
+        fig.add_scatter(
+            x=layers, y=list(dense), mode="lines", name="full causal", line=dict(dash="dot", color="grey")
+        )
+    fig.add_hline(y=n, line=dict(color="black", dash="dash"), annotation_text=f"all {n} tokens")
+    fig.update_layout(
+        height=300,
+        margin=dict(l=50, r=20, t=10, b=40),
+        xaxis_title="layers",
+        yaxis_title="tokens reached (mean)",
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+    )
+    return fig
+
+
+def attention_pair_figure(dense: np.ndarray, patterned: np.ndarray, labels: Sequence[str]) -> go.Figure:
+    """One head's attention weights, dense beside patterned, on one colour scale."""
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("dense", "under the pattern"), horizontal_spacing=0.06
+    )
+    vmax = float(max(dense.max(), patterned.max(), 1e-9))
+    hover = "query %{y} ← key %{x}<br>weight %{z:.3f}<extra></extra>"
+    for col, z in ((1, dense), (2, patterned)):
+        fig.add_trace(
+            go.Heatmap(z=z, zmin=0, zmax=vmax, colorscale="Viridis", showscale=col == 2, hovertemplate=hover),
+            row=1,
+            col=col,
+        )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=420, margin=dict(l=40, r=20, t=40, b=30))
+    return fig
+
+
+def bench_figure(results: dict) -> go.Figure:
+    """Time and peak memory against length, log-log, one line per implementation."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("time per call", "peak memory over inputs"))
+    impls = sorted({r["impl"] for r in results.get("runs", [])})
+    for impl in impls:
+        rows = sorted(
+            (r for r in results["runs"] if r["impl"] == impl and "median_s" in r), key=lambda r: r["n"]
+        )
+        if not rows:
+            continue
+        ns = [r["n"] for r in rows]
+        fig.add_scatter(
+            x=ns,
+            y=[r["median_s"] * 1e3 for r in rows],
+            mode="lines+markers",
+            name=impl,
+            legendgroup=impl,
+            row=1,
+            col=1,
+            hovertemplate=impl + ": %{y:.1f} ms at %{x}<extra></extra>",
+        )
+        fig.add_scatter(
+            x=ns,
+            y=[max(r["peak_mb_over_inputs"], 0.1) for r in rows],
+            mode="lines+markers",
+            name=impl,
+            legendgroup=impl,
+            showlegend=False,
+            row=1,
+            col=2,
+            hovertemplate=impl + ": %{y:.0f} MB at %{x}<extra></extra>",
+        )
+    fig.update_xaxes(type="log", title="tokens")
+    fig.update_yaxes(type="log", title="ms", row=1, col=1)
+    fig.update_yaxes(type="log", title="MB", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig

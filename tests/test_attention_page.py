@@ -1,0 +1,83 @@
+"""AppTest of the Attention patterns page."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from .conftest import REPO
+
+
+def _page(**query) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page("pages/attention.py")
+    return at.run()
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at) -> int:
+    return sum(1 for e in at.main if type(e).__name__ == "UnknownElement")
+
+
+def test_attention_page_default_view_and_widgets(checkpoints_root):
+    at = _page()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["Active cells"] and m["Perplexity, dense"] and m["Perplexity, patterned"]
+    before = m["Active cells"]
+    at.number_input(key="a_sliding_window").set_value(16).run()
+    assert not at.exception and _metrics(at)["Active cells"] != before
+    assert at.query_params["a_sliding_window"] == "16"
+    at.selectbox(key="pattern").select("dilated").run()
+    assert not at.exception and at.query_params["pattern"] == "dilated"
+
+
+def test_lecture_examples_are_one_click_away(checkpoints_root):
+    at = _page()
+    at.button[1].click().run()  # cat -> GLB -> sad
+    assert not at.exception
+    assert any("2 hop" in s.value and "cat" in s.value and "GLB" in s.value and "sad" in s.value
+               for s in at.success)
+    at.button[0].click().run()  # window 4: about 5n cells
+    assert not at.exception
+    assert _metrics(at)["Active cells"] == f"{5 * 1024 - 6:,}"
+
+
+def test_long_sequences_use_a_density_image_and_skip_flow(checkpoints_root):
+    at = _page(n="16384", a_sliding_window="256")
+    assert not at.exception
+    assert any("never sent to the browser" in c.value for c in at.caption)
+    assert any("Information flow is computed up to" in i.value for i in at.info)
+
+
+def test_bad_parameters_give_clear_messages(checkpoints_root):
+    at = _page(pattern="blockwise", n="16", a_blockwise_block="64")
+    assert not at.exception
+    assert any("not a multiple of the block" in e.value or "must lie in" in e.value for e in at.error)
+    at = _page(pattern="nope", n="7", a_sliding_window="-3", source="99")
+    assert not at.exception and at.selectbox(key="pattern").value == "sliding"
+
+
+def test_combination_and_or(checkpoints_root):
+    at = _page(n="64")
+    alone = _metrics(at)["Active cells"]
+    at.selectbox(key="combine").select("global").run()
+    assert not at.exception
+    union = _metrics(at)["Active cells"]
+    at.radio(key="how").set_value("and").run()
+    inter = _metrics(at)["Active cells"]
+    as_int = lambda s: int(s.replace(",", ""))  # noqa: E731
+    assert as_int(inter) <= as_int(alone) <= as_int(union)
+
+
+def test_benchmark_runs_from_the_page(checkpoints_root):
+    at = _page(n="64")
+    at.multiselect(key="bench_lengths").set_value([512]).run()
+    at.multiselect(key="bench_impls").set_value(["dense_causal", "block_gather"]).run()
+    next(b for b in at.button if "benchmark" in b.label).click().run()
+    assert not at.exception
+    assert any("on cpu" in c.value for c in at.caption)
