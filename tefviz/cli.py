@@ -118,6 +118,15 @@ def _cmd_bench_attention(args: argparse.Namespace) -> None:
     print(f"saved {args.out}")
 
 
+def _cmd_bench_approx(args: argparse.Namespace) -> None:
+    from tefviz.attention.approx_bench import METHODS, bench_approx, print_table
+
+    results = bench_approx(args.lengths, tuple(args.method or METHODS), heads=args.heads,
+                           head_dim=args.head_dim, repeats=args.repeats, causal=args.causal, out=args.out)
+    print_table(results)
+    print(f"saved {args.out}")
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from tefviz.checkpoints import list_checkpoints
     from tefviz.device import device_info
@@ -240,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ba.add_argument("--out", type=Path, default=Path("artifacts/bench_attention.json"))
     ba.set_defaults(func=_cmd_bench_attention)
+
+    bx = bench.add_parser("approx", help="exact attention vs Performer, Linformer, infinity-former by length")
+    bx.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192, 16384, 32768])
+    bx.add_argument("--method", action="append", default=None,
+                    help="exact, exact_sdpa, performer, linformer, infinity_former (repeat; default all)")
+    bx.add_argument("--heads", type=int, default=1)
+    bx.add_argument("--head-dim", type=int, default=64)
+    bx.add_argument("--repeats", type=int, default=3)
+    bx.add_argument("--causal", action="store_true", help="causal exact and Performer only")
+    bx.add_argument("--out", type=Path, default=Path("artifacts/bench_approx.json"))
+    bx.set_defaults(func=_cmd_bench_approx)
 
     i = sub.add_parser("info", help="device policy and the checkpoints present")
     i.add_argument("--checkpoints", type=Path, default=None)

@@ -31,6 +31,10 @@ PAGES: list[PageSpec] = [
              "Sliding, dilated, global, random, blockwise and BigBird masks, combined your way: which "
              "cells they allow, how many layers information needs, what they save, what they do to the "
              "model, and their measured speed.", "attention"),
+    PageSpec("pages/efficient_attention.py", "Efficient attention", ":material/speed:",
+             "Performer, Linformer and the ∞-former's continuous memory beside exact attention on the "
+             "model's real queries and keys: implied matrices, error as they grow, speed and memory by "
+             "length with fitted slopes.", "efficient_attention"),
 ]
 
 

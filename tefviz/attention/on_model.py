@@ -66,3 +66,18 @@ def run_pattern(model, ids: torch.Tensor, mask: torch.Tensor, layers: list[int] 
     patterned = masked_forward(model, ids[None], key_keep=keys.float(), need_weights=True)
     return PatternedRun(token_nll(dense.logits[0], ids).cpu(), token_nll(patterned.logits[0], ids).cpu(),
                         dense.attentions[show_layer][0].cpu(), patterned.attentions[show_layer][0].cpu())
+
+
+@torch.no_grad()
+def qkv_at(model, ids: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The real queries, keys and values of block `layer` for a text: each (heads, n, head_dim)."""
+    parts = gpt2_parts(model)
+    if not 0 <= layer < parts.n_layer:
+        raise InputError(f"layer {layer} does not exist; the model has {parts.n_layer}")
+    ids = ids.reshape(1, -1)
+    hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[layer]  # input of block `layer`
+    block = parts.blocks[layer]
+    d = parts.d_model
+    q, k, v = block.attn.c_attn(block.ln_1(hidden)).split(d, dim=2)
+    heads = parts.n_head
+    return tuple(z[0].view(-1, heads, d // heads).transpose(0, 1).float() for z in (q, k, v))

@@ -104,11 +104,14 @@ def receptive_field_figure(reach: Sequence[float], n: int, dense: Sequence[float
     return fig
 
 
-def attention_pair_figure(dense: np.ndarray, patterned: np.ndarray, labels: Sequence[str]) -> go.Figure:
+def attention_pair_figure(
+    dense: np.ndarray,
+    patterned: np.ndarray,
+    labels: Sequence[str],
+    titles: tuple[str, str] = ("dense", "under the pattern"),
+) -> go.Figure:
     """One head's attention weights, dense beside patterned, on one colour scale."""
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("dense", "under the pattern"), horizontal_spacing=0.06
-    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.06)
     vmax = float(max(dense.max(), patterned.max(), 1e-9))
     hover = "query %{y} ← key %{x}<br>weight %{z:.3f}<extra></extra>"
     for col, z in ((1, dense), (2, patterned)):
@@ -122,13 +125,14 @@ def attention_pair_figure(dense: np.ndarray, patterned: np.ndarray, labels: Sequ
     return fig
 
 
-def bench_figure(results: dict) -> go.Figure:
-    """Time and peak memory against length, log-log, one line per implementation."""
+def bench_figure(results: dict, key: str = "impl", slopes: dict | None = None) -> go.Figure:
+    """Time and peak memory against length, log-log, one line per implementation (with its fitted
+    slope in the legend when given)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("time per call", "peak memory over inputs"))
-    impls = sorted({r["impl"] for r in results.get("runs", [])})
+    impls = sorted({r[key] for r in results.get("runs", [])})
     for impl in impls:
         rows = sorted(
-            (r for r in results["runs"] if r["impl"] == impl and "median_s" in r), key=lambda r: r["n"]
+            (r for r in results["runs"] if r[key] == impl and "median_s" in r), key=lambda r: r["n"]
         )
         if not rows:
             continue
@@ -137,7 +141,7 @@ def bench_figure(results: dict) -> go.Figure:
             x=ns,
             y=[r["median_s"] * 1e3 for r in rows],
             mode="lines+markers",
-            name=impl,
+            name=impl if not slopes or slopes.get(impl) is None else f"{impl} (slope {slopes[impl]})",
             legendgroup=impl,
             row=1,
             col=1,
@@ -158,4 +162,51 @@ def bench_figure(results: dict) -> go.Figure:
     fig.update_yaxes(type="log", title="ms", row=1, col=1)
     fig.update_yaxes(type="log", title="MB", row=1, col=2)
     fig.update_layout(height=360, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def error_vs_size_figure(rows: Sequence[dict], metric: str = "relative_error") -> go.Figure:
+    """Approximation error against its size knob (m, k or N), one line per method, log-log."""
+    fig = go.Figure()
+    for method in sorted({r["method"] for r in rows}):
+        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["size"])
+        fig.add_scatter(
+            x=[r["size"] for r in pts],
+            y=[max(r[metric], 1e-6) for r in pts],
+            mode="lines+markers",
+            name=method,
+            hovertemplate=method + ": size %{x}, %{y:.4f}<extra></extra>",
+        )
+    fig.update_layout(
+        height=320,
+        margin=dict(l=50, r=20, t=10, b=40),
+        xaxis_type="log",
+        yaxis_type="log",
+        xaxis_title="m (Performer) / k (Linformer) / N (∞-former)",
+        yaxis_title=metric.replace("_", " "),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+    )
+    return fig
+
+
+def signal_figure(
+    t: np.ndarray, original: np.ndarray, reconstruction: np.ndarray, t_fine: np.ndarray
+) -> go.Figure:
+    """One channel of a memory: the sequence as points and its continuous reconstruction."""
+    fig = go.Figure()
+    fig.add_scatter(x=t, y=original, mode="markers", name="the sequence", marker=dict(size=4, color="grey"))
+    fig.add_scatter(
+        x=t_fine,
+        y=reconstruction,
+        mode="lines",
+        name="continuous memory",
+        line=dict(color="rgb(215,48,39)", width=2),
+    )
+    fig.update_layout(
+        height=300,
+        margin=dict(l=50, r=20, t=10, b=40),
+        xaxis_title="position t in [0, 1]",
+        yaxis_title="value",
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+    )
     return fig

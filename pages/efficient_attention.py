@@ -1,0 +1,200 @@
+"""Efficient attention: Performer, Linformer and the infinity-former's continuous memory against
+exact attention, on the embedded LM's real queries, keys and values, and their speed by length."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from tefviz.attention.approx import APPROXIMATIONS
+from tefviz.attention.approx.infinity_former import RBFMemory
+from tefviz.attention.approx_bench import METHODS, bench_approx
+from tefviz.attention.approx_view import SIZES, Comparison, compare, error_sweep
+from tefviz.attention.on_model import qkv_at
+from tefviz.data.heldout import heldout_samples
+from tefviz.errors import InputError
+from tefviz.viz.attention_figures import (
+    attention_pair_figure,
+    bench_figure,
+    error_vs_size_figure,
+    signal_figure,
+)
+from ui.errors import guarded, show_error
+from ui.export import download_buttons
+from ui.loaders import get_lm, usable_lm_names
+from ui.state import url_publish, url_value
+
+st.title("Efficient attention")
+st.caption(
+    "Exact attention costs n² in time and memory. Performer replaces the softmax kernel with random "
+    "features, Linformer projects keys and values to k rows, and the ∞-former keeps a continuous "
+    "memory of N basis functions. Here each runs on the real queries, keys and values of the "
+    "embedded model, beside the exact attention it approximates."
+)
+
+names = usable_lm_names()
+if not names:
+    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each).")
+    st.stop()
+lm = guarded(f"Loading {names[0]!r}", get_lm, names[0])
+if lm is None:
+    st.stop()
+samples = {s["id"]: s["text"] for s in heldout_samples()}
+methods = list(APPROXIMATIONS)
+n_layer, n_head = lm.model.config.n_layer, lm.model.config.n_head
+max_tokens = min(512, lm.context_length)
+token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
+
+# --- choices (kept in the URL) ----------------------------------------------------------------
+a, b, c = st.columns(3)
+with a:
+    url_value("sample", next(iter(samples)), str, choices=list(samples))
+    sample = st.selectbox("Held-out text", list(samples), key="sample")
+    url_value("tokens", token_choices[min(2, len(token_choices) - 1)], int, choices=token_choices)
+    n_tokens = st.select_slider("Tokens", token_choices, key="tokens")
+with b:
+    url_value("layer", 0, int, lo=0, hi=n_layer - 1)
+    layer = st.selectbox("Layer", list(range(n_layer)), key="layer")
+    url_value("head", 0, int, lo=0, hi=n_head - 1)
+    head = st.selectbox("Head", list(range(n_head)), key="head")
+with c:
+    url_value("method", "performer", str, choices=methods)
+    method = st.selectbox(
+        "Approximation", methods, key="method", format_func=lambda m: APPROXIMATIONS[m].label
+    )
+    cls = APPROXIMATIONS[method]
+    sizes = [s for s in SIZES if method == "performer" or s <= n_tokens]
+    url_value("size", 64 if 64 in sizes else sizes[-1], int, choices=sizes)
+    size = st.select_slider(f"{cls.size_name}: {cls.size_help}", sizes, key="size")
+    url_value("causal", False)
+    causal = st.checkbox("Causal (exact and Performer only)", key="causal")
+url_publish("sample", "tokens", "layer", "head", "method", "size", "causal")
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the model's queries, keys and values…")
+def cached_qkv(model_key: str, sample: str, n_tokens: int, layer: int, _lm) -> tuple:
+    ids = _lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][:n_tokens]
+    q, k, v = qkv_at(_lm.model, torch.tensor(ids, device=_lm.device), layer)
+    return q.cpu(), k.cpu(), v.cpu(), [_lm.tokenizer.decode([i]) for i in ids]
+
+
+model_key = f"{lm.name}@{lm.version}"
+got = guarded("Reading the model", cached_qkv, model_key, sample, n_tokens, layer, lm)
+if got is None:
+    st.stop()
+q_all, k_all, v_all, toks = got
+q, k, v = q_all[head], k_all[head], v_all[head]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_compare(key: tuple, method: str, size: int, causal: bool, _q, _k, _v) -> Comparison:
+    return compare(_q, _k, _v, method, size, causal)
+
+
+key = (model_key, sample, n_tokens, layer, head)
+try:
+    comp = cached_compare(key, method, size, causal, q, k, v)
+except InputError as e:
+    show_error(f"{cls.label} at {cls.size_name} = {size}", e)
+    comp = None
+if comp is not None:
+    m = st.columns(3)
+    m[0].metric("Relative output error", f"{comp.relative_error:.3f}", help="‖approx − exact‖ / ‖exact‖")
+    m[1].metric("Mean row KL", f"{comp.mean_row_kl:.3f} nats", help="KL(exact row ‖ implied row), per query")
+    m[2].metric("Tokens", f"{len(toks)}")
+    st.plotly_chart(
+        attention_pair_figure(
+            comp.exact.numpy(),
+            comp.implied.numpy(),
+            toks,
+            titles=("exact softmax", f"{cls.label}, {cls.size_name} = {size}"),
+        ),
+        width="stretch",
+        key="pair",
+    )
+    st.caption(
+        "The implied matrix is the one that multiplies the values: out = M v. Linformer's rows "
+        "need not be distributions (its projections are random here, learned in the paper)."
+    )
+
+st.subheader("Error as the approximation grows")
+
+
+@st.cache_data(max_entries=16, show_spinner="Sweeping sizes for every method…")
+def cached_sweep(key: tuple, causal: bool, _q, _k, _v) -> list[dict]:
+    return error_sweep(_q, _k, _v, causal)
+
+
+sweep = guarded("Sweeping sizes", cached_sweep, key, causal, q, k, v)
+if sweep:
+    metric = st.radio(
+        "Error",
+        ["relative_error", "mean_row_kl"],
+        horizontal=True,
+        key="sweep_metric",
+        format_func=lambda s: s.replace("_", " "),
+    )
+    st.plotly_chart(error_vs_size_figure(sweep, metric), width="stretch", key="sweep")
+    download_buttons(sweep, "approximation-error", key="sweep-export")
+
+if method == "infinity_former" or st.checkbox("Show the continuous memory", key="show_memory"):
+    st.subheader("The ∞-former's continuous memory")
+    dim = st.slider("Value channel", 0, v.shape[-1] - 1, 0, key="memory_dim")
+    n_basis = size if method == "infinity_former" else 64
+    try:
+        mem = RBFMemory(min(n_basis, len(toks)))
+        t = mem.positions(len(toks))
+        t_fine = torch.linspace(0, 1, 400)
+        recon = mem.signal(mem.fit(v), t_fine)[:, dim]
+        fitted = mem.signal(mem.fit(v), t)
+        err = float((fitted - v).norm() / v.norm())
+        st.plotly_chart(
+            signal_figure(t.numpy(), v[:, dim].numpy(), recon.numpy(), t_fine.numpy()),
+            width="stretch",
+            key="memory",
+        )
+        st.caption(
+            f"{mem.n} Gaussian basis functions fitted by ridge regression to {len(toks)} value "
+            f"vectors; relative reconstruction error over all channels {err:.3f}. The memory "
+            "stays N rows however long the sequence grows."
+        )
+    except InputError as e:
+        show_error("The continuous memory", e)
+
+# --- speed and memory vs length ----------------------------------------------------------------
+st.subheader("Speed and memory vs length on this machine")
+st.caption(
+    "Each method at each length runs in its own process (time per call, peak memory over the "
+    "inputs); one head of width 64; Performer m = 256, Linformer k = 256, ∞-former N = 256. "
+    "The legend gives each line's fitted slope of log time on log length (2: quadratic, 1: linear)."
+)
+s1, s2 = st.columns(2)
+lengths = s1.multiselect(
+    "Lengths", [512, 1024, 2048, 4096, 8192, 16384, 32768], default=[1024, 2048, 4096], key="bench_lengths"
+)
+chosen = s2.multiselect("Methods", list(METHODS), default=list(METHODS), key="bench_methods")
+if st.button("Run the benchmark", icon=":material/timer:"):
+    if not lengths or not chosen:
+        st.warning("Pick at least one length and one method.")
+    else:
+        bar = st.progress(0.0, text="starting…")
+        try:
+            st.session_state["approx_bench"] = bench_approx(
+                sorted(lengths),
+                tuple(chosen),
+                causal=False,
+                progress=lambda f, what: bar.progress(min(f, 1.0), text=what),
+            )
+        except InputError as e:
+            show_error("The benchmark cannot run with these settings", e)
+        bar.empty()
+result = st.session_state.get("approx_bench")
+if result:
+    st.caption(f"On {result['device']}")
+    st.plotly_chart(
+        bench_figure(result, key="method", slopes=result["slopes"]), width="stretch", key="approx-bench"
+    )
+    for r in result["runs"]:
+        if "median_s" not in r:
+            st.info(f"{r['method']} at {r['n']} tokens: {r.get('skipped') or r.get('error')}")
+    download_buttons(result["runs"], "bench-approx", key="approx-bench-export")
