@@ -1,0 +1,37 @@
+"""A shared low-precision base plus a LoRA-style low-rank correction: W ~ Q_b(W) + A B, with A B
+the best rank-r fit of the quantisation residual (the base can be shared across models or tasks;
+the small factors adapt it)."""
+
+from __future__ import annotations
+
+import torch
+
+from tefviz.embeddings.compressors import register
+from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Knob
+from tefviz.embeddings.compressors.low_rank import truncated_svd
+from tefviz.embeddings.compressors.quantised import QuantisedEmbedding
+
+
+class LoRAEmbedding(CompressedEmbedding):
+    def __init__(self, base: QuantisedEmbedding, left: torch.Tensor, right: torch.Tensor) -> None:
+        self.base, self.left, self.right = base, left, right
+        self.vocab, self.dim = base.vocab, base.dim
+
+    def lookup(self, ids):
+        return self.base.lookup(ids) + self.left[ids] @ self.right
+
+    @property
+    def bytes(self) -> int:
+        return self.base.bytes + (self.left.numel() + self.right.numel()) * DENSE_BYTES_PER_VALUE
+
+
+@register
+class LoRAShared(Compressor):
+    name = "lora_shared"
+    label = "Shared low-bit base + LoRA"
+    knobs = (Knob("bits", 2, 1, 8, "b: bits of the shared base"),
+             Knob("rank", 16, 1, 1024, "r: rank of the correction"))
+
+    def compress(self, weight, priority=None, bits=2, rank=16):
+        base = QuantisedEmbedding(weight, torch.full((weight.shape[0],), bits))
+        return LoRAEmbedding(base, *truncated_svd(weight - base.table, rank))

@@ -1,0 +1,37 @@
+"""Low-rank embedding: the best rank-r approximation of W (truncated SVD), stored as two factors."""
+
+from __future__ import annotations
+
+import torch
+
+from tefviz.embeddings.compressors import register
+from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Knob
+
+
+class LowRankEmbedding(CompressedEmbedding):
+    def __init__(self, left: torch.Tensor, right: torch.Tensor) -> None:
+        self.left, self.right = left, right  # (V, r), (r, D)
+        self.vocab, self.dim = left.shape[0], right.shape[1]
+
+    def lookup(self, ids):
+        return self.left[ids] @ self.right
+
+    @property
+    def bytes(self) -> int:
+        return (self.left.numel() + self.right.numel()) * DENSE_BYTES_PER_VALUE
+
+
+def truncated_svd(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+    r = min(rank, s.numel())
+    return u[:, :r] * s[:r], vh[:r]
+
+
+@register
+class LowRank(Compressor):
+    name = "low_rank"
+    label = "Low-rank (SVD)"
+    knobs = (Knob("rank", 64, 1, 4096, "r: kept singular directions"),)
+
+    def compress(self, weight, priority=None, rank=64):
+        return LowRankEmbedding(*truncated_svd(weight, rank))
