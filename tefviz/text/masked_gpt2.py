@@ -100,6 +100,7 @@ def masked_forward(
     mode: DropMode = "skip",
     gates: torch.Tensor | None = None,
     need_weights: bool = False,
+    embedding: torch.Tensor | None = None,
 ) -> MaskedOutput:
     """Logits of `ids` (B, n) with tokens dropped per block.
 
@@ -110,6 +111,8 @@ def masked_forward(
         ("zero": input multiplied by 0; "skip": residual passed through); they are also
         hidden as keys.
     gates: optional (L, B, n) multipliers on each block's input (the paper's sigmoid gates).
+    embedding: optional (V, D) token embedding used instead of the model's, for input and (tied)
+        output alike; the shared model is never modified.
     """
     parts = gpt2_parts(model)
     if ids.dim() == 1:
@@ -124,7 +127,8 @@ def masked_forward(
     tokens = _per_block(token_keep, layers, b, n, "token")
     gates = _per_block(gates, layers, b, n, "gate")
     pos = torch.arange(n, device=ids.device)
-    h = parts.wte(ids) + parts.wpe(pos)[None]
+    table = parts.wte.weight if embedding is None else embedding.to(parts.wte.weight)
+    h = table[ids] + parts.wpe(pos)[None]
     attentions: list[torch.Tensor] | None = [] if need_weights else None
     for layer, block in enumerate(parts.blocks):
         w_tok = None if tokens is None else tokens[layer].to(h.dtype)
@@ -142,7 +146,9 @@ def masked_forward(
         h = y
         if attentions is not None:
             attentions.append(probs)
-    return MaskedOutput(parts.lm_head(parts.ln_f(h)), attentions)
+    out = parts.ln_f(h)
+    logits = parts.lm_head(out) if embedding is None else out @ table.T
+    return MaskedOutput(logits, attentions)
 
 
 def _per_block(m: torch.Tensor | None, layers: int, b: int, n: int, what: str) -> torch.Tensor | None:

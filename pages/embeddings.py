@@ -1,0 +1,181 @@
+"""Embeddings: compress the LM's token embedding (and its tied output head) and see what it costs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tefviz.analysis import token_pieces
+from tefviz.data.heldout import heldout_samples, heldout_text
+from tefviz.embeddings.compressors import COMPRESSORS, dense_bytes
+from tefviz.embeddings.evaluate import (
+    CompressionResult,
+    evaluate_compression,
+    pareto_sweep,
+    windows_perplexity,
+)
+from tefviz.text.evaluate import windows_of
+from tefviz.viz.embedding_figures import pareto_figure, row_error_figure
+from tefviz.viz.tokens import token_strip_html
+from ui.errors import guarded
+from ui.export import download_buttons
+from ui.loaders import get_lm, usable_lm_names
+from ui.progress import progress_bar
+from ui.state import url_publish, url_value
+
+st.title("Embeddings: how far they compress")
+st.caption(
+    "The token embedding (tied to the output head) is one of the largest matrices of a small LM. "
+    "Compress it (tensor train, low rank, quantisation, dynamic bit-width, a shared low-bit base "
+    "with a LoRA correction) and see the bytes saved, the held-out perplexity paid, and which "
+    "tokens suffer."
+)
+
+names = usable_lm_names()
+if not names:
+    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each).")
+    st.stop()
+lm = guarded(f"Loading {names[0]!r}", get_lm, names[0])
+if lm is None:
+    st.stop()
+vocab, dim = lm.model.config.vocab_size, lm.model.config.n_embd
+methods = list(COMPRESSORS)
+
+# --- choices (kept in the URL) -------------------------------------------------------------------
+left, right = st.columns([1, 2])
+with left:
+    url_value("method", "quantised", str, choices=methods)
+    method = st.selectbox("Method", methods, key="method", format_func=lambda m: COMPRESSORS[m].label)
+    knobs = {}
+    for k in COMPRESSORS[method].knobs:
+        key = f"{method}_{k.name}"
+        hi = min(k.hi, dim) if "rank" in k.name and method in ("low_rank", "lora_shared") else k.hi
+        url_value(key, min(k.default, hi), int, lo=k.lo, hi=hi)
+        knobs[k.name] = int(st.slider(f"{k.name}: {k.help}", k.lo, hi, key=key))
+        url_publish(key)
+    url_value("windows", 4, int, choices=[1, 2, 4, 8])
+    n_windows = st.select_slider(
+        "Held-out windows",
+        [1, 2, 4, 8],
+        key="windows",
+        help=f"windows of {lm.context_length} tokens of held-out Austen",
+    )
+url_publish("method", "windows")
+
+model_key = f"{lm.name}@{lm.version}"
+
+
+@st.cache_data(max_entries=4, show_spinner="Measuring the dense model…")
+def cached_windows(model_key: str, n_windows: int, _lm) -> tuple[list, float]:
+    ids = _lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
+    wins = windows_of(ids, _lm.context_length, n_windows)
+    return wins, windows_perplexity(_lm.model, wins)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def cached_eval(
+    model_key: str, n_windows: int, method: str, knobs: tuple, _lm, _wins, dense: float
+) -> CompressionResult:
+    with progress_bar(f"Compressing ({COMPRESSORS[method].label}) and measuring perplexity…") as report:
+        result = evaluate_compression(_lm.model, _wins, method, dict(knobs), dense)
+        report(1.0)
+    return result
+
+
+got = guarded("Measuring the dense model", cached_windows, model_key, n_windows, lm)
+if got is None:
+    st.stop()
+wins, dense_ppl = got
+result = guarded(
+    "Compressing",
+    cached_eval,
+    model_key,
+    n_windows,
+    method,
+    tuple(sorted(knobs.items())),
+    lm,
+    wins,
+    dense_ppl,
+)
+if result is None:
+    st.stop()
+
+with right:
+    c = st.columns(3)
+    c[0].metric(
+        "Embedding bytes",
+        f"{result.bytes / 2**20:.2f} MiB",
+        delta=f"{result.ratio:.1f}x smaller" if result.ratio >= 1 else f"{1 / result.ratio:.1f}x larger",
+        help=f"dense fp16: {dense_bytes(vocab, dim) / 2**20:.2f} MiB ({vocab:,} x {dim})",
+    )
+    c[1].metric(
+        "Held-out perplexity",
+        f"{result.perplexity:,.2f}",
+        delta=f"{result.perplexity / dense_ppl:.3f}x dense",
+        delta_color="inverse",
+        help=f"dense: {dense_ppl:.2f}",
+    )
+    c[2].metric(
+        "Mean row error", f"{float(result.row_error.mean()):.3f}", help="‖row − original‖ / ‖original‖"
+    )
+    goal = result.ratio >= 4 and result.perplexity <= dense_ppl * 1.05
+    (st.success if goal else st.info)(
+        f"{'Meets' if goal else 'Does not meet'} the goal: at least 4x fewer bytes with perplexity "
+        f"within 5 % of dense ({result.ratio:.1f}x, {100 * (result.perplexity / dense_ppl - 1):+.1f} %)."
+    )
+
+# --- which tokens suffer ------------------------------------------------------------------------
+st.subheader("Which tokens suffer")
+errors = result.row_error.numpy()
+samples = {s["id"]: s["text"] for s in heldout_samples()}
+url_value("sample", next(iter(samples)), str, choices=list(samples))
+sample = st.selectbox("Show on", list(samples), key="sample")
+url_publish("sample")
+text = samples[sample][:1500]
+enc = lm.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+pieces = token_pieces(text, enc["offset_mapping"])
+errs = [float(errors[i]) for i in enc["input_ids"]]
+titles = [
+    f"{p!r} (id {i})\nrow error {e:.3f}" for p, i, e in zip(pieces, enc["input_ids"], errs, strict=True)
+]
+st.html(token_strip_html(pieces, errs, titles, vmax=max(float(errors.max()), 1e-6)))
+st.caption("Each token coloured by how far its compressed embedding row is from the trained one.")
+st.plotly_chart(row_error_figure(errors), width="stretch", key="row-errors")
+download_buttons(
+    [
+        {"id": i, "token": lm.tokenizer.decode([i]), "row_error": round(float(e), 5)}
+        for i, e in enumerate(errors)
+    ],
+    f"row-errors-{method}",
+    key="rows-export",
+)
+
+# --- the Pareto front ---------------------------------------------------------------------------
+st.subheader("Bytes vs perplexity for every method")
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def cached_pareto(model_key: str, n_windows: int, _lm, _wins) -> list[dict]:
+    with progress_bar("Sweeping every method's settings…") as report:
+        return pareto_sweep(_lm.model, _wins, progress=report)
+
+
+if st.toggle("Compute the Pareto front (about 25 settings)", key="pareto"):
+    rows = guarded("Sweeping", cached_pareto, model_key, n_windows, lm, wins)
+    if rows:
+        st.plotly_chart(
+            pareto_figure(rows, dense_bytes(vocab, dim), dense_ppl, (result.bytes, result.perplexity)),
+            width="stretch",
+            key="pareto-chart",
+        )
+        best = [r for r in rows if r["compression"] >= 4 and r["perplexity_ratio"] <= 1.05]
+        if best:
+            top = max(best, key=lambda r: r["compression"])
+            st.success(
+                f"Smallest within 5 % of dense: {top['method']} "
+                f"({', '.join(f'{k[5:]}={v}' for k, v in top.items() if k.startswith('knob_'))}): "
+                f"{top['compression']:.1f}x fewer bytes, perplexity {top['perplexity']:.2f} "
+                f"({top['perplexity_ratio']:.3f}x)."
+            )
+        else:
+            st.info("No setting in the sweep reaches 4x fewer bytes within 5 % of dense perplexity.")
+        download_buttons(rows, "embedding-pareto", key="pareto-export")
