@@ -116,9 +116,19 @@ def make_tiny_tef(root: Path, variant: str = "causal", base: str = "tefviz-lm") 
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_tef_root(tmp_path_factory, tiny_lm_dir) -> Path:
+    """Built once: a checkpoints/ directory with the tiny LM and random causal and paper TEF heads."""
+    root = tmp_path_factory.mktemp("tef") / "checkpoints"
+    shutil.copytree(tiny_lm_dir, root / "tefviz-lm")
+    make_tiny_tef(root, "causal")
+    make_tiny_tef(root, "paper")
+    return root
+
+
 @pytest.fixture()
-def tef_root(checkpoints_root) -> Path:
-    """checkpoints/ with the tiny LM and random causal and paper TEF heads for it."""
-    make_tiny_tef(checkpoints_root, "causal")
-    make_tiny_tef(checkpoints_root, "paper")
+def tef_root(checkpoints_root, tiny_tef_root) -> Path:
+    """checkpoints/ (a fresh copy per test) with the tiny LM and both TEF checkpoints."""
+    for name in ("tefviz-lm-tef-causal", "tefviz-lm-tef-paper"):
+        shutil.copytree(tiny_tef_root / name, checkpoints_root / name)
     return checkpoints_root

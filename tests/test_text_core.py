@@ -196,7 +196,8 @@ def test_leave_one_out_equals_one_pass_per_token(model, ids):
     for j in (0, 4, 11, 23):
         keep = torch.ones(ids.numel())
         keep[j] = 0
-        hidden = masked_forward(model, ids[None], key_keep=keep).logits[0]
+        with torch.no_grad():
+            hidden = masked_forward(model, ids[None], key_keep=keep).logits[0]
         logp = torch.log_softmax(hidden[:-1], -1)
         rise = -logp.gather(1, ids[1:, None]).sum() - base
         assert float(scores[j]) == pytest.approx(max(0.0, float(rise)), abs=1e-4)
