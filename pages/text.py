@@ -183,8 +183,11 @@ titles = [f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4
           for r in rows]
 shown = min(n, 1024)
 st.markdown(f"**Tokens by share** (block {layer}; struck-through grey = dropped at t = {t:.2f})")
-st.html(token_strip_html(scored.pieces[:shown], list(shares[:shown]), titles[:shown],
-                         vmax=float(shares.max()) if n else 1.0, dimmed=list(~kept[:shown])))
+# colour by rank, not raw share: trained scorers can be nearly flat, and their order is what counts
+heat = [1.0 - (r["rank"] - 1) / max(n - 1, 1) for r in rows]
+st.html(token_strip_html(scored.pieces[:shown], heat[:shown], titles[:shown], vmax=1.0,
+                         dimmed=list(~kept[:shown])))
+st.caption("Colour: the token's rank by share (dark red = highest, white = lowest); hover for the share.")
 
 left, right = st.columns(2)
 with left:

@@ -93,13 +93,18 @@ def _settle(page, timeout_ms: int = 120_000) -> None:
     page.wait_for_timeout(700)
 
 
-def _screenshot(page, name: str) -> None:
-    """Whole page: Streamlit scrolls inside the app, so grow the viewport to the content."""
+def _grow(page) -> None:
+    """Streamlit scrolls inside the app and draws some elements only once they are in view:
+    grow the viewport to the whole content."""
     height = page.evaluate(
         "() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
         " return m ? m.getBoundingClientRect().top + m.scrollHeight : document.body.scrollHeight; }")
     page.set_viewport_size({"width": page.viewport_size["width"], "height": min(int(height) + 40, 9000)})
-    page.wait_for_timeout(400)
+    page.wait_for_timeout(600)
+
+
+def _screenshot(page, name: str) -> None:
+    _grow(page)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -127,11 +132,13 @@ def test_page_renders_in_chromium(server, browser, spec):
 
 
 def test_home_shows_the_shipped_model(server, browser):
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(server)
     _settle(page)
-    body = page.inner_text("body")
-    assert "tefviz-lm" in body and "Held-out perplexity" in body and "Bits per byte" in body
+    _grow(page)
+    body = page.text_content("body")  # DOM text: sections below the fold may not be laid out yet
+    for want in ("tefviz-lm", "Held-out perplexity", "Bits per byte", "tefviz-lm-tef-causal"):
+        assert want in body, want
     page.close()
 
 
@@ -163,7 +170,7 @@ def test_text_page_threshold_from_a_shared_link(server, browser):
     _no_exception(page)
     page.wait_for_selector(".tefviz-strip", timeout=60_000)
     assert page.locator('.tefviz-strip span[style*="line-through"]').count() > 0
-    body = page.inner_text("body")
+    body = page.text_content("body")  # DOM text: sections below the fold may not be laid out yet
     assert "Perplexity, dropped at t" in body
     _screenshot(page, "text_attention_t050")
     page.close()

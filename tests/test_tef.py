@@ -173,3 +173,19 @@ def test_bench_text_prints_and_saves(tef_root, tmp_path, capsys):
     assert set(data["scorers"]) == {"uniform", "attention", "tefviz-lm-tef-causal"}
     assert data["scorers"]["uniform"]["filtered_pass_t0.7"]["median_s"] > 0
     assert "filtered pass" in capsys.readouterr().out
+
+
+def test_tef_runs_on_a_gpt2_small_sized_model():
+    """Users with the hub train heads for `gpt2`: the same code on GPT-2 small's shape (random weights)."""
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config()).eval()  # 12 layers, 768 wide, 50,257 tokens, 1,024 positions
+    ids = torch.randint(0, 50257, (24,))
+    for variant in ("causal", "paper"):
+        cfg = TEFConfig(variant=variant, n_layer=12, d_model=768, base="gpt2", train_t=[0.5, 1.0])
+        heads = TEFHeads(cfg).eval()
+        scorer = get_scorer(f"tef_{variant}", heads=heads)
+        with torch.no_grad():
+            scores = scorer.score(model, ids)
+            fp = scorer.filtered(model, ids, scores, 0.7)
+        assert scores.values.shape == (12, 24) and fp.nll.shape == (23,)
+        assert torch.isfinite(fp.nll).all()

@@ -17,7 +17,8 @@ from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
 
 PARETO_GRID: dict[str, list[dict]] = {
     "quantised": [{"bits": b} for b in (8, 6, 4, 3, 2)],
-    "dynamic_bits": [{"high_bits": 8, "low_bits": lo, "high_share": p} for lo in (2, 3, 4) for p in (5, 20)],
+    "dynamic_bits": [{"high_bits": 8, "low_bits": 3, "high_share": 20}]
+    + [{"high_bits": 4, "low_bits": 3, "high_share": p} for p in (10, 30, 50)],
     "low_rank": [{"rank": r} for r in (16, 32, 64, 128)],
     "tensor_train": [{"rank1": r, "rank2": r} for r in (16, 32, 64, 128)],
     "lora_shared": [{"bits": b, "rank": r} for b in (2, 3) for r in (8, 32)],
