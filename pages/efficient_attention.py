@@ -21,7 +21,7 @@ from tefviz.viz.attention_figures import (
 )
 from ui.errors import guarded, show_error
 from ui.export import download_buttons
-from ui.loaders import get_lm, usable_lm_names
+from ui.loaders import embedded_lm_or_stop
 from ui.state import url_publish, url_value
 
 st.title("Efficient attention")
@@ -32,13 +32,7 @@ st.caption(
     "embedded model, beside the exact attention it approximates."
 )
 
-names = usable_lm_names()
-if not names:
-    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each).")
-    st.stop()
-lm = guarded(f"Loading {names[0]!r}", get_lm, names[0])
-if lm is None:
-    st.stop()
+lm = embedded_lm_or_stop()
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 methods = list(APPROXIMATIONS)
 n_layer, n_head = lm.model.config.n_layer, lm.model.config.n_head

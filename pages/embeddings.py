@@ -18,7 +18,7 @@ from tefviz.viz.embedding_figures import pareto_figure, row_error_figure
 from tefviz.viz.tokens import token_strip_html
 from ui.errors import guarded
 from ui.export import download_buttons
-from ui.loaders import get_lm, usable_lm_names
+from ui.loaders import embedded_lm_or_stop
 from ui.progress import progress_bar
 from ui.state import url_publish, url_value
 
@@ -30,13 +30,7 @@ st.caption(
     "tokens suffer."
 )
 
-names = usable_lm_names()
-if not names:
-    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each).")
-    st.stop()
-lm = guarded(f"Loading {names[0]!r}", get_lm, names[0])
-if lm is None:
-    st.stop()
+lm = embedded_lm_or_stop()
 vocab, dim = lm.model.config.vocab_size, lm.model.config.n_embd
 methods = list(COMPRESSORS)
 

@@ -62,3 +62,13 @@ def test_pareto_front_and_bad_url(checkpoints_root):
     assert any("Pareto" in s.value or "Bytes vs perplexity" in s.value for s in at.subheader)
     labels = [e.proto.label for e in at.main if type(e).__name__ == "DownloadButton"]
     assert labels.count("CSV") >= 2
+
+
+def test_model_pages_without_a_usable_lm(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEFVIZ_CHECKPOINTS", str(tmp_path / "empty"))
+    for page in ("pages/embeddings.py", "pages/efficient_attention.py", "pages/text.py"):
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, page
+        assert any("No usable language-model checkpoint" in w.value for w in at.warning), page

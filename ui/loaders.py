@@ -79,3 +79,18 @@ def get_tef(name: str) -> tuple[TEFHeads, str, str]:
     path = resolve_checkpoint(name)
     version = checkpoint_version(path)
     return _cached_tef(name, version), tef_checkpoint_lm(path).name, version
+
+
+def embedded_lm_or_stop() -> LoadedLM:
+    """The embedded LM for pages that study it; a clear message and a stopped page otherwise."""
+    from ui.errors import guarded
+
+    names = usable_lm_names()
+    if not names:
+        st.warning("No usable language-model checkpoint in checkpoints/ "
+                   "(Home lists what is wrong with each).")
+        st.stop()
+    lm = guarded(f"Loading {names[0]!r}", get_lm, names[0])
+    if lm is None:
+        st.stop()
+    return lm

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tefviz.attention.approx import exact_attention, make_approximation
-from tefviz.attention.bench import _peak_mb
+from tefviz.attention.bench import _peak_mb, run_isolated, save_results
 from tefviz.errors import InputError
 
 METHODS = ("exact", "exact_sdpa", "performer", "linformer", "infinity_former")
@@ -133,32 +132,12 @@ def bench_approx(
                 "causal": causal,
             }
         )
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "tefviz.attention.approx_bench", spec],
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-            )
-            line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-            row = (
-                json.loads(line)
-                if proc.returncode == 0 and line.startswith("{")
-                else {
-                    "method": m,
-                    "n": n,
-                    "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300],
-                }
-            )
-        except subprocess.TimeoutExpired:
-            row = {"method": m, "n": n, "error": f"took longer than {timeout_s:.0f} s"}
+        row = run_isolated("tefviz.attention.approx_bench", spec, {"method": m, "n": n}, timeout_s)
         results["runs"].append(row)
     if progress:
         progress(1.0, "done")
     results["slopes"] = fitted_slopes(results["runs"])
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1))
+    save_results(results, out)
     return results
 
 

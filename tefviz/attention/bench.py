@@ -148,22 +148,33 @@ def bench_attention(
         spec = json.dumps({"impl": impl, "pattern": pattern, "params": params, "n": n,
                            "heads": heads, "head_dim": head_dim, "repeats": repeats, "device": dev,
                            "dtype": dtype})
-        try:
-            proc = subprocess.run([sys.executable, "-m", "tefviz.attention.bench", spec],
-                                  capture_output=True, text=True, timeout=timeout_s)
-            line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-            row = json.loads(line) if proc.returncode == 0 and line.startswith("{") else {
-                "impl": impl, "n": n, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-        except subprocess.TimeoutExpired:
-            row = {"impl": impl, "n": n, "error": f"took longer than {timeout_s:.0f} s"}
+        row = run_isolated("tefviz.attention.bench", spec, {"impl": impl, "n": n}, timeout_s)
         results["runs"].append(row)
     if progress:
         progress(1.0, "done")
     results["speedups_vs_dense"] = speedups(results["runs"])
+    save_results(results, out)
+    return results
+
+
+def run_isolated(module: str, spec: str, ident: dict, timeout_s: float) -> dict:
+    """Run `python -m module spec` in a fresh process; its last stdout line is the JSON result.
+    A failure or a timeout becomes a row with an "error" beside `ident`."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", module, spec], capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {**ident, "error": f"took longer than {timeout_s:.0f} s"}
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if proc.returncode == 0 and line.startswith("{"):
+        return json.loads(line)
+    return {**ident, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+
+
+def save_results(results: dict, out) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1))
-    return results
 
 
 def speedups(runs: list[dict]) -> dict:
