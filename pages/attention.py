@@ -22,6 +22,7 @@ from tefviz.viz.attention_figures import (
     mask_heatmap,
     receptive_field_figure,
 )
+from ui.bench import benchmark_button
 from ui.errors import guarded, show_error
 from ui.export import download_buttons
 from ui.loaders import get_lm, usable_lm_names
@@ -339,23 +340,11 @@ bench_lengths = b1.multiselect(
 bench_impls = b2.multiselect(
     "Implementations", list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS), key="bench_impls"
 )
-if st.button("Run the benchmark", icon=":material/timer:"):
-    if not bench_lengths or not bench_impls:
-        st.warning("Pick at least one length and one implementation.")
-    else:
-        bar = st.progress(0.0, text="starting…")
-        try:
-            st.session_state["bench_result"] = bench_attention(
-                sorted(bench_lengths),
-                pattern,
-                params_a,
-                tuple(bench_impls),
-                progress=lambda f, what: bar.progress(min(f, 1.0), text=what),
-            )
-        except InputError as e:
-            show_error("The benchmark cannot run with these settings", e)
-        bar.empty()
-result = st.session_state.get("bench_result")
+result = benchmark_button(
+    "bench_result", bench_lengths, bench_impls, "implementation",
+    lambda progress: bench_attention(sorted(bench_lengths), pattern, params_a, tuple(bench_impls),
+                                     progress=progress),
+)
 if result:
     st.caption(f"{result['pattern']} {result['params']} on {result['device']}")
     st.plotly_chart(bench_figure(result), width="stretch", key="bench")

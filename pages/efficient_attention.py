@@ -19,6 +19,7 @@ from tefviz.viz.attention_figures import (
     error_vs_size_figure,
     signal_figure,
 )
+from ui.bench import benchmark_button
 from ui.errors import guarded, show_error
 from ui.export import download_buttons
 from ui.loaders import embedded_lm_or_stop
@@ -167,22 +168,10 @@ lengths = s1.multiselect(
     "Lengths", [512, 1024, 2048, 4096, 8192, 16384, 32768], default=[1024, 2048, 4096], key="bench_lengths"
 )
 chosen = s2.multiselect("Methods", list(METHODS), default=list(METHODS), key="bench_methods")
-if st.button("Run the benchmark", icon=":material/timer:"):
-    if not lengths or not chosen:
-        st.warning("Pick at least one length and one method.")
-    else:
-        bar = st.progress(0.0, text="starting…")
-        try:
-            st.session_state["approx_bench"] = bench_approx(
-                sorted(lengths),
-                tuple(chosen),
-                causal=False,
-                progress=lambda f, what: bar.progress(min(f, 1.0), text=what),
-            )
-        except InputError as e:
-            show_error("The benchmark cannot run with these settings", e)
-        bar.empty()
-result = st.session_state.get("approx_bench")
+result = benchmark_button(
+    "approx_bench", lengths, chosen, "method",
+    lambda progress: bench_approx(sorted(lengths), tuple(chosen), causal=False, progress=progress),
+)
 if result:
     st.caption(f"On {result['device']}")
     st.plotly_chart(

@@ -14,19 +14,9 @@ from typing import ClassVar
 import torch
 
 from tefviz.errors import InputError
+from tefviz.params import Param, checked_ints
 
 MaskMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One knob of a pattern, with its range: the page builds its widgets from these."""
-
-    name: str
-    default: int
-    lo: int
-    hi: int
-    help: str
 
 
 @dataclass(frozen=True)
@@ -55,16 +45,4 @@ class PatternKind:
         """Parameters with defaults filled in, or InputError saying what is wrong."""
         if n < 1:
             raise InputError(f"the sequence length must be at least 1, got {n}")
-        known = {p.name: p for p in self.params}
-        unknown = set(params) - set(known)
-        if unknown:
-            raise InputError(f"{self.label} has no parameter(s) {sorted(unknown)}")
-        out = {}
-        for p in self.params:
-            v = params.get(p.name, p.default)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise InputError(f"{p.name} must be an integer, got {v!r}")
-            if not p.lo <= v <= p.hi:
-                raise InputError(f"{p.name} must lie in [{p.lo}, {p.hi}], got {v}")
-            out[p.name] = v
-        return out
+        return checked_ints(self.label, self.params, params)

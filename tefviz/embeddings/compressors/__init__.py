@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tefviz.embeddings.compressors.base import CompressedEmbedding, Compressor, Knob, dense_bytes
+from tefviz.embeddings.compressors.base import CompressedEmbedding, Compressor, Param, dense_bytes
 from tefviz.errors import InputError
 
 COMPRESSORS: dict[str, Compressor] = {}
@@ -27,4 +27,4 @@ def compress(name: str, weight: torch.Tensor, priority: torch.Tensor | None = No
 
 from tefviz.embeddings.compressors import lora_shared, low_rank, quantised, tensor_train  # noqa: E402,F401
 
-__all__ = ["COMPRESSORS", "CompressedEmbedding", "Compressor", "Knob", "compress", "dense_bytes", "register"]
+__all__ = ["COMPRESSORS", "CompressedEmbedding", "Compressor", "Param", "compress", "dense_bytes", "register"]

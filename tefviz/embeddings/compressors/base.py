@@ -4,23 +4,13 @@ materialised."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from tefviz.errors import InputError
+from tefviz.params import Param, checked_ints
 
 DENSE_BYTES_PER_VALUE = 2  # the shipped checkpoints store fp16
-
-
-@dataclass(frozen=True)
-class Knob:
-    name: str
-    default: int
-    lo: int
-    hi: int
-    help: str
 
 
 class CompressedEmbedding:
@@ -44,26 +34,14 @@ class CompressedEmbedding:
 class Compressor:
     name: ClassVar[str]
     label: ClassVar[str]
-    knobs: ClassVar[tuple[Knob, ...]]
+    knobs: ClassVar[tuple[Param, ...]]
 
     def compress(self, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
                  ) -> CompressedEmbedding:
         raise NotImplementedError
 
     def checked(self, knobs: dict) -> dict:
-        known = {k.name: k for k in self.knobs}
-        unknown = set(knobs) - set(known)
-        if unknown:
-            raise InputError(f"{self.label} has no setting(s) {sorted(unknown)}")
-        out = {}
-        for k in self.knobs:
-            v = knobs.get(k.name, k.default)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise InputError(f"{k.name} must be an integer, got {v!r}")
-            if not k.lo <= v <= k.hi:
-                raise InputError(f"{k.name} must lie in [{k.lo}, {k.hi}], got {v}")
-            out[k.name] = v
-        return out
+        return checked_ints(self.label, self.knobs, knobs)
 
 
 def dense_bytes(vocab: int, dim: int) -> int:

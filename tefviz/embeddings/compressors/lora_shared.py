@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from tefviz.embeddings.compressors import register
-from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Knob
+from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Param
 from tefviz.embeddings.compressors.low_rank import truncated_svd
 from tefviz.embeddings.compressors.quantised import QuantisedEmbedding
 
@@ -29,8 +29,8 @@ class LoRAEmbedding(CompressedEmbedding):
 class LoRAShared(Compressor):
     name = "lora_shared"
     label = "Shared low-bit base + LoRA"
-    knobs = (Knob("bits", 2, 1, 8, "b: bits of the shared base"),
-             Knob("rank", 16, 1, 1024, "r: rank of the correction"))
+    knobs = (Param("bits", 2, 1, 8, "b: bits of the shared base"),
+             Param("rank", 16, 1, 1024, "r: rank of the correction"))
 
     def compress(self, weight, priority=None, bits=2, rank=16):
         base = QuantisedEmbedding(weight, torch.full((weight.shape[0],), bits))

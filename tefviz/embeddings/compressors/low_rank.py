@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tefviz.embeddings.compressors import register
-from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Knob
+from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Param
 
 
 class LowRankEmbedding(CompressedEmbedding):
@@ -31,7 +31,7 @@ def truncated_svd(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.
 class LowRank(Compressor):
     name = "low_rank"
     label = "Low-rank (SVD)"
-    knobs = (Knob("rank", 64, 1, 4096, "r: kept singular directions"),)
+    knobs = (Param("rank", 64, 1, 4096, "r: kept singular directions"),)
 
     def compress(self, weight, priority=None, rank=64):
         return LowRankEmbedding(*truncated_svd(weight, rank))

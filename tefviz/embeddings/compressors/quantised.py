@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from tefviz.embeddings.compressors import register
-from tefviz.embeddings.compressors.base import CompressedEmbedding, Compressor, Knob
+from tefviz.embeddings.compressors.base import CompressedEmbedding, Compressor, Param
 
 SCALE_BYTES = 2  # one fp16 scale per row
 
@@ -49,7 +49,7 @@ def default_priority(vocab: int) -> torch.Tensor:
 class Quantised(Compressor):
     name = "quantised"
     label = "Quantised (per-row absmax)"
-    knobs = (Knob("bits", 8, 1, 8, "b: bits per value"),)
+    knobs = (Param("bits", 8, 1, 8, "b: bits per value"),)
 
     def compress(self, weight, priority=None, bits=8):
         return QuantisedEmbedding(weight, torch.full((weight.shape[0],), bits))
@@ -59,9 +59,9 @@ class Quantised(Compressor):
 class DynamicBits(Compressor):
     name = "dynamic_bits"
     label = "Dynamic bit-width"
-    knobs = (Knob("high_bits", 8, 2, 8, "bits for the high-priority tokens"),
-             Knob("low_bits", 2, 1, 8, "bits for the rest"),
-             Knob("high_share", 10, 0, 100, "% of tokens at high bits"))
+    knobs = (Param("high_bits", 8, 2, 8, "bits for the high-priority tokens"),
+             Param("low_bits", 2, 1, 8, "bits for the rest"),
+             Param("high_share", 10, 0, 100, "% of tokens at high bits"))
 
     def compress(self, weight, priority=None, high_bits=8, low_bits=2, high_share=10):
         vocab = weight.shape[0]

@@ -9,7 +9,7 @@ import math
 import torch
 
 from tefviz.embeddings.compressors import register
-from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Knob
+from tefviz.embeddings.compressors.base import DENSE_BYTES_PER_VALUE, CompressedEmbedding, Compressor, Param
 from tefviz.errors import InputError
 
 
@@ -95,8 +95,8 @@ def tt_svd(weight: torch.Tensor, v_shape, d_shape, ranks: tuple[int, int]) -> li
 class TensorTrain(Compressor):
     name = "tensor_train"
     label = "Tensor train (TT-SVD)"
-    knobs = (Knob("rank1", 16, 1, 512, "r1: first TT rank"),
-             Knob("rank2", 16, 1, 512, "r2: second TT rank"))
+    knobs = (Param("rank1", 16, 1, 512, "r1: first TT rank"),
+             Param("rank2", 16, 1, 512, "r2: second TT rank"))
 
     def compress(self, weight, priority=None, rank1=16, rank2=16):
         vocab, dim = weight.shape
