@@ -86,6 +86,14 @@ def attention_with_key_weights(
     return attn.c_proj(out), probs
 
 
+def block_step(block: nn.Module, x: torch.Tensor, key_weight: torch.Tensor | None, n_head: int,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One GPT-2 block (pre-norm attention with key weights, then the MLP) on residual stream x."""
+    a, probs = attention_with_key_weights(block.attn, block.ln_1(x), key_weight, n_head, need_weights)
+    y = x + a
+    return y + block.mlp(block.ln_2(y)), probs
+
+
 @dataclass
 class MaskedOutput:
     logits: torch.Tensor  # (B, n, V)
@@ -138,9 +146,7 @@ def masked_forward(
         x = h if gates is None else h * gates[layer].to(h.dtype)[..., None]
         if w_tok is not None and mode == "zero":
             x = x * w_tok[..., None]
-        a, probs = attention_with_key_weights(block.attn, block.ln_1(x), w_key, parts.n_head, need_weights)
-        y = x + a
-        y = y + block.mlp(block.ln_2(y))
+        y, probs = block_step(block, x, w_key, parts.n_head, need_weights)
         if w_tok is not None and mode == "skip":
             y = h + w_tok[..., None] * (y - h)
         h = y

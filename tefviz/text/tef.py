@@ -28,7 +28,7 @@ from torch import nn
 
 from tefviz.errors import CheckpointError, InputError
 from tefviz.text.keep import cumulative_keep_mask
-from tefviz.text.masked_gpt2 import attention_with_key_weights, gpt2_parts
+from tefviz.text.masked_gpt2 import block_step, gpt2_parts
 
 VARIANTS = ("paper", "causal")
 TEF_CONFIG = "tef.json"
@@ -110,10 +110,7 @@ class TEFHeads(nn.Module):
                 keep = cumulative_keep_mask(shares, t, valid=active)
             w = keep.to(h.dtype)
             x = h * (g.to(h.dtype) * w)[..., None]
-            a, _ = attention_with_key_weights(block.attn, block.ln_1(x), w[:, None, :].expand(b, n, n),
-                                              parts.n_head, False)
-            y = x + a
-            h = y + block.mlp(block.ln_2(y))
+            h, _ = block_step(block, x, w[:, None, :].expand(b, n, n), parts.n_head)
             active = keep
             gates.append(g)
             kept.append(keep)
@@ -126,9 +123,7 @@ class TEFHeads(nn.Module):
         for head, norm, block in zip(self.heads, self.norms, parts.blocks, strict=True):
             logit = head(norm(h)).squeeze(-1).float()  # (B, n)
             w, keep = causal_key_weights(logit, t_rows, self.config.sink, self.config.recent, tau)
-            a, _ = attention_with_key_weights(block.attn, block.ln_1(h), w.to(h.dtype), parts.n_head, False)
-            y = h + a
-            h = y + block.mlp(block.ln_2(y))
+            h, _ = block_step(block, h, w.to(h.dtype), parts.n_head)
             scores.append(logit.exp())
             keys.append(keep)
         return h, torch.stack(scores), None, torch.stack(keys)
