@@ -19,6 +19,8 @@ from tefviz.errors import CheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKENIZER_FILE_SETS = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+# an image model's "tokenizer" is its preprocessing (how a picture becomes the input tensor)
+IMAGE_TOKENIZER_FILES = ("preprocessor_config.json",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -43,8 +45,10 @@ class CheckpointInfo:
 
     @property
     def kind(self) -> str:
-        """"tef" for TEF heads (tef.json beside them), else "lm"."""
-        return "tef" if (self.path / "tef.json").is_file() else "lm"
+        """"tef" for TEF heads (tef.json beside them), "image" for image classifiers, else "lm"."""
+        if (self.path / "tef.json").is_file():
+            return "tef"
+        return "image" if (self.config or {}).get("model_type") == "tefviz-image" else "lm"
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -82,12 +86,15 @@ def validate_checkpoint(path: Path) -> None:
             raise CheckpointError(
                 f"checkpoint {path.name!r}: weights file {w.name} is corrupt or truncated", repr(e)
             ) from e
-    if not any(all((path / f).is_file() for f in files) for files in TOKENIZER_FILE_SETS):
+    if config["model_type"] == "tefviz-image":
+        if not all((path / f).is_file() for f in IMAGE_TOKENIZER_FILES):
+            raise CheckpointError(f"image checkpoint {path.name!r} has no preprocessor_config.json")
+    elif not any(all((path / f).is_file() for f in files) for files in TOKENIZER_FILE_SETS):
         raise CheckpointError(
             f"checkpoint {path.name!r} is missing its tokenizer "
             "(tokenizer.json, or vocab.json + merges.txt)"
         )
-    for name in ("tokenizer.json", "vocab.json", "tokenizer_config.json"):
+    for name in ("tokenizer.json", "vocab.json", "tokenizer_config.json", "preprocessor_config.json"):
         if (path / name).is_file():
             try:
                 json.loads((path / name).read_text(encoding="utf-8"))

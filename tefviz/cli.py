@@ -72,6 +72,40 @@ def _cmd_eval_text(args: argparse.Namespace) -> None:
               block=args.block, write_cards=args.write_cards)
 
 
+def _cmd_train_images(args: argparse.Namespace) -> None:
+    from tefviz.train.images import ImageTrainConfig, export_images, train_images
+    from tefviz.train.lm import command_line
+
+    values = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "gate_l1", "dim", "depth", "heads",
+                                            "patch", "train_images", "tnt_layer", "tnt_noise", "max_minutes",
+                                            "seed")
+              if getattr(args, k) is not None}
+    run_dir = args.run_dir or Path(f"runs/images-{'tnt' if args.tnt else args.tokenizer}")
+    cfg = ImageTrainConfig(tokenizer="patch" if args.tnt else args.tokenizer, run_dir=run_dir, tnt=args.tnt,
+                           base=args.base, argv=[command_line(args.argv)], **values)
+    train_images(cfg)
+    if args.export:
+        export_images(run_dir, args.export, command=args.command)
+
+
+def _cmd_export_images(args: argparse.Namespace) -> None:
+    from tefviz.train.images import export_images
+
+    card = export_images(args.run_dir, args.out, command=args.command)
+    print(f"wrote {args.out} (validation accuracy {card['metrics']['valid_accuracy']:.4f})")
+
+
+def _cmd_eval_images(args: argparse.Namespace) -> None:
+    from tefviz.checkpoints import checkpoints_root
+    from tefviz.images.evaluate import eval_images
+
+    dirs = args.checkpoint or sorted(p.parent for p in checkpoints_root().glob("*/preprocessor_config.json"))
+    if not dirs:
+        raise InputError("no image checkpoints found; train one with `python -m tefviz train images`")
+    eval_images(dirs, args.out, write_cards=args.write_cards, limit=args.limit)
+    print(f"saved {args.out}")
+
+
 def _cmd_export_lm(args: argparse.Namespace) -> None:
     from tefviz.train.export import export_lm
 
@@ -187,8 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
         tt.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     tt.set_defaults(func=_cmd_train_tef)
 
+    ti = train.add_parser("images", help="train a Fashion-MNIST classifier behind one image tokenizer")
+    ti.add_argument("--tokenizer", default="svd_tef", help="patch, svd_tef, fft, svd_exact")
+    ti.add_argument("--tnt", action="store_true", help="train TNT importance heads on a frozen ViT (--base)")
+    ti.add_argument("--base", type=Path, default=None, help="--tnt: run directory of the trained ViT")
+    ti.add_argument("--run-dir", type=Path, default=None, help="default: runs/images-<tokenizer or tnt>")
+    ti.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
+    ti.add_argument("--command", default=None, help="training command(s) for the card (default: this one)")
+    for name, typ in (("epochs", float), ("batch_size", int), ("lr", float), ("gate_l1", float), ("dim", int),
+                      ("depth", int), ("heads", int), ("patch", int), ("train_images", int),
+                      ("tnt_layer", int), ("tnt_noise", float), ("max_minutes", float), ("seed", int)):
+        ti.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    ti.set_defaults(func=_cmd_train_images)
+
     ex = sub.add_parser("export", help="export checkpoints").add_subparsers(
         dest="export_command", required=True)
+    ei = ex.add_parser("images", help="write an image classifier checkpoint with its card")
+    ei.add_argument("--run-dir", type=Path, required=True)
+    ei.add_argument("--out", type=Path, required=True)
+    ei.add_argument("--command", default=None)
+    ei.set_defaults(func=_cmd_export_images)
+
     e = ex.add_parser("lm", help="write an fp16 safetensors checkpoint with its card")
     e.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
     e.add_argument("--out", type=Path, default=Path("checkpoints/tefviz-lm"))
@@ -218,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     etx.add_argument("--out", type=Path, default=Path("artifacts/eval_text.json"))
     etx.add_argument("--write-cards", action="store_true", help="store the table in each TEF card")
     etx.set_defaults(func=_cmd_eval_text)
+
+    eim = ev.add_parser("images",
+                        help="Table 2 analogue: accuracy, macro-F1, tokens per setting, every tokenizer")
+    eim.add_argument("--checkpoint", type=Path, action="append", default=None,
+                     help="image checkpoint dir (repeat; default: every one in checkpoints/)")
+    eim.add_argument("--limit", type=int, default=None, help="only the first N subset images")
+    eim.add_argument("--out", type=Path, default=Path("artifacts/eval_images.json"))
+    eim.add_argument("--write-cards", action="store_true", help="store the table in each card")
+    eim.set_defaults(func=_cmd_eval_images)
 
     bench = sub.add_parser("bench", help="benchmarks (print and save JSON)").add_subparsers(
         dest="bench_command", required=True)

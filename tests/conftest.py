@@ -132,3 +132,47 @@ def tef_root(checkpoints_root, tiny_tef_root) -> Path:
     for name in ("tefviz-lm-tef-causal", "tefviz-lm-tef-paper"):
         shutil.copytree(tiny_tef_root / name, checkpoints_root / name)
     return checkpoints_root
+
+
+IMAGE_TOKENIZERS = {"tefviz-image-svd-tef": "svd_tef", "tefviz-image-fft": "fft",
+                    "tefviz-image-svd": "svd_exact", "tefviz-image-vit": "patch"}
+
+
+def make_tiny_image_checkpoint(root: Path, name: str, tokenizer: str, eval_images: int = 100) -> Path:
+    """A random, tiny classifier saved as `export images` would, with an evaluation table in its card
+    computed on the first images of the shipped subset (the ViT gets TNT heads)."""
+    import torch
+
+    from tefviz.images.checkpoint import save_image_checkpoint
+    from tefviz.images.evaluate import eval_inputs, evaluate_model
+    from tefviz.images.model import ImageClassifier
+    from tefviz.images.tokenizers import ImageConfig
+
+    torch.manual_seed(len(name))
+    cfg = ImageConfig(tokenizer=tokenizer, dim=16, depth=2, heads=2, mlp=32, conv_channels=2,
+                      tnt_layers=(0,) if tokenizer == "patch" else ())
+    model = ImageClassifier(cfg).eval()
+    x, y = eval_inputs()
+    card = {"name": name, "summary": f"random tiny {tokenizer} classifier for tests",
+            "training": {"command": f"python -m tefviz train images --tokenizer {tokenizer}", "steps": 0,
+                         "log": []},
+            "metrics": {"valid_accuracy": 0.1},
+            "evaluation": evaluate_model(model, x[:eval_images], y[:eval_images], progress=False)}
+    save_image_checkpoint(model, root / name, card)
+    return root / name
+
+
+@pytest.fixture(scope="session")
+def tiny_image_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("images") / "checkpoints"
+    for name, tokenizer in IMAGE_TOKENIZERS.items():
+        make_tiny_image_checkpoint(root, name, tokenizer)
+    return root
+
+
+@pytest.fixture()
+def image_root(checkpoints_root, tiny_image_root) -> Path:
+    """checkpoints/ (a fresh copy per test) with the tiny LM and the four tiny image classifiers."""
+    for name in IMAGE_TOKENIZERS:
+        shutil.copytree(tiny_image_root / name, checkpoints_root / name)
+    return checkpoints_root

@@ -21,6 +21,8 @@ from tefviz.checkpoints import (
     list_checkpoints,
     resolve_checkpoint,
 )
+from tefviz.images.checkpoint import load_image_classifier
+from tefviz.images.model import ImageClassifier
 from tefviz.models import LoadedLM, load_checkpoint, load_from_hub
 from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
 
@@ -94,3 +96,25 @@ def embedded_lm_or_stop() -> LoadedLM:
     if lm is None:
         st.stop()
     return lm
+
+
+def usable_image_checkpoints() -> list[CheckpointInfo]:
+    """Image classifiers that pass validation, SVD-TEF first (the page's default)."""
+    order = {"svd_tef": 0, "fft": 1, "svd_exact": 2, "patch": 3}
+    found = [c for c in cached_checkpoints() if c.usable and c.kind == "image"]
+    return sorted(found, key=lambda c: (order.get((c.config or {}).get("tokenizer", ""), 9), c.name))
+
+
+def unusable_image_checkpoints() -> list[CheckpointInfo]:
+    return [c for c in cached_checkpoints() if not c.usable and c.kind == "image"]
+
+
+@st.cache_resource(show_spinner="Loading image model…", max_entries=8)
+def _cached_image_model(name: str, version: str) -> ImageClassifier:
+    return load_image_classifier(resolve_checkpoint(name))
+
+
+def get_image_model(name: str) -> tuple[ImageClassifier, str]:
+    """(classifier, cache key naming its weights version), only from inside checkpoints/."""
+    version = checkpoint_version(resolve_checkpoint(name))
+    return _cached_image_model(name, version), f"{name}@{version}"

@@ -27,6 +27,10 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/text.py", "Text", ":material/content_cut:",
              "Per-token TEF scores and a live threshold: which tokens are dropped and what it costs "
              "in perplexity, against random, uniform and attention-mass baselines.", "text"),
+    PageSpec("pages/images.py", "Images", ":material/image:",
+             "Kept and dropped patches under SVD-TEF, the FFT low-pass, exact SVD and TNT pruning on "
+             "Fashion-MNIST, your uploads and photos: prediction at the threshold, accuracy vs tokens, "
+             "and the images whose prediction flips.", "images"),
     PageSpec("pages/attention.py", "Attention patterns", ":material/grid_on:",
              "Sliding, dilated, global, random, blockwise and BigBird masks, combined your way: which "
              "cells they allow, how many layers information needs, what they save, what they do to the "

@@ -1,0 +1,539 @@
+"""Images: which patches a tokenizer keeps at a threshold, and what that costs in accuracy."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+import torch
+
+from tefviz.data.fashion_mnist import CLASSES
+from tefviz.images.evaluate import eval_inputs, predict
+from tefviz.images.model import Selection
+from tefviz.images.preprocess import (
+    INVERT_MODES,
+    MAX_UPLOAD_BYTES,
+    SUPPORTED,
+    decode_image,
+    natural_photo,
+    natural_photo_names,
+    to_model_input,
+)
+from tefviz.images.spectral import (
+    explained_variance,
+    log_magnitude,
+    lowpass_reconstruction,
+    oriented_svd,
+    rank_k_reconstruction,
+    square_energy_fractions,
+)
+from tefviz.images.tokenizers import TOKENIZERS
+from tefviz.images.view import ImageAnalysis, analyse_image, flipped, on_grid
+from tefviz.viz.image_figures import (
+    accuracy_tokens_figure,
+    cumulative_figure,
+    energy_curve_figure,
+    explained_variance_figure,
+    image_figure,
+    patch_overlay_figure,
+    probabilities_figure,
+    score_heatmap_figure,
+    spectrum_figure,
+)
+from ui.errors import guarded
+from ui.export import download_buttons
+from ui.loaders import get_image_model, unusable_image_checkpoints, usable_image_checkpoints
+from ui.progress import progress_bar
+from ui.state import url_publish, url_value
+
+st.title("Images: which patches survive the threshold")
+st.caption(
+    "A tokenizer turns a Fashion-MNIST image (28x28, padded to 32x32) into an 8x8 grid of patch tokens "
+    "plus CLS. SVD-TEF learns a gate per patch and keeps patches, highest gate first, while their "
+    "cumulative share stays within t; the FFT tokenizer keeps a low-frequency square; exact SVD keeps "
+    "singular components; TNT prunes a plain ViT inside the encoder. Move the budget and watch which "
+    "tokens go and what the prediction and the accuracy pay."
+)
+
+models = usable_image_checkpoints()
+for broken in unusable_image_checkpoints():
+    st.warning(
+        f"Image checkpoint `{broken.name}` is unusable and not offered: {broken.error}",
+        icon=":material/error:",
+    )
+if not models:
+    st.warning(
+        "No usable image checkpoint in checkpoints/: train one with "
+        "`python -m tefviz train images --tokenizer svd_tef --export checkpoints/tefviz-image-svd-tef`."
+    )
+    st.stop()
+
+
+def _label(name: str) -> str:
+    cfg = next(c.config for c in models if c.name == name) or {}
+    tok = TOKENIZERS.get(cfg.get("tokenizer", ""))
+    base = tok.label if tok else name
+    return f"{base} + TNT" if cfg.get("tnt_layers") else base
+
+
+names = [c.name for c in models]
+url_value("model", names[0], str, choices=names)
+name = st.radio("Tokenizer", names, key="model", format_func=_label, horizontal=True)
+loaded = guarded(f"Loading {name!r}", get_image_model, name)
+if loaded is None:
+    st.stop()
+model, model_key = loaded
+cfg = model.cfg
+tokenizer = model.tokenizer
+st.caption(tokenizer.description)
+
+# --- the input image ----------------------------------------------------------------------------
+subset_x, subset_y = eval_inputs()
+SOURCES = ["Evaluation subset", "Upload", "Natural photo"]
+left, right = st.columns([1, 2])
+with left:
+    url_value("source", SOURCES[0], str, choices=SOURCES)
+    source = st.radio(
+        "Image",
+        SOURCES,
+        key="source",
+        horizontal=True,
+        help="2,000 Fashion-MNIST test images the models never saw (200 per class), your own "
+        "picture, or a photo from scikit-image for qualitative views.",
+    )
+    label: int | None = None
+    image: np.ndarray | None = None
+    original: np.ndarray | None = None
+    steps: tuple[str, ...] = ()
+    if source == SOURCES[0]:
+        url_value("cls", CLASSES[0], str, choices=list(CLASSES))
+        cls = st.selectbox("Class", list(CLASSES), key="cls")
+        url_value("idx", 0, int, lo=0, hi=199)
+        idx = st.slider("Image of that class", 0, 199, key="idx")
+        index = int(np.flatnonzero(subset_y.numpy() == CLASSES.index(cls))[idx])
+        image, label = subset_x[index, 0].numpy(), CLASSES.index(cls)
+    else:
+        url_value("invert", "auto", str, choices=list(INVERT_MODES))
+        invert = st.selectbox(
+            "Invert",
+            list(INVERT_MODES),
+            key="invert",
+            help="The model knows light garments on black. 'auto' inverts pictures whose border is light.",
+        )
+        if source == SOURCES[1]:
+            upload = st.file_uploader(
+                f"Your image ({SUPPORTED}; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
+                type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
+                key="upload",
+            )
+            if upload is None:
+                st.info("Upload a picture, ideally one garment on a plain background.")
+            else:
+                pil = guarded("Reading your image", decode_image, upload.getvalue())
+                if pil is not None:
+                    converted = guarded("Converting your image", to_model_input, pil, invert)
+                    if converted is not None:
+                        image, conversion = converted
+                        steps = conversion.steps
+                        original = np.asarray(pil.convert("L"), dtype=np.float32) / 255
+        else:
+            photos = natural_photo_names()
+            url_value("photo", photos[0], str, choices=photos)
+            photo = st.selectbox("Photo (scikit-image)", photos, key="photo")
+            raw = natural_photo(photo)
+            converted = guarded("Converting the photo", to_model_input, raw, invert)
+            if converted is not None:
+                image, conversion = converted
+                steps = conversion.steps
+                grey = raw if raw.ndim == 2 else raw[..., :3] @ np.array([0.299, 0.587, 0.114])
+                original = grey.astype(np.float32) / 255
+url_publish(
+    "model",
+    "source",
+    *(["cls", "idx"] if source == SOURCES[0] else ["invert"]),
+    *(["photo"] if source == SOURCES[2] else []),
+)
+# --- the budget ----------------------------------------------------------------------------------
+with right:
+    if tokenizer.name in ("svd_tef", "svd_exact"):
+        n_tok = cfg.max_tokens if tokenizer.name == "svd_tef" else cfg.image_size
+        url_value("budget", "threshold t", str, choices=["threshold t", "top-k"])
+        budget = st.radio("Budget", ["threshold t", "top-k"], key="budget", horizontal=True)
+        if budget == "threshold t":
+            url_value("t", 0.8, float, lo=0.0, hi=1.0)
+            t = st.slider(
+                f"Threshold t (cumulative share of the {tokenizer.score_name} kept)",
+                0.0,
+                1.0,
+                step=0.01,
+                key="t",
+                help="1.0 keeps every token; the top-scored one is always kept.",
+            )
+            sel = Selection(t=float(t))
+            keys = ["budget", "t"]
+        else:
+            url_value("k", n_tok // 2, int, lo=1, hi=n_tok)
+            k = st.slider("Keep the top k tokens", 1, n_tok, key="k")
+            sel = Selection(top_k=int(k))
+            keys = ["budget", "k"]
+    elif tokenizer.name == "fft":
+        sides = tokenizer.allowed_sides()
+        url_value("budget", "fixed side", str, choices=["fixed side", "energy share p"])
+        budget = st.radio("Low-pass square", ["fixed side", "energy share p"], key="budget", horizontal=True)
+        if budget == "fixed side":
+            url_value("side", sides[-2], int, choices=sides)
+            side = st.select_slider("Side s of the kept square of frequencies", sides, key="side")
+            sel = Selection(fft_side=int(side))
+            keys = ["budget", "side"]
+        else:
+            url_value("p", 0.95, float, lo=0.5, hi=1.0)
+            p = st.slider(
+                "Energy share p: the smallest square holding at least p of the energy",
+                0.5,
+                1.0,
+                step=0.01,
+                key="p",
+            )
+            sel = Selection(fft_energy=float(p))
+            keys = ["budget", "p"]
+    elif cfg.tnt_layers:
+        url_value("keep_rate", 0.5, float, lo=0.05, hi=1.0)
+        rate = st.slider(
+            f"TNT keep rate after block {cfg.tnt_layers[0] + 1}",
+            0.05,
+            1.0,
+            step=0.05,
+            key="keep_rate",
+            help="Keep the floor(N x rate) patch tokens the importance head ranks highest; CLS always stays.",
+        )
+        sel = Selection(tnt_keep=float(rate))
+        keys = ["keep_rate"]
+    else:
+        st.info("This ViT has no scores and no TNT heads: every patch is kept.")
+        sel, keys = Selection(), []
+    if steps:
+        st.caption("Converted for the model: " + "; ".join(steps) + ".")
+url_publish(*keys)
+if image is None:  # the budget widgets above are drawn anyway, so their values survive
+    st.stop()
+
+image_key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def cached_analysis(model_key: str, image_key: str, sel: Selection, _image: np.ndarray) -> ImageAnalysis:
+    model, _ = get_image_model(model_key.split("@", 1)[0])
+    return analyse_image(model, _image, sel)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_subset(model_key: str, sel: Selection) -> dict:
+    model, _ = get_image_model(model_key.split("@", 1)[0])
+    with progress_bar("Classifying the 2,000 evaluation images at this setting…") as report:
+        probs, tokens, final = predict(model, subset_x, sel)
+        report(1.0)
+    return {
+        "pred": probs.argmax(-1).numpy(),
+        "tokens": tokens.float().mean().item(),
+        "final": final.float().mean().item(),
+    }
+
+
+result = guarded("Classifying the image", cached_analysis, model_key, image_key, sel, image)
+if result is None:
+    st.stop()
+
+# --- headline --------------------------------------------------------------------------------------
+now_label = "at this setting"
+m = st.columns(4)
+m[0].metric(
+    "Tokens kept (CLS included)",
+    f"{result.tokens_final if sel.tnt_keep else result.tokens_now} / {result.tokens_all}",
+)
+m[1].metric(
+    "Prediction, all tokens",
+    CLASSES[result.prediction_all],
+    f"{result.probs_all.max():.0%} sure",
+    delta_color="off",
+)
+m[2].metric(
+    f"Prediction {now_label}",
+    CLASSES[result.prediction_now],
+    f"{result.probs_now.max():.0%} sure",
+    delta_color="off",
+)
+if label is not None:
+    m[3].metric(
+        "True class",
+        CLASSES[label],
+        "correct" if result.prediction_now == label else "wrong",
+        delta_color="normal" if result.prediction_now == label else "inverse",
+    )
+
+# --- what the tokenizer kept -------------------------------------------------------------------------
+g = cfg.grid
+cols = st.columns(3)
+if tokenizer.name == "svd_tef" or (tokenizer.name == "patch" and result.tnt_importance is not None):
+    if tokenizer.name == "svd_tef":
+        scores, keep, score_name = result.scores, result.keep, "gate g"
+    else:
+        scores, score_name = result.tnt_importance, "TNT importance"
+        keep = result.tnt_keep if result.tnt_keep is not None else np.ones_like(result.keep)
+    keep_grid = on_grid(keep, result.positions, g, False)
+    score_grid = on_grid(scores, result.positions, g, 0.0)
+    cols[0].plotly_chart(
+        patch_overlay_figure(
+            image, keep_grid, score_grid, cfg.patch, "Kept (blue) and dropped (red) patches"
+        ),
+        key="overlay",
+    )
+    cols[1].plotly_chart(
+        score_heatmap_figure(score_grid, keep_grid, score_name, f"Patch scores ({score_name})"), key="scores"
+    )
+    shares = scores / max(scores.sum(), 1e-12)
+    cols[2].plotly_chart(
+        cumulative_figure(shares, keep, sel.t, "Sorted shares and their running sum"), key="cumulative"
+    )
+elif tokenizer.name == "fft":
+    side = int(np.sqrt(result.tokens_now - 1)) * cfg.patch
+    image_t = torch.from_numpy(image)
+    cols[0].plotly_chart(image_figure(image, "Model input"), key="fft_input")
+    cols[1].plotly_chart(
+        spectrum_figure(log_magnitude(image_t).numpy(), side, f"log spectrum, kept square {side}x{side}"),
+        key="spectrum",
+    )
+    cols[2].plotly_chart(
+        image_figure(
+            lowpass_reconstruction(image_t, side).numpy(),
+            f"Rebuilt from the kept frequencies ({result.tokens_now - 1} tokens)",
+        ),
+        key="lowpass",
+    )
+elif tokenizer.name == "svd_exact":
+    kept_k = int(result.keep.sum())
+    cols[0].plotly_chart(image_figure(image, "Model input"), key="svd_input")
+    cols[1].plotly_chart(
+        image_figure(
+            rank_k_reconstruction(torch.from_numpy(image), kept_k).numpy(),
+            f"Rank-{kept_k} reconstruction (the kept components)",
+        ),
+        key="rank_k",
+    )
+    cols[2].plotly_chart(
+        cumulative_figure(
+            result.scores, result.keep, sel.t, "Explained variance, sorted", "singular components"
+        ),
+        key="svd_cumulative",
+    )
+else:
+    cols[0].plotly_chart(image_figure(image, "Model input"), key="plain_input")
+
+left, right = st.columns([2, 1])
+left.plotly_chart(
+    probabilities_figure(CLASSES, result.probs_all, result.probs_now, now_label, label), key="probs"
+)
+with right:
+    if original is not None:
+        st.image(np.clip(original, 0, 1), caption="Your picture (greyscale)", width="stretch")
+    st.image(np.kron(image, np.ones((6, 6))), caption="What the model sees (32x32, upscaled)", clamp=True)
+
+download_buttons(
+    {
+        "classes": list(CLASSES),
+        "probabilities_all_tokens": result.probs_all.tolist(),
+        "probabilities_now": result.probs_now.tolist(),
+        "tokens_now": result.tokens_now,
+        "tokens_all": result.tokens_all,
+        "scores": None if result.scores is None else result.scores.tolist(),
+        "kept": result.keep.tolist(),
+    },
+    "image_tokens",
+    "image_export",
+)
+
+tab_acc, tab_flip, tab_free = st.tabs(
+    ["Accuracy vs tokens", "Error analysis", "Spectrum and SVD (training-free)"]
+)
+
+# --- accuracy vs tokens on the evaluation subset -------------------------------------------------------
+subset = guarded("Evaluating the subset", cached_subset, model_key, sel)
+with tab_acc:
+    curves: dict[str, list[tuple[float, float, str]]] = {}
+    for c in models:
+        table = (c.card or {}).get("evaluation")
+        if not table:
+            continue
+        rows = table["rows"]
+        every = next((r for r in rows if r["setting"] == "all"), None)
+        for kind in sorted({r["setting"] for r in rows} - {"all"}):
+            pts = [(r["mean_tokens"], r["accuracy"], r["label"]) for r in rows if r["setting"] == kind]
+            if every:
+                pts.append((every["mean_tokens"], every["accuracy"], "all tokens"))
+            curves[
+                f"{_label(c.name)} · {next(r['label'] for r in rows if r['setting'] == kind).split(' =')[0]}"
+            ] = pts
+        if len({r["setting"] for r in rows}) == 1 and every:
+            curves[_label(c.name)] = [(every["mean_tokens"], every["accuracy"], "all tokens")]
+    current = {}
+    if subset is not None:
+        acc = float((subset["pred"] == subset_y.numpy()).mean())
+        layer = cfg.tnt_layers[0] + 1 if cfg.tnt_layers else cfg.depth
+        tokens = (subset["tokens"] * layer + subset["final"] * (cfg.depth - layer)) / cfg.depth
+        mine = [k for k in curves if k.startswith(_label(name))]
+        kind = {
+            "t": "t",
+            "top_k": "top-k",
+            "fft_side": "side",
+            "fft_energy": "energy p",
+            "tnt_keep": "TNT keep",
+        }
+        want = next(
+            (
+                kind[f]
+                for f in ("t", "top_k", "fft_side", "fft_energy", "tnt_keep")
+                if getattr(sel, f) is not None
+            ),
+            None,
+        )
+        target = next((k for k in mine if want and k.endswith(want)), mine[0] if mine else _label(name))
+        current[target] = (tokens, acc)
+        curves.setdefault(target, [])
+        st.caption(
+            f"At this setting {_label(name)} classifies **{acc:.1%}** of the 2,000 evaluation images "
+            f"correctly with **{tokens:.1f}** tokens on average (a star marks it)."
+        )
+    if curves:
+        st.plotly_chart(accuracy_tokens_figure(curves, current), key="acc_tokens")
+        st.caption(
+            "Lines: the table `python -m tefviz eval images --write-cards` stored in each checkpoint's "
+            "card. TNT's token count is averaged over the encoder blocks (it prunes inside)."
+        )
+        download_buttons(
+            [
+                {"curve": k, "tokens": p[0], "accuracy": p[1], "setting": p[2]}
+                for k, pts in curves.items()
+                for p in pts
+            ],
+            "accuracy_vs_tokens",
+            "acc_export",
+        )
+    else:
+        st.info(
+            "No evaluation table in the checkpoint cards yet: run "
+            "`python -m tefviz eval images --write-cards`."
+        )
+
+
+def _open_subset_image(i: int) -> None:
+    """Button callback (runs before the rerun, so it may set the widgets' values)."""
+    labels = subset_y.numpy()
+    st.session_state["source"] = SOURCES[0]
+    st.session_state["cls"] = CLASSES[labels[i]]
+    st.session_state["idx"] = int(np.flatnonzero(labels[:i] == labels[i]).size)
+
+
+# --- error analysis: predictions that flip -------------------------------------------------------------
+with tab_flip:
+    full = guarded("Evaluating the subset with every token", cached_subset, model_key, Selection())
+    if subset is not None and full is not None:
+        labels = subset_y.numpy()
+        flips = flipped(full["pred"], subset["pred"], labels)
+        f = st.columns(3)
+        f[0].metric("Broken (right with all tokens, wrong now)", len(flips["broken"]))
+        f[1].metric("Fixed (wrong with all tokens, right now)", len(flips["fixed"]))
+        f[2].metric("Wrong either way, different answer", len(flips["still_wrong"]))
+        group = st.radio(
+            "Show",
+            ["broken", "fixed", "still_wrong"],
+            horizontal=True,
+            key="flip_group",
+            format_func=lambda s: s.replace("_", " "),
+        )
+        shown = flips[group][:24]
+        if len(shown) == 0:
+            st.info("No evaluation image falls in this group at this setting.")
+        grid = st.columns(8)
+        for j, i in enumerate(shown):
+            with grid[j % 8]:
+                change = f"{CLASSES[full['pred'][i]]} → {CLASSES[subset['pred'][i]]}"
+                st.image(
+                    np.kron(subset_x[i, 0].numpy(), np.ones((3, 3))),
+                    clamp=True,
+                    caption=f"{CLASSES[labels[i]]}: {change}",
+                )
+                st.button(
+                    "Open",
+                    key=f"open_{i}",
+                    on_click=_open_subset_image,
+                    args=(int(i),),
+                    help="Show this image above",
+                )
+        if len(flips[group]) > 24:
+            st.caption(f"First 24 of {len(flips[group])}.")
+
+# --- training-free views ---------------------------------------------------------------------------------
+with tab_free:
+    # the picture itself when it has more detail than the model input, else the model input
+    use_original = original is not None and min(original.shape) > cfg.image_size
+    view = original if use_original else image
+    if view.shape[0] != view.shape[1] or view.shape[0] > 128:
+        from PIL import Image
+
+        side_px = min(view.shape)
+        top, lft = (view.shape[0] - side_px) // 2, (view.shape[1] - side_px) // 2
+        crop = view[top : top + side_px, lft : lft + side_px]
+        view = (
+            np.asarray(
+                Image.fromarray((crop * 255).astype(np.uint8)).resize((128, 128), Image.LANCZOS),
+                dtype=np.float32,
+            )
+            / 255
+        )
+    vt = torch.from_numpy(np.ascontiguousarray(view))
+    n = view.shape[0]
+    st.caption(
+        f"On the {'picture, centre-cropped to 128x128' if use_original else 'model input'} "
+        "(greyscale): what the FFT tokenizer's square and exact SVD's components keep, with no model."
+    )
+    a, b = st.columns(2)
+    with a:
+        sides_free = list(range(2, n + 1, 2))
+        url_value("free_side", min(n // 2, n), int, choices=sides_free)
+        s_free = st.select_slider("Low-pass side", sides_free, key="free_side")
+        energy = square_energy_fractions(vt[None], sides_free)[0].numpy()
+        st.plotly_chart(
+            spectrum_figure(
+                log_magnitude(vt).numpy(),
+                s_free,
+                f"log spectrum: {energy[sides_free.index(s_free)]:.1%} of the energy inside",
+            ),
+            key="free_spectrum",
+        )
+        st.plotly_chart(
+            image_figure(lowpass_reconstruction(vt, s_free).numpy(), "Low-pass reconstruction"),
+            key="free_lowpass",
+        )
+        st.plotly_chart(
+            energy_curve_figure(sides_free, energy, s_free, "Energy inside the square"), key="free_energy"
+        )
+    with b:
+        _, s_vals, _ = oriented_svd(vt)
+        url_value("free_k", min(4, n), int, lo=1, hi=n)
+        k_free = st.slider("Rank k", 1, n, key="free_k")
+        ev = explained_variance(s_vals).numpy()
+        st.plotly_chart(
+            image_figure(
+                rank_k_reconstruction(vt, k_free).numpy(),
+                f"Rank-{k_free} reconstruction: {ev[:k_free].sum():.1%} of the variance",
+            ),
+            key="free_rank",
+        )
+        st.plotly_chart(
+            image_figure((vt - rank_k_reconstruction(vt, k_free)).numpy(), "What rank k misses", signed=True),
+            key="free_residual",
+        )
+        st.plotly_chart(
+            explained_variance_figure(ev, k_free, "Explained variance per component"), key="free_ev"
+        )
+url_publish("free_side", "free_k")

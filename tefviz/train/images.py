@@ -1,0 +1,252 @@
+"""Train an image classifier on Fashion-MNIST: `python -m tefviz train images --tokenizer NAME ...`,
+and TNT importance heads on a trained ViT: `python -m tefviz train images --tnt --base RUN_DIR`.
+
+Data: the Debian package `dataset-fashion-mnist` (MIT); 55,000 training images, the last 5,000 of the
+train split held out for validation; the test split is never seen (the shipped evaluation subset
+comes from it). Inputs are 28x28 padded to 32x32; training adds a random horizontal flip and a
+shift of up to 2 pixels.
+
+Budgets during training, so one model serves every threshold:
+  svd_tef    all tokens, loss = CE + gate_l1 * mean gate (filtering happens at inference only);
+  fft        a random low-pass side per batch;
+  svd_exact  a random number of leading components per batch;
+  patch      all tokens; --tnt then trains only the importance heads with the backbone frozen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from tefviz.data.fashion_mnist import LICENCE, PACKAGE, load_split
+from tefviz.errors import InputError
+from tefviz.images.checkpoint import save_image_checkpoint
+from tefviz.images.model import ImageClassifier, Selection
+from tefviz.images.tokenizers import TOKENIZERS, ImageConfig
+
+VALID_IMAGES = 5000
+
+
+@dataclass
+class ImageTrainConfig:
+    tokenizer: str = "svd_tef"
+    run_dir: Path = Path("runs/images")
+    epochs: float = 3.0
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    gate_l1: float = 0.005
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    patch: int = 4
+    train_images: int | None = None  # a prefix of the training images, for quick runs
+    tnt: bool = False
+    base: Path | None = None  # TNT: the trained ViT run directory
+    tnt_layer: int = 1
+    tnt_noise: float = 1.0
+    max_minutes: float | None = None
+    seed: int = 0
+    argv: list[str] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def padded(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, 28, 28) -> float (n, 1, 32, 32) in [0, 1] with a 2-pixel black border."""
+    x = torch.from_numpy(images).float().div_(255)
+    return F.pad(x, (2, 2, 2, 2)).unsqueeze(1)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))  # the border is black, so a roll is a shift
+
+
+def training_budget(cfg: ImageConfig, gen: torch.Generator) -> Selection:
+    if cfg.tokenizer == "fft":
+        sides = list(range(2 * cfg.patch, cfg.image_size + 1, 2 * cfg.patch))
+        return Selection(fft_side=sides[int(torch.randint(len(sides), (1,), generator=gen))])
+    if cfg.tokenizer == "svd_exact":
+        return Selection(top_k=int(torch.randint(1, cfg.image_size + 1, (1,), generator=gen)))
+    return Selection()
+
+
+@torch.no_grad()
+def accuracy(
+    model: ImageClassifier, x: torch.Tensor, y: torch.Tensor, sel: Selection | None = None, batch: int = 500
+) -> float:
+    model.eval()
+    correct = sum(
+        int((model(x[i : i + batch], sel).logits.argmax(-1) == y[i : i + batch]).sum())
+        for i in range(0, len(x), batch)
+    )
+    return correct / len(x)
+
+
+def _data(cfg: ImageTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    images, labels = load_split("train")
+    x, y = padded(images), torch.from_numpy(labels.astype(np.int64))
+    xt, yt, xv, yv = x[:-VALID_IMAGES], y[:-VALID_IMAGES], x[-VALID_IMAGES:], y[-VALID_IMAGES:]
+    if cfg.train_images:
+        xt, yt = xt[: cfg.train_images], yt[: cfg.train_images]
+    return xt, yt, xv, yv
+
+
+def train_images(cfg: ImageTrainConfig) -> Path:
+    if cfg.tokenizer not in TOKENIZERS:
+        raise InputError(f"unknown image tokenizer {cfg.tokenizer!r}; known: {sorted(TOKENIZERS)}")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    xt, yt, xv, yv = _data(cfg)
+    if cfg.tnt:
+        if cfg.base is None:
+            raise InputError("--tnt needs --base, the run directory of a trained ViT (patch) model")
+        base_cfg = json.loads((cfg.base / "config.json").read_text())
+        model_cfg = ImageConfig.from_json({**base_cfg, "tnt_layers": [cfg.tnt_layer]})
+        model = ImageClassifier(model_cfg)
+        missing = model.load_state_dict(load_file(cfg.base / "model.safetensors"), strict=False).missing_keys
+        assert all(k.startswith("tnt_heads.") for k in missing), missing
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("tnt_heads.")
+        model.tnt_noise = cfg.tnt_noise
+    else:
+        model_cfg = ImageConfig(
+            tokenizer=cfg.tokenizer,
+            dim=cfg.dim,
+            depth=cfg.depth,
+            heads=cfg.heads,
+            mlp=2 * cfg.dim,
+            patch=cfg.patch,
+        )
+        model = ImageClassifier(model_cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0 if cfg.tnt else cfg.weight_decay)
+    steps_per_epoch = len(xt) // cfg.batch_size
+    total = max(1, int(cfg.epochs * steps_per_epoch))
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    log: list[dict] = []
+    start = time.time()
+    bar = tqdm(total=total, desc=f"train {'tnt' if cfg.tnt else cfg.tokenizer}", unit="step")
+    step = 0
+    while step < total:
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(steps_per_epoch):
+            if step >= total or (cfg.max_minutes and time.time() - start > 60 * cfg.max_minutes):
+                total = step
+                break
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            model.train()
+            if cfg.tnt:  # frozen backbone: keep BatchNorm statistics as trained
+                model.tokenizer.eval()
+            out = model(augment(xt[idx], gen), None if cfg.tnt else training_budget(model_cfg, gen))
+            ce = F.cross_entropy(out.logits, yt[idx])
+            loss = ce
+            if out.tokens.scores is not None and cfg.tokenizer == "svd_tef" and not cfg.tnt:
+                loss = ce + cfg.gate_l1 * out.tokens.scores.mean()
+            lr = (
+                cfg.lr
+                * min(1.0, (step + 1) / cfg.warmup_steps)
+                * 0.5
+                * (1 + math.cos(math.pi * step / total))
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(ce=f"{ce.item():.3f}")
+            if step % 100 == 0:
+                log.append(
+                    {
+                        "step": step,
+                        "train_ce": round(ce.item(), 4),
+                        "elapsed_s": round(time.time() - start, 1),
+                    }
+                )
+    bar.close()
+    valid_acc = accuracy(model, xv, yv)
+    log.append(
+        {"step": step, "valid_accuracy": round(valid_acc, 4), "elapsed_s": round(time.time() - start, 1)}
+    )
+    print(
+        f"validation accuracy (all tokens): {valid_acc:.4f} after {step} steps, "
+        f"{(time.time() - start) / 60:.1f} min"
+    )
+    model.tnt_noise = 0.0
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, cfg.run_dir / "model.safetensors")
+    (cfg.run_dir / "config.json").write_text(json.dumps(model_cfg.to_json(), indent=1))
+    run = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "steps": step,
+        "images_seen": step * cfg.batch_size,
+        "valid_accuracy": valid_acc,
+        "minutes": round((time.time() - start) / 60, 1),
+        "log": log,
+    }
+    (cfg.run_dir / "run.json").write_text(json.dumps(run, indent=1))
+    return cfg.run_dir
+
+
+def export_images(run_dir: Path, out: Path, command: str | None = None) -> dict:
+    """Write the checkpoint (fp16 weights, config, preprocessor config, card) from a run."""
+    run = json.loads((run_dir / "run.json").read_text())
+    model_cfg = ImageConfig.from_json(json.loads((run_dir / "config.json").read_text()))
+    model = ImageClassifier(model_cfg)
+    model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    tok = TOKENIZERS[model_cfg.tokenizer]
+    previous = {}
+    if (out / "card.json").is_file():  # keep the evaluation table written by `eval images`
+        previous = {k: v for k, v in json.loads((out / "card.json").read_text()).items() if k == "evaluation"}
+    card = {
+        "name": out.name,
+        "summary": f"{tok.label} tokenizer + ViT encoder ({model_cfg.depth} blocks, width {model_cfg.dim}) "
+        f"for Fashion-MNIST; {tok.description}",
+        "architecture": {
+            "tokenizer": model_cfg.tokenizer,
+            "tokens": model_cfg.max_tokens + 1,
+            "depth": model_cfg.depth,
+            "width": model_cfg.dim,
+            "heads": model_cfg.heads,
+            "tnt_layers": list(model_cfg.tnt_layers),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        "training_data": {
+            "sources": [
+                {
+                    "name": "Fashion-MNIST",
+                    "package": PACKAGE,
+                    "licence": LICENCE,
+                    "description": "train split minus its last 5,000 images (validation)",
+                    "images": run["config"].get("train_images") or 55000,
+                }
+            ]
+        },
+        "training": {
+            "command": command or " ; ".join(run["config"].get("argv") or []),
+            "steps": run["steps"],
+            "images_seen": run["images_seen"],
+            "minutes": run["minutes"],
+            "device": run.get("device", "cpu"),
+            "log": run["log"],
+        },
+        "metrics": {"valid_accuracy": run["valid_accuracy"]},
+        **previous,
+    }
+    save_image_checkpoint(model, out, card)
+    return card

@@ -1,0 +1,302 @@
+"""Plotly figures for the Images page: pure functions, data in, figure out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+KEPT = "rgb(33,102,172)"
+DROPPED = "rgb(215,48,39)"
+_GREY = [[0, "black"], [1, "white"]]
+
+
+def _image_axes(fig: go.Figure, h: int, w: int, height: int = 320) -> go.Figure:
+    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(height=height, margin=dict(l=4, r=4, t=36, b=4))
+    return fig
+
+
+def image_figure(image: np.ndarray, title: str = "", signed: bool = False, height: int = 320) -> go.Figure:
+    """A greyscale image (H, W); `signed` centres the colour scale on zero (differences)."""
+    h, w = image.shape
+    kw = (
+        dict(colorscale="RdBu", zmid=0)
+        if signed
+        else dict(colorscale=_GREY, zmin=float(min(0.0, image.min())), zmax=float(max(1.0, image.max())))
+    )
+    fig = go.Figure(
+        go.Heatmap(z=image, showscale=signed, hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>", **kw)
+    )
+    fig.update_layout(title=title)
+    return _image_axes(fig, h, w, height)
+
+
+def patch_overlay_figure(
+    image: np.ndarray, keep: np.ndarray, scores: np.ndarray | None, patch: int, title: str = ""
+) -> go.Figure:
+    """The model input with every dropped patch shaded red and kept patches outlined in blue; hover
+    gives the patch, its score and whether it is kept. keep, scores: (grid, grid)."""
+    fig = image_figure(image, title)
+    g = keep.shape[0]
+    for r in range(g):
+        for c in range(g):
+            x0, y0 = c * patch - 0.5, r * patch - 0.5
+            if keep[r, c]:
+                fig.add_shape(
+                    type="rect", x0=x0, y0=y0, x1=x0 + patch, y1=y0 + patch, line=dict(color=KEPT, width=1)
+                )
+            else:
+                fig.add_shape(
+                    type="rect",
+                    x0=x0,
+                    y0=y0,
+                    x1=x0 + patch,
+                    y1=y0 + patch,
+                    line_width=0,
+                    fillcolor=DROPPED,
+                    opacity=0.55,
+                )
+    centres = (np.arange(g) + 0.5) * patch - 0.5
+    cx, cy = np.meshgrid(centres, centres)
+    text = [
+        f"patch ({r}, {c})<br>{'kept' if keep[r, c] else 'dropped'}"
+        + ("" if scores is None else f"<br>score {scores[r, c]:.3f}")
+        for r in range(g)
+        for c in range(g)
+    ]
+    fig.add_scatter(
+        x=cx.ravel(),
+        y=cy.ravel(),
+        mode="markers",
+        marker=dict(opacity=0, size=patch * 6),
+        hovertext=text,
+        hoverinfo="text",
+        showlegend=False,
+    )
+    return fig
+
+
+def score_heatmap_figure(scores: np.ndarray, keep: np.ndarray, score_name: str, title: str = "") -> go.Figure:
+    """Per-patch scores on the token grid; dropped patches are marked with a cross."""
+    g = scores.shape[0]
+    fig = go.Figure(
+        go.Heatmap(
+            z=scores,
+            colorscale="Viridis",
+            colorbar=dict(title=score_name, thickness=12),
+            hovertemplate="patch (%{y}, %{x})<br>" + score_name + " %{z:.3f}<extra></extra>",
+        )
+    )
+    rows, cols = np.nonzero(~keep)
+    if len(rows):
+        fig.add_scatter(
+            x=cols,
+            y=rows,
+            mode="markers",
+            marker=dict(symbol="x", color=DROPPED, size=8),
+            name="dropped",
+            hoverinfo="skip",
+        )
+    fig.update_layout(title=title, showlegend=False)
+    return _image_axes(fig, g, g)
+
+
+def cumulative_figure(
+    shares: np.ndarray,
+    keep: np.ndarray,
+    t: float | None,
+    title: str = "",
+    x_title: str = "tokens, highest share first",
+) -> go.Figure:
+    """Sorted shares as bars (kept blue, dropped red) and their running sum, with the threshold t."""
+    order = np.argsort(-shares, kind="stable")
+    s, k = shares[order], keep[order]
+    x = np.arange(1, len(s) + 1)
+    fig = go.Figure()
+    fig.add_bar(
+        x=x,
+        y=s,
+        marker_color=np.where(k, KEPT, DROPPED),
+        name="share",
+        hovertemplate="rank %{x}: share %{y:.4f}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=x,
+        y=np.cumsum(s),
+        yaxis="y2",
+        mode="lines",
+        name="cumulative",
+        line=dict(color="black"),
+        hovertemplate="top %{x}: %{y:.3f}<extra></extra>",
+    )
+    if t is not None:
+        fig.add_hline(y=t, yref="y2", line=dict(dash="dash", color="grey"), annotation_text=f"t = {t:g}")
+    fig.update_layout(
+        title=title,
+        height=320,
+        margin=dict(l=40, r=40, t=36, b=36),
+        showlegend=False,
+        xaxis_title=x_title,
+        yaxis=dict(title="share"),
+        yaxis2=dict(title="cumulative", overlaying="y", side="right", range=[0, 1.02]),
+    )
+    return fig
+
+
+def spectrum_figure(log_magnitude: np.ndarray, side: int, title: str = "") -> go.Figure:
+    """log(1 + |F|) of the centred spectrum with the kept low-pass square outlined."""
+    n = log_magnitude.shape[0]
+    lo = n // 2 - side // 2
+    fig = go.Figure(
+        go.Heatmap(
+            z=log_magnitude,
+            colorscale="Magma",
+            showscale=False,
+            hovertemplate="frequency (%{y}, %{x})<br>log(1+|F|) %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.add_shape(
+        type="rect",
+        x0=lo - 0.5,
+        y0=lo - 0.5,
+        x1=lo + side - 0.5,
+        y1=lo + side - 0.5,
+        line=dict(color="cyan", width=2),
+    )
+    fig.update_layout(title=title)
+    return _image_axes(fig, n, n)
+
+
+def energy_curve_figure(
+    sides: Sequence[int], fractions: Sequence[float], side: int, title: str = ""
+) -> go.Figure:
+    fig = go.Figure(
+        go.Scatter(
+            x=list(sides),
+            y=list(fractions),
+            mode="lines+markers",
+            hovertemplate="side %{x}: %{y:.4f} of the energy<extra></extra>",
+        )
+    )
+    fig.add_vline(x=side, line=dict(dash="dash", color="grey"))
+    fig.update_layout(
+        title=title,
+        height=320,
+        margin=dict(l=40, r=10, t=36, b=36),
+        xaxis_title="low-pass square side",
+        yaxis_title="share of spectral energy",
+    )
+    return fig
+
+
+def explained_variance_figure(ev: np.ndarray, k: int, title: str = "") -> go.Figure:
+    """Each singular component's explained variance (bars) and the running total; the first k shaded."""
+    x = np.arange(1, len(ev) + 1)
+    fig = go.Figure()
+    fig.add_bar(
+        x=x,
+        y=ev,
+        marker_color=np.where(x <= k, KEPT, "lightgrey"),
+        name="component",
+        hovertemplate="component %{x}: %{y:.4f}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=x,
+        y=np.cumsum(ev),
+        yaxis="y2",
+        mode="lines+markers",
+        name="cumulative",
+        line=dict(color="black"),
+        hovertemplate="first %{x}: %{y:.4f}<extra></extra>",
+    )
+    fig.update_layout(
+        title=title,
+        height=320,
+        margin=dict(l=40, r=40, t=36, b=36),
+        showlegend=False,
+        xaxis_title="singular component",
+        yaxis_title="explained variance",
+        yaxis2=dict(title="cumulative", overlaying="y", side="right", range=[0, 1.02]),
+    )
+    return fig
+
+
+def probabilities_figure(
+    classes: Sequence[str],
+    all_tokens: np.ndarray,
+    current: np.ndarray,
+    current_label: str,
+    true_class: int | None = None,
+) -> go.Figure:
+    """Class probabilities with all tokens beside those at the current setting."""
+    names = [f"<b>{c}</b>" if i == true_class else c for i, c in enumerate(classes)]
+    fig = go.Figure()
+    fig.add_bar(
+        y=names,
+        x=all_tokens,
+        orientation="h",
+        name="all tokens",
+        marker_color="lightgrey",
+        hovertemplate="%{y}: %{x:.3f}<extra>all tokens</extra>",
+    )
+    fig.add_bar(
+        y=names,
+        x=current,
+        orientation="h",
+        name=current_label,
+        marker_color=KEPT,
+        hovertemplate="%{y}: %{x:.3f}<extra>" + current_label + "</extra>",
+    )
+    fig.update_layout(
+        barmode="group",
+        height=360,
+        margin=dict(l=10, r=10, t=10, b=30),
+        xaxis=dict(range=[0, 1], title="probability"),
+        yaxis=dict(autorange="reversed"),
+        legend=dict(orientation="h", y=-0.15),
+    )
+    return fig
+
+
+def accuracy_tokens_figure(
+    curves: Mapping[str, Sequence[tuple[float, float, str]]],
+    current: Mapping[str, tuple[float, float]] | None = None,
+) -> go.Figure:
+    """Accuracy vs mean tokens per image for each tokenizer (points: (tokens, accuracy, label)),
+    with the current setting of each marked by a star."""
+    fig = go.Figure()
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    for i, (name, pts) in enumerate(curves.items()):
+        pts = sorted(pts)
+        colour = palette[i % len(palette)]
+        fig.add_scatter(
+            x=[p[0] for p in pts],
+            y=[p[1] for p in pts],
+            mode="lines+markers",
+            name=name,
+            text=[p[2] for p in pts],
+            line=dict(color=colour),
+            hovertemplate="%{text}<br>%{x:.1f} tokens, accuracy %{y:.3f}<extra>" + name + "</extra>",
+        )
+        if current and name in current:
+            x, y = current[name]
+            fig.add_scatter(
+                x=[x],
+                y=[y],
+                mode="markers",
+                name=f"{name} (now)",
+                showlegend=False,
+                marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
+                hovertemplate="current setting<br>%{x:.1f} tokens, accuracy %{y:.3f}<extra></extra>",
+            )
+    fig.update_layout(
+        height=420,
+        margin=dict(l=40, r=10, t=10, b=40),
+        xaxis_title="mean tokens per image (CLS included)",
+        yaxis_title="accuracy on the evaluation subset",
+        legend=dict(orientation="h", y=-0.2),
+    )
+    return fig

@@ -1,0 +1,285 @@
+"""Image tokenizers, the classifier's token dropping, spectral helpers, checkpoints, training and
+evaluation, on tiny random models (no Debian package needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tefviz.checkpoints import inspect_checkpoint
+from tefviz.errors import CheckpointError, InputError
+from tefviz.images.checkpoint import load_image_classifier, save_image_checkpoint
+from tefviz.images.evaluate import eval_inputs, evaluate_model, macro_f1, settings_for
+from tefviz.images.model import ImageClassifier, Selection, gather_kept, input_keep_mask
+from tefviz.images.spectral import (
+    centred_spectrum,
+    explained_variance,
+    lowpass_reconstruction,
+    lowpass_side_for_energy,
+    oriented_svd,
+    rank_for_variance,
+    rank_k_reconstruction,
+    square_energy_fractions,
+)
+from tefviz.images.tokenizers import TOKENIZERS, ImageConfig, TokenBatch
+from tefviz.images.view import analyse_image, flipped, on_grid
+
+
+def tiny(tokenizer: str, **kw) -> ImageClassifier:
+    torch.manual_seed(0)
+    cfg = ImageConfig(tokenizer=tokenizer, dim=16, depth=2, heads=2, mlp=32, conv_channels=2, **kw)
+    return ImageClassifier(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    x, _ = eval_inputs()
+    return x[:6]
+
+
+def test_registry_holds_the_four_tokenizers():
+    assert set(TOKENIZERS) == {"patch", "svd_tef", "fft", "svd_exact"}
+    assert TOKENIZERS["svd_tef"].scored and TOKENIZERS["svd_exact"].scored
+    assert not TOKENIZERS["patch"].scored and not TOKENIZERS["fft"].scored
+    with pytest.raises(InputError, match="unknown image tokenizer"):
+        ImageClassifier(ImageConfig(tokenizer="nope"))
+
+
+@pytest.mark.parametrize("name", ["patch", "svd_tef", "fft", "svd_exact"])
+def test_every_tokenizer_classifies(name, images):
+    model = tiny(name)
+    out = model(images)
+    assert out.logits.shape == (6, 10) and torch.isfinite(out.logits).all()
+    expected = 33 if name == "svd_exact" else 65  # components or the 8x8 grid, plus CLS
+    assert out.n_tokens.tolist() == [expected] * 6
+
+
+def test_svd_tef_gates_scale_tokens_and_lie_in_0_1(images):
+    model = tiny("svd_tef")
+    batch = model.tokenizer(images)
+    assert batch.scores is not None and ((batch.scores > 0) & (batch.scores < 1)).all()
+    x = (images - 0.2601) / 0.3417
+    u = model.tokenizer.branch_u(x).flatten(2).transpose(1, 2)
+    v = model.tokenizer.branch_v(x).flatten(2).transpose(1, 2)
+    raw = model.tokenizer.merge(torch.cat([u, v], -1))
+    assert torch.allclose(batch.tokens, raw * batch.scores.unsqueeze(-1), atol=1e-6)
+
+
+def test_threshold_keeps_the_top_gates_and_fewer_as_t_falls(images):
+    model = tiny("svd_tef")
+    counts = [int(model(images, Selection(t=t)).n_tokens.sum()) for t in (1.0, 0.9, 0.6, 0.3, 0.0)]
+    assert counts == sorted(counts, reverse=True) and counts[0] == 6 * 65 and counts[-1] == 6 * 2
+    out = model(images, Selection(t=0.5))
+    for b in range(6):
+        kept = out.tokens.scores[b][out.keep[b]]
+        dropped = out.tokens.scores[b][~out.keep[b]]
+        assert kept.min() >= dropped.max()  # nothing dropped outranks anything kept
+    top = model(images, Selection(top_k=5))
+    assert top.n_tokens.tolist() == [6] * 6
+    with pytest.raises(InputError, match="not both"):
+        model(images, Selection(t=0.5, top_k=3))
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        model(images, Selection(t=1.5))
+
+
+def test_positions_are_added_before_dropping(images):
+    """A kept token's encoder input is the same whatever else is dropped (no position shift)."""
+    model = tiny("svd_tef")
+    batch = model.tokenizer(images)
+    x = batch.tokens + model.pos[batch.positions + 1]
+    keep = input_keep_mask(batch, Selection(t=0.5))
+    kept, padding, index = gather_kept(x, keep)
+    for b in range(6):
+        n = int(keep[b].sum())
+        assert torch.equal(kept[b, :n], x[b][keep[b]]) and not padding[b, :n].any() and padding[b, n:].all()
+        assert torch.equal(index[b, :n], keep[b].nonzero().squeeze(1))
+
+
+def test_dropped_tokens_are_really_gone(images):
+    """Dropping by the mask equals running the encoder on the kept tokens only (key padding works)."""
+    model = tiny("svd_tef")
+    out = model(images[:2], Selection(top_k=7))
+    one = model(images[:1], Selection(top_k=7))
+    assert torch.allclose(out.logits[:1], one.logits, atol=1e-5)
+
+
+def test_tnt_prunes_inside_the_encoder(images):
+    model = tiny("patch", tnt_layers=(0,))
+    out = model(images, Selection(tnt_keep=0.25))
+    assert out.n_tokens.tolist() == [65] * 6 and out.n_tokens_final.tolist() == [17] * 6
+    assert out.tnt_keep.sum(1).tolist() == [16] * 6
+    imp = out.tnt_importance
+    assert torch.allclose(imp.sum(1), torch.ones(6), atol=1e-5)
+    for b in range(6):
+        assert imp[b][out.tnt_keep[b]].min() >= imp[b][~out.tnt_keep[b]].max()
+    with pytest.raises(InputError, match="no TNT heads"):
+        tiny("patch")(images, Selection(tnt_keep=0.5))
+    with pytest.raises(InputError, match="keep rate"):
+        model(images, Selection(tnt_keep=0.0))
+
+
+def test_tnt_noise_only_while_training(images):
+    model = tiny("patch", tnt_layers=(0,))
+    model.tnt_noise = 1.0
+    a, b = model(images).logits, model(images).logits
+    assert torch.equal(a, b)  # eval: no noise
+    model.train()
+    assert not torch.allclose(model(images).logits, model(images).logits)
+
+
+def test_fft_sides_and_energy(images):
+    model = tiny("fft")
+    assert model.tokenizer.allowed_sides() == [8, 16, 24, 32]
+    assert model(images, Selection(fft_side=16)).n_tokens.tolist() == [17] * 6
+    sides = model.tokenizer.sides_for(images, fft_energy=0.9)
+    fractions = square_energy_fractions(images[:, 0], [8, 16, 24, 32])
+    for b, s in enumerate(sides.tolist()):
+        i = [8, 16, 24, 32].index(s)
+        assert fractions[b, i] >= 0.9 - 1e-6 and (i == 0 or fractions[b, i - 1] < 0.9)
+    out = model(images, Selection(fft_energy=0.9))
+    assert out.n_tokens.tolist() == [(s // 4) ** 2 + 1 for s in sides.tolist()]
+    # the central crop keeps its place on the position grid
+    batch = model.tokenizer(images[:1], fft_side=8)
+    assert sorted(batch.positions[0].tolist()) == [27, 28, 35, 36]
+    with pytest.raises(InputError, match="one of"):
+        model(images, Selection(fft_side=12))
+
+
+def test_spectral_helpers_against_numpy(images):
+    img = images[0, 0]
+    ref = np.fft.fftshift(np.fft.fft2(img.numpy(), norm="ortho"))
+    assert np.allclose(centred_spectrum(img).numpy(), ref, atol=1e-4)
+    assert torch.allclose(lowpass_reconstruction(img, 32), img, atol=1e-5)
+    err = [float((lowpass_reconstruction(img, s) - img).pow(2).sum()) for s in (4, 8, 16, 32)]
+    assert err == sorted(err, reverse=True)
+    assert torch.allclose(square_energy_fractions(img[None], [32]), torch.ones(1, 1))
+    assert int(lowpass_side_for_energy(img[None], 1.0, 8)) == 32
+    u, s, vh = oriented_svd(img)
+    assert torch.allclose((u * s) @ vh, img, atol=1e-5)
+    assert torch.allclose(rank_k_reconstruction(img, 32), img, atol=1e-5)
+    ev = explained_variance(s)
+    k = int(rank_for_variance(s, 0.9))
+    assert ev[:k].sum() >= 0.9 - 1e-6 and ev[: k - 1].sum() < 0.9
+    # Eckart-Young: the rank-k error is the energy of the dropped singular values
+    r4 = rank_k_reconstruction(img, 4)
+    assert abs(float((img - r4).pow(2).sum()) - float(s[4:].pow(2).sum())) < 1e-3
+    with pytest.raises(InputError):
+        rank_k_reconstruction(img, 0)
+    with pytest.raises(InputError):
+        lowpass_side_for_energy(img[None], 0.0, 8)
+
+
+def test_exact_svd_tokens_are_ordered_components(images):
+    model = tiny("svd_exact")
+    batch = model.tokenizer(images)
+    assert torch.all(batch.scores[:, :-1] >= batch.scores[:, 1:] - 1e-7)
+    assert torch.allclose(batch.scores.sum(1), torch.ones(6), atol=1e-5)
+    # the same image always yields the same tokens (signs fixed)
+    assert torch.allclose(model.tokenizer(images).tokens, batch.tokens)
+    assert model(images, Selection(top_k=3)).n_tokens.tolist() == [4] * 6
+
+
+def test_checkpoint_round_trip_and_clear_errors(tmp_path, images):
+    model = tiny("svd_tef")
+    save_image_checkpoint(model, tmp_path / "m", {"name": "m"})
+    info = inspect_checkpoint(tmp_path / "m")
+    assert info.usable and info.kind == "image"
+    loaded = load_image_classifier(tmp_path / "m")
+    # fp16 on disk: logits agree to fp16 precision
+    assert torch.allclose(loaded(images).logits, model(images).logits, atol=2e-2)
+    (tmp_path / "m" / "preprocessor_config.json").unlink()
+    with pytest.raises(CheckpointError, match="preprocessor_config"):
+        load_image_classifier(tmp_path / "m")
+    save_image_checkpoint(model, tmp_path / "n", {"name": "n"})
+    cfg = json.loads((tmp_path / "n" / "config.json").read_text())
+    (tmp_path / "n" / "config.json").write_text(json.dumps({**cfg, "dim": 32}))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_image_classifier(tmp_path / "n")
+    (tmp_path / "n" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_image_classifier(tmp_path / "n")
+
+
+def test_evaluation_table_rows(images):
+    x, y = eval_inputs()
+    model = tiny("svd_tef")
+    table = evaluate_model(model, x[:40], y[:40], progress=False)
+    kinds = [r["setting"] for r in table["rows"]]
+    assert kinds.count("t") == 8 and kinds.count("top_k") == 3 and kinds[0] == "all"
+    tokens = [r["mean_tokens"] for r in table["rows"] if r["setting"] == "t"]
+    assert tokens == sorted(tokens, reverse=True) and table["rows"][0]["mean_tokens"] == 65
+    assert {s.kind for s in settings_for(tiny("fft"))} == {"all", "fft_side", "fft_energy"}
+    assert {s.kind for s in settings_for(tiny("patch", tnt_layers=(0,)))} == {"all", "tnt_keep"}
+    tnt = evaluate_model(tiny("patch", tnt_layers=(0,)), x[:20], y[:20], progress=False)
+    half = next(r for r in tnt["rows"] if r["value"] == 0.5)
+    # pruned after block 1 of 2: half the blocks see 65 tokens, half 33
+    assert half["mean_tokens"] == pytest.approx((65 + 33) / 2) and half["mean_input_tokens"] == 65
+
+
+def test_macro_f1():
+    labels = np.array([0, 0, 1, 1])
+    assert macro_f1(labels, labels, 2) == 1.0
+    assert macro_f1(np.array([0, 0, 0, 0]), labels, 2) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_analyse_image_and_flips(images):
+    model = tiny("svd_tef")
+    img = images[0, 0].numpy()
+    res = analyse_image(model, img, Selection(t=0.5))
+    assert res.tokens_all == 65 and 1 < res.tokens_now < 65
+    assert res.keep.sum() == res.tokens_now - 1 and res.scores.shape == (64,)
+    assert np.isclose(res.probs_all.sum(), 1) and np.isclose(res.probs_now.sum(), 1)
+    grid = on_grid(res.keep, res.positions, 8, False)
+    assert grid.shape == (8, 8) and grid.sum() == res.keep.sum()
+    same = analyse_image(model, img, Selection())
+    assert np.allclose(same.probs_all, same.probs_now)
+    f = flipped(np.array([0, 1, 2, 3]), np.array([0, 2, 2, 1]), np.array([0, 1, 2, 2]))
+    assert f["broken"].tolist() == [1] and f["fixed"].tolist() == [] and f["still_wrong"].tolist() == [3]
+
+
+def test_token_batch_validity_mask_for_mixed_fft_sides(images):
+    model = tiny("fft")
+    batch: TokenBatch = model.tokenizer(images, fft_energy=0.97)
+    sides = model.tokenizer.sides_for(images, fft_energy=0.97)
+    if len(set(sides.tolist())) > 1:
+        assert batch.valid is not None
+        assert batch.valid.sum(1).tolist() == [(s // 4) ** 2 for s in sides.tolist()]
+
+
+def test_train_and_export_on_synthetic_data(tmp_path, monkeypatch):
+    """The trainer end to end (a few steps, data stubbed), then TNT heads on the frozen result."""
+    from tefviz.train import images as train_mod
+
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(np.arange(10), 60)).astype(np.uint8)
+    imgs = (rng.random((600, 28, 28)) * 40).astype(np.uint8)
+    for i, c in enumerate(labels):  # class c: a centred bright bar 2c + 4 wide (flips and shifts keep it)
+        imgs[i, 12:16, 12 - c - 2 : 12 + c + 2] = 250
+    monkeypatch.setattr(train_mod, "load_split", lambda split: (imgs, labels))
+    monkeypatch.setattr(train_mod, "VALID_IMAGES", 100)
+    cfg = train_mod.ImageTrainConfig(tokenizer="patch", run_dir=tmp_path / "vit", epochs=3, batch_size=50,
+                                     dim=16, depth=2, heads=2, lr=3e-3, warmup_steps=5)
+    train_mod.train_images(cfg)
+    run = json.loads((tmp_path / "vit" / "run.json").read_text())
+    assert run["steps"] == 30 and run["valid_accuracy"] > 0.3  # learnt something from 30 steps
+    tnt = train_mod.ImageTrainConfig(tokenizer="patch", run_dir=tmp_path / "tnt", epochs=1, batch_size=50,
+                                     tnt=True, base=tmp_path / "vit", tnt_layer=0, lr=1e-2)
+    train_mod.train_images(tnt)
+    card = train_mod.export_images(tmp_path / "tnt", tmp_path / "ck", command="python -m tefviz train images")
+    assert card["architecture"]["tnt_layers"] == [0] and card["training"]["command"].startswith("python")
+    model = load_image_classifier(tmp_path / "ck")
+    base = load_image_classifier_from_run(tmp_path / "vit")
+    x = torch.rand(3, 1, 32, 32)
+    # the backbone stayed frozen: without pruning, the TNT model predicts as the base did
+    assert torch.allclose(model(x).logits, base(x).logits, atol=2e-2)
+
+
+def load_image_classifier_from_run(run_dir):
+    from safetensors.torch import load_file
+
+    model = ImageClassifier(ImageConfig.from_json(json.loads((run_dir / "config.json").read_text())))
+    model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    return model.eval()

@@ -1,0 +1,143 @@
+"""AppTest of the Images page on tiny random classifiers: every tokenizer, every input source,
+the budget widgets, the accuracy chart, the flip gallery and bad uploads."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from .conftest import REPO
+
+
+def _page(**query) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page("pages/images.py")
+    return at.run()
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at) -> list[str]:
+    return [c.proto.id for c in at.get("plotly_chart")]
+
+
+def test_svd_tef_threshold_changes_the_kept_tokens(image_root):
+    at = _page()
+    assert not at.exception, at.exception
+    assert at.radio(key="model").value == "tefviz-image-svd-tef"
+    before = _metrics(at)["Tokens kept (CLS included)"]
+    at.slider(key="t").set_value(0.3).run()
+    assert not at.exception
+    after = _metrics(at)["Tokens kept (CLS included)"]
+    assert int(after.split("/")[0]) < int(before.split("/")[0]) and after.endswith("/ 65")
+    assert at.query_params["t"] == "0.3"
+    at.radio(key="budget").set_value("top-k").run()
+    at.slider(key="k").set_value(5).run()
+    assert _metrics(at)["Tokens kept (CLS included)"] == "6 / 65"
+    assert "Accuracy vs tokens" in [t.label for t in at.tabs]
+    assert any("evaluation images" in c.value for c in at.caption)
+
+
+def test_every_tokenizer_renders(image_root):
+    at = _page()
+    for name in ("tefviz-image-fft", "tefviz-image-svd", "tefviz-image-vit"):
+        at.radio(key="model").set_value(name).run()
+        assert not at.exception, (name, at.exception)
+        assert len(at.get("plotly_chart")) >= 5, name
+    at.slider(key="keep_rate").set_value(0.25).run()
+    assert _metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
+    at.radio(key="model").set_value("tefviz-image-fft").run()
+    at.select_slider(key="side").set_value(8).run()
+    assert _metrics(at)["Tokens kept (CLS included)"] == "5 / 65"
+    at.radio(key="budget").set_value("energy share p").run()
+    assert not at.exception
+
+
+def test_gallery_flip_analysis_and_open(image_root):
+    at = _page(t="0.2")
+    labels = [m.label for m in at.metric]
+    assert "Broken (right with all tokens, wrong now)" in labels
+    at.selectbox(key="cls").select("Bag").run()
+    at.slider(key="idx").set_value(7).run()
+    assert _metrics(at)["True class"] == "Bag"
+    opens = [b for b in at.button if b.key and b.key.startswith("open_")]
+    if opens:  # random models flip plenty at t = 0.2
+        target = opens[0]
+        target.click().run()
+        assert not at.exception
+        assert at.radio(key="source").value == "Evaluation subset"
+
+
+def test_natural_photo_and_training_free_views(image_root):
+    at = _page(source="Natural photo")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="photo").value
+    assert any("Converted for the model" in c.value for c in at.caption)
+    at.slider(key="free_k").set_value(10).run()
+    assert not at.exception
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _bomb_png() -> bytes:
+    """A valid PNG whose header claims 30000 x 30000 pixels (the IHDR patched, CRC fixed)."""
+    import struct
+    import zlib
+
+    data = bytearray(_png(Image.new("L", (8, 8))))
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", 30000, 30000)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    return bytes(data)
+
+
+def _odd_images() -> dict[str, bytes]:
+    rgba = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    rgba.paste((200, 30, 30, 255), (10, 5, 30, 25))
+    deep = Image.fromarray((np.linspace(0, 65535, 32 * 32).reshape(32, 32)).astype(np.uint16))
+    frames = [Image.new("P", (20, 20), i * 60) for i in range(3)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (30, 30), (0, 0, 0, 200)).save(cmyk, format="JPEG")
+    return {"alpha.png": _png(rgba), "deep.png": _png(deep), "anim.gif": gif.getvalue(),
+            "cmyk.jpg": cmyk.getvalue(), "one.png": _png(Image.new("L", (1, 1), 255)),
+            "palette.png": _png(Image.new("RGB", (20, 20), (250, 250, 250)).convert("P"))}
+
+
+def test_bad_uploads_get_a_message_and_keep_the_page(image_root):
+    at = _page(source="Upload")
+    assert not at.exception
+    assert any("Upload a picture" in i.value for i in at.info)
+    at.slider(key="t").set_value(0.42).run()
+    bad = {"empty.png": b"", "page.png": b"<script>alert(1)</script>",
+           "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "bomb.png": _bomb_png()}
+    for filename, data in bad.items():
+        at.file_uploader(key="upload").upload(filename, data, "image/png").run()
+        assert not at.exception, filename
+        errors = " ".join(e.value for e in at.error)
+        assert "Reading your image" in errors, filename
+        assert at.slider(key="t").value == 0.42  # the user's other choices survive
+    assert "pixels" in errors  # the last one, the decompression bomb
+
+
+def test_odd_uploads_are_converted_and_explained(image_root):
+    at = _page(source="Upload")
+    for filename, data in _odd_images().items():
+        at.file_uploader(key="upload").upload(filename, data, "image/png").run()
+        assert not at.exception, filename
+        assert not at.error, (filename, [e.value for e in at.error])
+        assert "Tokens kept (CLS included)" in _metrics(at), filename
+    steps = " ".join(c.value for c in at.caption)
+    assert "Converted for the model" in steps
