@@ -81,6 +81,40 @@ def show_tef_card(ck: CheckpointInfo, card: dict) -> None:
         download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
 
 
+def show_image_card(ck: CheckpointInfo, card: dict) -> None:
+    """An image classifier: size, accuracy, the evaluation table, data and training command."""
+    arch = card.get("architecture") or {}
+    rows = ((card.get("evaluation") or {}).get("rows")) or []
+    every = next((r for r in rows if r.get("setting") == "all"), None)
+    cols = st.columns(4)
+    cols[0].metric("Parameters", f"{(ck.parameters or 0) / 1e6:.2f} M")
+    cols[1].metric("Tokens (CLS included)", str(arch.get("tokens", "?")))
+    valid = (card.get("metrics") or {}).get("valid_accuracy")
+    if isinstance(valid, int | float):
+        cols[2].metric("Validation accuracy", f"{valid:.1%}", help="5,000 held-out training images")
+    if every:
+        cols[3].metric("Evaluation-subset accuracy", f"{every['accuracy']:.1%}",
+                       help="2,000 test images, every token")
+    if rows:
+        st.markdown("**Accuracy, macro-F1 and tokens per setting** (`python -m tefviz eval images`)")
+        st.dataframe(pd.DataFrame(rows)[["label", "mean_tokens", "accuracy", "macro_f1"]], hide_index=True,
+                     width="stretch")
+    sources = (card.get("training_data") or {}).get("sources") or []
+    if sources:
+        st.markdown("**Training data** (offline Debian package)")
+        st.dataframe(pd.DataFrame(sources), hide_index=True, width="stretch")
+    training = card.get("training") or {}
+    if training.get("command"):
+        st.markdown("**Training command**")
+        st.code(training["command"], language="bash")
+    if training.get("log"):
+        with st.expander("Training log"):
+            st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")
+    with st.expander("Full card (card.json)"):
+        st.json(card, expanded=False)
+        download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
+
+
 def show_checkpoint(ck: CheckpointInfo) -> None:
     card = ck.card or {}
     with st.container(border=True):
@@ -92,6 +126,11 @@ def show_checkpoint(ck: CheckpointInfo) -> None:
             if card.get("summary"):
                 st.markdown(card["summary"])
             show_tef_card(ck, card)
+            return
+        if ck.kind == "image" and card and "error" not in card and "markdown" not in card:
+            if card.get("summary"):
+                st.markdown(card["summary"])
+            show_image_card(ck, card)
             return
         if card.get("summary"):
             st.markdown(card["summary"])

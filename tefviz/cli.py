@@ -106,6 +106,16 @@ def _cmd_eval_images(args: argparse.Namespace) -> None:
     print(f"saved {args.out}")
 
 
+def _cmd_bench_images(args: argparse.Namespace) -> None:
+    from tefviz.checkpoints import checkpoints_root
+    from tefviz.images.bench import bench_images
+
+    dirs = args.checkpoint or sorted(p.parent for p in checkpoints_root().glob("*/preprocessor_config.json"))
+    if not dirs:
+        raise InputError("no image checkpoints found; train one with `python -m tefviz train images`")
+    bench_images(dirs, args.out, repeats=args.repeats)
+
+
 def _cmd_export_lm(args: argparse.Namespace) -> None:
     from tefviz.train.export import export_lm
 
@@ -322,6 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     bx.add_argument("--causal", action="store_true", help="causal exact and Performer only")
     bx.add_argument("--out", type=Path, default=Path("artifacts/bench_approx.json"))
     bx.set_defaults(func=_cmd_bench_approx)
+
+    bi = bench.add_parser("images",
+                          help="Images page costs: re-render per setting, subset evaluation, throughput")
+    bi.add_argument("--checkpoint", type=Path, action="append", default=None,
+                    help="image checkpoint dir (repeat; default: every one in checkpoints/)")
+    bi.add_argument("--repeats", type=int, default=5)
+    bi.add_argument("--out", type=Path, default=Path("artifacts/bench_images.json"))
+    bi.set_defaults(func=_cmd_bench_images)
 
     i = sub.add_parser("info", help="device policy and the checkpoints present")
     i.add_argument("--checkpoints", type=Path, default=None)

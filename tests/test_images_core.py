@@ -260,13 +260,30 @@ def test_train_and_export_on_synthetic_data(tmp_path, monkeypatch):
         imgs[i, 12:16, 12 - c - 2 : 12 + c + 2] = 250
     monkeypatch.setattr(train_mod, "load_split", lambda split: (imgs, labels))
     monkeypatch.setattr(train_mod, "VALID_IMAGES", 100)
-    cfg = train_mod.ImageTrainConfig(tokenizer="patch", run_dir=tmp_path / "vit", epochs=3, batch_size=50,
-                                     dim=16, depth=2, heads=2, lr=3e-3, warmup_steps=5)
+    cfg = train_mod.ImageTrainConfig(
+        tokenizer="patch",
+        run_dir=tmp_path / "vit",
+        epochs=3,
+        batch_size=50,
+        dim=16,
+        depth=2,
+        heads=2,
+        lr=3e-3,
+        warmup_steps=5,
+    )
     train_mod.train_images(cfg)
     run = json.loads((tmp_path / "vit" / "run.json").read_text())
     assert run["steps"] == 30 and run["valid_accuracy"] > 0.3  # learnt something from 30 steps
-    tnt = train_mod.ImageTrainConfig(tokenizer="patch", run_dir=tmp_path / "tnt", epochs=1, batch_size=50,
-                                     tnt=True, base=tmp_path / "vit", tnt_layer=0, lr=1e-2)
+    tnt = train_mod.ImageTrainConfig(
+        tokenizer="patch",
+        run_dir=tmp_path / "tnt",
+        epochs=1,
+        batch_size=50,
+        tnt=True,
+        base=tmp_path / "vit",
+        tnt_layer=0,
+        lr=1e-2,
+    )
     train_mod.train_images(tnt)
     card = train_mod.export_images(tmp_path / "tnt", tmp_path / "ck", command="python -m tefviz train images")
     assert card["architecture"]["tnt_layers"] == [0] and card["training"]["command"].startswith("python")
@@ -283,3 +300,38 @@ def load_image_classifier_from_run(run_dir):
     model = ImageClassifier(ImageConfig.from_json(json.loads((run_dir / "config.json").read_text())))
     model.load_state_dict(load_file(run_dir / "model.safetensors"))
     return model.eval()
+
+
+def test_cli_eval_and_bench_images_on_tiny_checkpoints(tiny_image_root, tmp_path):
+    from tefviz.cli import main
+
+    ck = tiny_image_root / "tefviz-image-svd-tef"
+    assert (
+        main(
+            ["eval", "images", "--checkpoint", str(ck), "--limit", "30", "--out", str(tmp_path / "eval.json")]
+        )
+        == 0
+    )
+    table = json.loads((tmp_path / "eval.json").read_text())["tefviz-image-svd-tef"]
+    assert table["images"] == 30 and len(table["rows"]) == 12
+    assert (
+        main(
+            [
+                "bench",
+                "images",
+                "--checkpoint",
+                str(ck),
+                "--checkpoint",
+                str(tiny_image_root / "tefviz-image-vit"),
+                "--repeats",
+                "1",
+                "--out",
+                str(tmp_path / "bench.json"),
+            ]
+        )
+        == 0
+    )
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    vit = bench["models"]["tefviz-image-vit"]
+    assert vit["reduced_mean_tokens"] == 65 and vit["rerender_reduced_ms"] > 0  # TNT prunes inside
+    assert main(["eval", "images", "--checkpoint", str(tmp_path / "missing")]) == 2

@@ -141,3 +141,25 @@ def test_odd_uploads_are_converted_and_explained(image_root):
         assert "Tokens kept (CLS included)" in _metrics(at), filename
     steps = " ".join(c.value for c in at.caption)
     assert "Converted for the model" in steps
+
+
+def test_home_shows_image_cards(image_root):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180).run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert labels.count("Evaluation-subset accuracy") == 4
+    assert any("tefviz-image-svd-tef" in m.value for m in at.markdown)
+
+
+def test_unusable_image_checkpoint_is_named_and_others_still_work(image_root):
+    (image_root / "tefviz-image-fft" / "model.safetensors").write_bytes(b"not weights")
+    at = _page()
+    assert not at.exception
+    assert any("tefviz-image-fft" in w.value and "corrupt" in w.value for w in at.warning)
+    assert "tefviz-image-fft" not in at.radio(key="model").options
+
+
+def test_no_image_checkpoint_is_a_clear_message(checkpoints_root):
+    at = _page()
+    assert not at.exception
+    assert any("No usable image checkpoint" in w.value for w in at.warning)

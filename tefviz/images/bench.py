@@ -1,0 +1,118 @@
+"""`python -m tefviz bench images`: what the Images page pays per interaction and what dropping
+tokens buys, every image checkpoint, the all-tokens run as the baseline in the same process.
+
+- rerender: one image at a new setting (the classifier twice: all tokens and the setting, plus
+  the figures of the main row), as when a slider moves;
+- subset: the whole evaluation table (2,000 images at every setting of the tokenizer);
+- throughput: images per second over the subset with every token vs at a reduced budget.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tefviz.data.fashion_mnist import CLASSES
+from tefviz.device import device_info
+from tefviz.images.checkpoint import load_image_classifier
+from tefviz.images.evaluate import eval_inputs, evaluate_model, predict
+from tefviz.images.model import ImageClassifier, Selection
+from tefviz.images.spectral import log_magnitude, lowpass_reconstruction
+from tefviz.images.view import analyse_image, on_grid
+from tefviz.viz.image_figures import (
+    cumulative_figure,
+    image_figure,
+    patch_overlay_figure,
+    probabilities_figure,
+    score_heatmap_figure,
+    spectrum_figure,
+)
+
+REDUCED = {
+    "svd_tef": Selection(t=0.8),
+    "svd_exact": Selection(t=0.9),
+    "fft": Selection(fft_side=16),
+    "patch": Selection(tnt_keep=0.5),
+}
+
+
+def _median_s(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def rerender(model: ImageClassifier, image: np.ndarray, sel: Selection) -> None:
+    """The page's work after a slider move, minus Streamlit: classify and build the main figures."""
+    res = analyse_image(model, image, sel)
+    g, name = model.cfg.grid, model.cfg.tokenizer
+    if res.scores is not None and name == "svd_tef":
+        keep, scores = on_grid(res.keep, res.positions, g, False), on_grid(res.scores, res.positions, g, 0.0)
+        patch_overlay_figure(image, keep, scores, model.cfg.patch)
+        score_heatmap_figure(scores, keep, "gate")
+        cumulative_figure(res.scores / res.scores.sum(), res.keep, sel.t)
+    elif name == "fft":
+        t = torch.from_numpy(image)
+        side = int(np.sqrt(res.tokens_now - 1)) * model.cfg.patch
+        spectrum_figure(log_magnitude(t).numpy(), side)
+        image_figure(lowpass_reconstruction(t, side).numpy())
+    probabilities_figure(CLASSES, res.probs_all, res.probs_now, "now")
+
+
+def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5) -> dict:
+    info = device_info()
+    x, y = eval_inputs()
+    image = x[3, 0].numpy()
+    results = {
+        "device": f"{info.device} ({info.name}; {info.detail})",
+        "threads": torch.get_num_threads(),
+        "images": len(x),
+        "models": {},
+    }
+    for path in checkpoints:
+        model = load_image_classifier(path)
+        name = model.cfg.tokenizer
+        reduced = REDUCED[name] if name != "patch" or model.cfg.tnt_layers else Selection()
+        r: dict = {"tokenizer": name, "reduced_setting": repr(reduced)}
+        with torch.no_grad():
+            r["rerender_all_tokens_ms"] = round(
+                1e3 * _median_s(lambda m=model: rerender(m, image, Selection()), repeats), 1
+            )
+            r["rerender_reduced_ms"] = round(
+                1e3 * _median_s(lambda m=model, s=reduced: rerender(m, image, s), repeats), 1
+            )
+            t = time.perf_counter()
+            predict(model, x, Selection())
+            all_s = time.perf_counter() - t
+            t = time.perf_counter()
+            _, tokens, _ = predict(model, x, reduced)
+            red_s = time.perf_counter() - t
+        r["subset_all_tokens_s"] = round(all_s, 2)
+        r["subset_reduced_s"] = round(red_s, 2)
+        r["reduced_mean_tokens"] = round(float(tokens.float().mean()), 1)
+        r["throughput_all_tokens_img_s"] = round(len(x) / all_s)
+        r["throughput_reduced_img_s"] = round(len(x) / red_s)
+        table = evaluate_model(model, x, y, progress=False)
+        r["eval_table_s"] = table["seconds"]
+        r["eval_table_settings"] = len(table["rows"])
+        results["models"][path.name] = r
+        print(
+            f"{path.name:24s} rerender {r['rerender_all_tokens_ms']:6.1f} ms (all) "
+            f"{r['rerender_reduced_ms']:6.1f} ms ({reduced}); subset {r['subset_all_tokens_s']:.2f} s all, "
+            f"{r['subset_reduced_s']:.2f} s at {r['reduced_mean_tokens']} tokens; "
+            f"table ({r['eval_table_settings']} settings) {r['eval_table_s']:.1f} s"
+        )
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+        print(f"saved {out}")
+    return results
