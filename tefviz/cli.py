@@ -88,6 +88,29 @@ def _cmd_train_images(args: argparse.Namespace) -> None:
         export_images(run_dir, args.export, command=args.command)
 
 
+def _cmd_train_embeddings(args: argparse.Namespace) -> None:
+    from tefviz.embeddings.finetune import FinetuneConfig, finetune_embedding
+    from tefviz.train.lm import command_line
+
+    knobs: dict = {}
+    for item in args.knob:
+        key, _, value = item.partition("=")
+        try:
+            knobs[key] = int(value)
+        except ValueError as e:
+            raise InputError(f"--knob takes name=integer, got {item!r}") from e
+    values = {k: getattr(args, k) for k in ("steps", "batch_size", "block_size", "lr", "heldout_windows",
+                                            "max_minutes", "seed") if getattr(args, k) is not None}
+    cfg = FinetuneConfig(method=args.method, knobs=knobs, base=args.base, corpus_dir=args.corpus,
+                         run_dir=args.run_dir or Path(f"runs/embeddings-{args.method}"),
+                         command=command_line(args.argv), **values)
+    result = finetune_embedding(cfg)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        print(f"saved {args.out}")
+
+
 def _cmd_export_images(args: argparse.Namespace) -> None:
     from tefviz.train.images import export_images
 
@@ -243,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
                       ("tnt_layer", int), ("tnt_noise", float), ("max_minutes", float), ("seed", int)):
         ti.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     ti.set_defaults(func=_cmd_train_images)
+
+    te = train.add_parser("embeddings", help="fine-tune a compressed embedding (the LM frozen)")
+    te.add_argument("--method", required=True, help="tensor_train, low_rank or lora_shared")
+    te.add_argument("--knob", action="append", default=[], help="compressor setting, name=integer (repeat)")
+    te.add_argument("--base", default="checkpoints/tefviz-lm", help="LM checkpoint dir or hub name")
+    te.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    te.add_argument("--run-dir", type=Path, default=None, help="default: runs/embeddings-<method>")
+    te.add_argument("--out", type=Path, default=Path("artifacts/finetune_embeddings.json"))
+    for name, typ in (("steps", int), ("batch_size", int), ("block_size", int), ("lr", float),
+                      ("heldout_windows", int), ("max_minutes", float), ("seed", int)):
+        te.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    te.set_defaults(func=_cmd_train_embeddings)
 
     ex = sub.add_parser("export", help="export checkpoints").add_subparsers(
         dest="export_command", required=True)

@@ -98,3 +98,25 @@ def test_bad_settings_get_clear_messages(weight):
     with pytest.raises(InputError, match="token ids"):
         compress("tensor_train", weight).lookup(torch.tensor([320]))
     assert set(COMPRESSORS) == {"tensor_train", "low_rank", "quantised", "dynamic_bits", "lora_shared"}
+
+
+def test_finetune_after_compression_lowers_perplexity(tiny_lm_dir, tiny_corpus, tmp_path, capsys):
+    """The CLI fine-tunes only the compressed factors; a random tiny LM's held-out perplexity falls."""
+    import json as _json
+
+    from tefviz.cli import main
+
+    out = tmp_path / "ft.json"
+    args = ["train", "embeddings", "--method", "low_rank", "--knob", "rank=4", "--base", str(tiny_lm_dir),
+            "--corpus", str(tiny_corpus), "--run-dir", str(tmp_path / "run"), "--steps", "25",
+            "--batch-size", "4", "--block-size", "32", "--lr", "0.05", "--heldout-windows", "2",
+            "--out", str(out)]
+    assert main(args) == 0
+    r = _json.loads(out.read_text())
+    assert r["perplexity_after"] < r["perplexity_before"] and r["steps"] == 25
+    assert (tmp_path / "run" / "factors.safetensors").is_file()
+    capsys.readouterr()
+    assert main([*args[:3], "quantised", "--knob", "bits=4", *args[6:]]) == 2
+    assert "nothing to fine-tune" in capsys.readouterr().err
+    assert main([*args[:5], "rank=0", *args[6:]]) == 2
+    assert "rank must lie in" in capsys.readouterr().err

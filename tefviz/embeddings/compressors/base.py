@@ -26,6 +26,10 @@ class CompressedEmbedding:
     def matrix(self) -> torch.Tensor:
         return self.lookup(torch.arange(self.vocab))
 
+    def trainable(self) -> list[torch.Tensor]:
+        """The full-precision factors a fine-tune may adjust (none for purely quantised tables)."""
+        return []
+
     @property
     def bytes(self) -> int:
         raise NotImplementedError

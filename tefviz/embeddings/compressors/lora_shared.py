@@ -24,6 +24,9 @@ class LoRAEmbedding(CompressedEmbedding):
     def bytes(self) -> int:
         return self.base.bytes + (self.left.numel() + self.right.numel()) * DENSE_BYTES_PER_VALUE
 
+    def trainable(self) -> list[torch.Tensor]:
+        return [self.left, self.right]  # the shared low-bit base stays fixed, as LoRA intends
+
 
 @register
 class LoRAShared(Compressor):

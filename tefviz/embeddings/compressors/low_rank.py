@@ -20,6 +20,9 @@ class LowRankEmbedding(CompressedEmbedding):
     def bytes(self) -> int:
         return (self.left.numel() + self.right.numel()) * DENSE_BYTES_PER_VALUE
 
+    def trainable(self) -> list[torch.Tensor]:
+        return [self.left, self.right]
+
 
 def truncated_svd(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     u, s, vh = torch.linalg.svd(weight, full_matrices=False)

@@ -68,6 +68,9 @@ class TTEmbedding(CompressedEmbedding):
     def bytes(self) -> int:
         return sum(c.numel() for c in self.cores) * DENSE_BYTES_PER_VALUE
 
+    def trainable(self) -> list[torch.Tensor]:
+        return list(self.cores)
+
     @property
     def ranks(self) -> tuple[int, int]:
         return self.cores[0].shape[-1], self.cores[1].shape[-1]
