@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the shipped checkpoints were made, in order (each step is resumable; see the cards for the
 # exact commands and numbers of the shipped runs). Takes about 2.5 hours on a 2-core CPU.
-#   scripts/train_checkpoints.sh [lm|tef|eval|all]
+#   scripts/train_checkpoints.sh [lm|tef|eval|images|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -24,4 +24,21 @@ if [ "$step" = eval ] || [ "$step" = all ]; then
       --tef checkpoints/tefviz-lm-tef-paper --write-cards
   $PY -m tefviz bench text checkpoints/tefviz-lm --tef checkpoints/tefviz-lm-tef-causal \
       --tef checkpoints/tefviz-lm-tef-paper
+fi
+if [ "$step" = images ] || [ "$step" = all ]; then
+  # Fashion-MNIST from the Debian package dataset-fashion-mnist; about 35 min on 2 CPU cores
+  # (two runs at a time with OMP_NUM_THREADS=1 each).
+  $PY -m tefviz train images --tokenizer patch --epochs 2
+  $PY -m tefviz train images --tnt --base runs/images-patch --epochs 0.5 --lr 3e-3
+  $PY -m tefviz train images --tokenizer svd_tef --epochs 2
+  $PY -m tefviz train images --tokenizer svd_tef --init runs/images-svd_tef --run-dir runs/images-svd_tef-drop \
+      --epochs 1 --lr 1e-3 --warmup-steps 20 --train-t-min 0.5 --gate-l1 0.0125
+  $PY -m tefviz train images --tokenizer fft --epochs 2
+  $PY -m tefviz train images --tokenizer svd_exact --epochs 2
+  $PY -m tefviz export images --run-dir runs/images-tnt --out checkpoints/tefviz-image-vit
+  $PY -m tefviz export images --run-dir runs/images-svd_tef-drop --out checkpoints/tefviz-image-svd-tef
+  $PY -m tefviz export images --run-dir runs/images-fft --out checkpoints/tefviz-image-fft
+  $PY -m tefviz export images --run-dir runs/images-svd_exact --out checkpoints/tefviz-image-svd
+  $PY -m tefviz eval images --write-cards
+  $PY -m tefviz bench images
 fi

@@ -78,11 +78,11 @@ def _cmd_train_images(args: argparse.Namespace) -> None:
 
     values = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "gate_l1", "dim", "depth", "heads",
                                             "patch", "train_images", "tnt_layer", "tnt_noise", "max_minutes",
-                                            "seed")
+                                            "seed", "train_t_min", "warmup_steps")
               if getattr(args, k) is not None}
     run_dir = args.run_dir or Path(f"runs/images-{'tnt' if args.tnt else args.tokenizer}")
     cfg = ImageTrainConfig(tokenizer="patch" if args.tnt else args.tokenizer, run_dir=run_dir, tnt=args.tnt,
-                           base=args.base, argv=[command_line(args.argv)], **values)
+                           base=args.base, init=args.init, argv=[command_line(args.argv)], **values)
     train_images(cfg)
     if args.export:
         export_images(run_dir, args.export, command=args.command)
@@ -259,11 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--tnt", action="store_true", help="train TNT importance heads on a frozen ViT (--base)")
     ti.add_argument("--base", type=Path, default=None, help="--tnt: run directory of the trained ViT")
     ti.add_argument("--run-dir", type=Path, default=None, help="default: runs/images-<tokenizer or tnt>")
+    ti.add_argument("--init", type=Path, default=None, help="start from this run directory's weights")
     ti.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
     ti.add_argument("--command", default=None, help="training command(s) for the card (default: this one)")
     for name, typ in (("epochs", float), ("batch_size", int), ("lr", float), ("gate_l1", float), ("dim", int),
                       ("depth", int), ("heads", int), ("patch", int), ("train_images", int),
-                      ("tnt_layer", int), ("tnt_noise", float), ("max_minutes", float), ("seed", int)):
+                      ("tnt_layer", int), ("tnt_noise", float), ("max_minutes", float), ("seed", int),
+                      ("train_t_min", float), ("warmup_steps", int)):
         ti.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     ti.set_defaults(func=_cmd_train_images)
 

@@ -335,3 +335,18 @@ def test_cli_eval_and_bench_images_on_tiny_checkpoints(tiny_image_root, tmp_path
     vit = bench["models"]["tefviz-image-vit"]
     assert vit["reduced_mean_tokens"] == 65 and vit["rerender_reduced_ms"] > 0  # TNT prunes inside
     assert main(["eval", "images", "--checkpoint", str(tmp_path / "missing")]) == 2
+
+
+def test_training_budgets():
+    from tefviz.train.images import training_budget
+
+    gen = torch.Generator().manual_seed(0)
+    svd = ImageConfig(tokenizer="svd_tef")
+    picks = [training_budget(svd, gen, 0.5) for _ in range(200)]
+    ts = [s.t for s in picks if s.t is not None]
+    assert 60 < len(ts) < 140 and min(ts) >= 0.5 and max(ts) <= 1.0
+    assert all(training_budget(svd, gen) == Selection() for _ in range(20))  # the thesis: no drop
+    sides = {training_budget(ImageConfig(tokenizer="fft"), gen).fft_side for _ in range(100)}
+    assert sides == {8, 16, 24, 32}
+    ks = {training_budget(ImageConfig(tokenizer="svd_exact"), gen).top_k for _ in range(400)}
+    assert min(ks) == 1 and max(ks) == 32

@@ -7,7 +7,10 @@ comes from it). Inputs are 28x28 padded to 32x32; training adds a random horizon
 shift of up to 2 pixels.
 
 Budgets during training, so one model serves every threshold:
-  svd_tef    all tokens, loss = CE + gate_l1 * mean gate (filtering happens at inference only);
+  svd_tef    all tokens, loss = CE + gate_l1 * mean gate (filtering at inference only, as in the
+             thesis); with --train-t-min, half the batches drop tokens at a random t in [t_min, 1]
+             so the encoder learns to classify from the kept patches alone (used for the shipped
+             model: inference-only filtering collapsed on this small model, see the card);
   fft        a random low-pass side per batch;
   svd_exact  a random number of leading components per batch;
   patch      all tokens; --tnt then trains only the importance heads with the backbone frozen.
@@ -55,6 +58,8 @@ class ImageTrainConfig:
     base: Path | None = None  # TNT: the trained ViT run directory
     tnt_layer: int = 1
     tnt_noise: float = 1.0
+    train_t_min: float | None = None  # svd_tef: drop at a random t in [t_min, 1] on half the batches
+    init: Path | None = None  # start from this run directory's weights (a second stage)
     max_minutes: float | None = None
     seed: int = 0
     argv: list[str] | None = None
@@ -74,7 +79,9 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))  # the border is black, so a roll is a shift
 
 
-def training_budget(cfg: ImageConfig, gen: torch.Generator) -> Selection:
+def training_budget(cfg: ImageConfig, gen: torch.Generator, t_min: float | None = None) -> Selection:
+    if cfg.tokenizer == "svd_tef" and t_min is not None and float(torch.rand(1, generator=gen)) < 0.5:
+        return Selection(t=t_min + (1 - t_min) * float(torch.rand(1, generator=gen)))
     if cfg.tokenizer == "fft":
         sides = list(range(2 * cfg.patch, cfg.image_size + 1, 2 * cfg.patch))
         return Selection(fft_side=sides[int(torch.randint(len(sides), (1,), generator=gen))])
@@ -131,6 +138,12 @@ def train_images(cfg: ImageTrainConfig) -> Path:
             patch=cfg.patch,
         )
         model = ImageClassifier(model_cfg)
+        if cfg.init is not None:
+            model_cfg = ImageConfig.from_json(json.loads((cfg.init / "config.json").read_text()))
+            model = ImageClassifier(model_cfg)
+            model.load_state_dict(load_file(cfg.init / "model.safetensors"))
+    if cfg.train_t_min is not None and not 0.0 < cfg.train_t_min <= 1.0:
+        raise InputError(f"--train-t-min must lie in (0, 1], got {cfg.train_t_min}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0 if cfg.tnt else cfg.weight_decay)
     steps_per_epoch = len(xt) // cfg.batch_size
@@ -150,7 +163,9 @@ def train_images(cfg: ImageTrainConfig) -> Path:
             model.train()
             if cfg.tnt:  # frozen backbone: keep BatchNorm statistics as trained
                 model.tokenizer.eval()
-            out = model(augment(xt[idx], gen), None if cfg.tnt else training_budget(model_cfg, gen))
+            out = model(
+                augment(xt[idx], gen), None if cfg.tnt else training_budget(model_cfg, gen, cfg.train_t_min)
+            )
             ce = F.cross_entropy(out.logits, yt[idx])
             loss = ce
             if out.tokens.scores is not None and cfg.tokenizer == "svd_tef" and not cfg.tnt:
@@ -203,6 +218,14 @@ def train_images(cfg: ImageTrainConfig) -> Path:
     return cfg.run_dir
 
 
+def run_commands(run_dir: Path) -> list[str]:
+    """The commands that made a run, earlier stages (--base, --init) first."""
+    run = json.loads((run_dir / "run.json").read_text())
+    earlier = run["config"].get("init") or run["config"].get("base")
+    before = run_commands(Path(earlier)) if earlier and (Path(earlier) / "run.json").is_file() else []
+    return before + list(run["config"].get("argv") or [])
+
+
 def export_images(run_dir: Path, out: Path, command: str | None = None) -> dict:
     """Write the checkpoint (fp16 weights, config, preprocessor config, card) from a run."""
     run = json.loads((run_dir / "run.json").read_text())
@@ -238,7 +261,7 @@ def export_images(run_dir: Path, out: Path, command: str | None = None) -> dict:
             ]
         },
         "training": {
-            "command": command or " ; ".join(run["config"].get("argv") or []),
+            "command": command or " && ".join(run_commands(run_dir)),
             "steps": run["steps"],
             "images_seen": run["images_seen"],
             "minutes": run["minutes"],
