@@ -208,7 +208,7 @@ def test_evaluation_table_rows(images):
     model = tiny("svd_tef")
     table = evaluate_model(model, x[:40], y[:40], progress=False)
     kinds = [r["setting"] for r in table["rows"]]
-    assert kinds.count("t") == 8 and kinds.count("top_k") == 3 and kinds[0] == "all"
+    assert kinds.count("t") == 8 and kinds.count("top_k") == 4 and kinds[0] == "all"
     tokens = [r["mean_tokens"] for r in table["rows"] if r["setting"] == "t"]
     assert tokens == sorted(tokens, reverse=True) and table["rows"][0]["mean_tokens"] == 65
     assert {s.kind for s in settings_for(tiny("fft"))} == {"all", "fft_side", "fft_energy"}
@@ -313,7 +313,7 @@ def test_cli_eval_and_bench_images_on_tiny_checkpoints(tiny_image_root, tmp_path
         == 0
     )
     table = json.loads((tmp_path / "eval.json").read_text())["tefviz-image-svd-tef"]
-    assert table["images"] == 30 and len(table["rows"]) == 12
+    assert table["images"] == 30 and len(table["rows"]) == 13
     assert (
         main(
             [

@@ -55,11 +55,13 @@ def rerender(model: ImageClassifier, image: np.ndarray, sel: Selection) -> None:
     """The page's work after a slider move, minus Streamlit: classify and build the main figures."""
     res = analyse_image(model, image, sel)
     g, name = model.cfg.grid, model.cfg.tokenizer
-    if res.scores is not None and name == "svd_tef":
-        keep, scores = on_grid(res.keep, res.positions, g, False), on_grid(res.scores, res.positions, g, 0.0)
+    spatial = res.scores if name == "svd_tef" else res.tnt_importance if name == "patch" else None
+    if spatial is not None:
+        kept = res.keep if name == "svd_tef" or res.tnt_keep is None else res.tnt_keep
+        keep, scores = on_grid(kept, res.positions, g, False), on_grid(spatial, res.positions, g, 0.0)
         patch_overlay_figure(image, keep, scores, model.cfg.patch)
-        score_heatmap_figure(scores, keep, "gate")
-        cumulative_figure(res.scores / res.scores.sum(), res.keep, sel.t)
+        score_heatmap_figure(scores, keep, "score")
+        cumulative_figure(spatial / spatial.sum(), kept, sel.t)
     elif name == "fft":
         t = torch.from_numpy(image)
         side = int(np.sqrt(res.tokens_now - 1)) * model.cfg.patch

@@ -17,7 +17,7 @@ from tefviz.data.fashion_mnist import eval_subset
 from tefviz.images.model import ClassifierOutput, ImageClassifier, Selection
 
 THRESHOLDS = (1.0, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1)
-TOP_K = {"svd_tef": (16, 32, 48), "svd_exact": (1, 2, 4, 8, 16)}
+TOP_K = {"svd_tef": (16, 32, 40, 48), "svd_exact": (1, 2, 4, 8, 16)}
 FFT_SIDES = (32, 24, 16, 8)
 FFT_ENERGY = (0.99, 0.95, 0.9)
 TNT_KEEP = (0.9, 0.7, 0.5, 0.3)
