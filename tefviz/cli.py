@@ -139,6 +139,12 @@ def _cmd_bench_images(args: argparse.Namespace) -> None:
     bench_images(dirs, args.out, repeats=args.repeats)
 
 
+def _cmd_eval_approx(args: argparse.Namespace) -> None:
+    from tefviz.attention.approx_eval import eval_approx
+
+    eval_approx(args.lm, args.out, tokens=args.tokens, sizes=tuple(args.sizes), seeds=args.seeds)
+
+
 def _cmd_export_lm(args: argparse.Namespace) -> None:
     from tefviz.train.export import export_lm
 
@@ -327,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     eim.add_argument("--out", type=Path, default=Path("artifacts/eval_images.json"))
     eim.add_argument("--write-cards", action="store_true", help="store the table in each card")
     eim.set_defaults(func=_cmd_eval_images)
+
+    eap = ev.add_parser("approx", help="each attention approximation's error on the LM's real q, k, v")
+    eap.add_argument("--lm", default="checkpoints/tefviz-lm")
+    eap.add_argument("--tokens", type=int, default=256)
+    eap.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256], help="m, k or N")
+    eap.add_argument("--seeds", type=int, default=3)
+    eap.add_argument("--out", type=Path, default=Path("artifacts/eval_approx.json"))
+    eap.set_defaults(func=_cmd_eval_approx)
 
     bench = sub.add_parser("bench", help="benchmarks (print and save JSON)").add_subparsers(
         dest="bench_command", required=True)

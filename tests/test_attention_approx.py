@@ -112,3 +112,19 @@ def test_bad_sizes_are_refused():
     with pytest.raises(InputError, match="unknown"):
         make_approximation("nope", 4)
     assert set(APPROXIMATIONS) == {"performer", "linformer", "infinity_former"}
+
+
+def test_eval_approx_reports_every_layer_and_head(tiny_lm_dir, tmp_path):
+    from tefviz.cli import main
+
+    out = tmp_path / "approx.json"
+    assert main(["eval", "approx", "--lm", str(tiny_lm_dir), "--tokens", "24", "--sizes", "4", "16",
+                 "--seeds", "1", "--out", str(out)]) == 0
+    import json
+
+    r = json.loads(out.read_text())
+    perf = r["summary"]["performer size=16 non-causal"]
+    assert perf["heads"] == 4 and 0 <= perf["mean_relative_error"] < 5  # 2 layers x 2 heads
+    # more random features, smaller error on average over the heads
+    assert perf["mean_relative_error"] <= r["summary"]["performer size=4 non-causal"]["mean_relative_error"]
+    assert {row["layer"] for row in r["rows"]} == {0, 1}
