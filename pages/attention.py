@@ -27,7 +27,10 @@ from ui.errors import guarded, show_error
 from ui.export import download_buttons
 from ui.loaders import get_lm, usable_lm_names
 from ui.progress import progress_bar
+from ui.routing import through_app
 from ui.state import url_publish, url_value
+
+through_app()  # a first visit straight to this page still gets app.py's navigation
 
 st.title("Attention patterns")
 st.caption(

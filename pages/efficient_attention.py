@@ -23,7 +23,10 @@ from ui.bench import benchmark_button
 from ui.errors import guarded, show_error
 from ui.export import download_buttons
 from ui.loaders import embedded_lm_or_stop
+from ui.routing import through_app
 from ui.state import url_publish, url_value
+
+through_app()  # a first visit straight to this page still gets app.py's navigation
 
 st.title("Efficient attention")
 st.caption(

@@ -20,7 +20,10 @@ from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import embedded_lm_or_stop
 from ui.progress import progress_bar
+from ui.routing import through_app
 from ui.state import url_publish, url_value
+
+through_app()  # a first visit straight to this page still gets app.py's navigation
 
 st.title("Embeddings: how far they compress")
 st.caption(

@@ -12,6 +12,9 @@ from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import cached_checkpoints
 from ui.registry import PAGES
+from ui.routing import through_app
+
+through_app()  # a first visit straight to this page still gets app.py's navigation
 
 st.title("tefviz: see token sparsity in transformers")
 st.markdown(

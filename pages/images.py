@@ -45,7 +45,10 @@ from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import get_image_model, unusable_image_checkpoints, usable_image_checkpoints
 from ui.progress import progress_bar
+from ui.routing import through_app
 from ui.state import url_publish, url_value
+
+through_app()  # a first visit straight to this page still gets app.py's navigation
 
 st.title("Images: which patches survive the threshold")
 st.caption(

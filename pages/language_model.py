@@ -15,7 +15,10 @@ from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import get_lm, usable_lm_names
 from ui.progress import progress_bar
+from ui.routing import through_app
 from ui.state import keep, kept_value, url_publish, url_value
+
+through_app()  # a first visit straight to this page still gets app.py's navigation
 
 st.title("Language model")
 st.caption(

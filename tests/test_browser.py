@@ -40,9 +40,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The app as `make run` serves it, on the shipped checkpoints, bound to localhost."""
+def _serve():
+    """Start the app as `make run` serves it, on the shipped checkpoints, bound to localhost."""
     port = _free_port()
     SHOTS.mkdir(exist_ok=True)
     env = {**os.environ, "TEFVIZ_CHECKPOINTS": str(SHIPPED_LM.parent), "HF_HUB_OFFLINE": "1"}
@@ -63,13 +62,23 @@ def server():
         proc.kill()
         log.close()
         raise RuntimeError("streamlit did not start: " + (REPO / "tests/screenshots/server.log").read_text())
-    yield url
+    return url, proc, log
+
+
+def _stop(proc, log) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    url, proc, log = _serve()
+    yield url
+    _stop(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +183,62 @@ def test_text_page_threshold_from_a_shared_link(server, browser):
     assert "Perplexity, dropped at t" in body
     _screenshot(page, "text_attention_t050")
     page.close()
+
+
+def test_images_page_fft_link_and_tabs(server, browser):
+    """A shared link opens the FFT tokenizer at side 16; the flip gallery and the training-free
+    views open in real Chromium."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/images?model=tefviz-image-fft&budget=fixed+side&side=16&cls=Sneaker&idx=3")
+    _settle(page)
+    _no_exception(page)
+    body = page.text_content("body")
+    assert "17 / 65" in body and "log spectrum, kept square 16x16" in body
+    _screenshot(page, "images_fft_side16")
+    page.get_by_role("tab", name="Error analysis").click()
+    page.wait_for_timeout(800)
+    assert "Broken (right with all tokens, wrong now)" in page.text_content("body")
+    _screenshot(page, "images_fft_flips")
+    page.get_by_role("tab", name="Spectrum and SVD (training-free)").click()
+    page.wait_for_timeout(800)
+    _no_exception(page)
+    _screenshot(page, "images_fft_training_free")
+    page.close()
+
+
+def test_images_page_upload_in_chromium(server, browser, tmp_path):
+    """A real upload (an RGBA PNG of a dark shape on transparency) is converted and classified."""
+    from PIL import Image
+
+    img = Image.new("RGBA", (120, 90), (0, 0, 0, 0))
+    img.paste((40, 40, 40, 255), (30, 10, 90, 80))
+    path = tmp_path / "bag.png"
+    img.save(path)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/images?source=Upload")
+    _settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.wait_for_selector("text=Converted for the model", timeout=60_000)
+    _settle(page)
+    _no_exception(page)
+    assert "Tokens kept (CLS included)" in page.text_content("body")
+    _screenshot(page, "images_upload")
+    page.close()
+
+
+def test_first_visit_to_a_shared_sub_page_link_gets_the_app_navigation(browser):
+    """On a fresh server, a link straight to a sub-page must not fall into Streamlit's legacy pages/
+    mode (file-name navigation, no wide layout): ui/routing.py sends it through app.py."""
+    url, proc, log = _serve()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/images?model=tefviz-image-fft&budget=fixed+side&side=8")
+        _settle(page)
+        _no_exception(page)
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Attention patterns" in nav and "efficient attention" not in nav, nav
+        body = page.text_content("body")
+        assert "5 / 65" in body  # the link's settings survived the rerun
+        page.close()
+    finally:
+        _stop(proc, log)

@@ -56,7 +56,9 @@ def test_text_page_scores_and_the_threshold_drops_tokens(tef_root, monkeypatch):
 def test_text_page_at_t1_costs_nothing_for_causal_tef(tef_root):
     at = _page(t="1.0")
     m = _metrics(at)
-    assert m["Perplexity, dropped at t"] == m["Perplexity, all tokens"]
+    # equal up to rounding: on a CPU with bf16 the masked loop and the plain forward round differently
+    dropped, full = float(m["Perplexity, dropped at t"]), float(m["Perplexity, all tokens"])
+    assert abs(dropped - full) <= 2e-3 * full
     assert m["Kept fraction"] == "100.0%"
 
 

@@ -104,7 +104,7 @@ class TEFHeads(nn.Module):
         active = torch.ones(b, n, dtype=torch.bool, device=h.device)
         gates, kept = [], []
         for head, block in zip(self.heads, parts.blocks, strict=True):
-            g = torch.sigmoid(head(h).squeeze(-1).float())
+            g = torch.sigmoid(head(h.to(head.weight.dtype)).squeeze(-1).float())  # heads stay fp32
             with torch.no_grad():
                 shares = (g * active) / (g * active).sum(-1, keepdim=True).clamp_min(1e-30)
                 keep = cumulative_keep_mask(shares, t, valid=active)
@@ -121,7 +121,7 @@ class TEFHeads(nn.Module):
         t_rows = torch.as_tensor(t, dtype=torch.float32, device=h.device).reshape(-1).expand(b)
         scores, keys = [], []
         for head, norm, block in zip(self.heads, self.norms, parts.blocks, strict=True):
-            logit = head(norm(h)).squeeze(-1).float()  # (B, n)
+            logit = head(norm(h.to(norm.weight.dtype))).squeeze(-1).float()  # (B, n); heads stay fp32
             w, keep = causal_key_weights(logit, t_rows, self.config.sink, self.config.recent, tau)
             h, _ = block_step(block, h, w.to(h.dtype), parts.n_head)
             scores.append(logit.exp())

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly import colors as px_colors
 
 KEPT = "rgb(33,102,172)"
 DROPPED = "rgb(215,48,39)"
@@ -260,7 +261,7 @@ def accuracy_tokens_figure(
     """Accuracy vs mean tokens per image for each tokenizer (points: (tokens, accuracy, label)),
     with the current setting of each marked by a star."""
     fig = go.Figure()
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    palette = px_colors.qualitative.D3  # ten distinct colours: one per curve
     for i, (name, pts) in enumerate(curves.items()):
         pts = sorted(pts)
         colour = palette[i % len(palette)]

@@ -1,0 +1,21 @@
+"""Send a session's first run through app.py's navigation.
+
+Streamlit keeps a relic of its first multipage design: while no script in the server process has
+called `st.navigation`, a folder named `pages/` beside the entry point makes it run the requested
+page file directly, with a navigation built from file names and without app.py (so no wide layout,
+no titles or icons). That happens to whoever opens a shared link to a sub-page on a freshly started
+server. Each page calls `through_app()` first: in that mode it switches the server to app.py's
+navigation (what app.py's `st.navigation` call would do) and reruns, which then serves the same
+page (the url paths equal the file stems, so the page is found under the same name).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager  # pinned streamlit; see the module note
+
+
+def through_app() -> None:
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
