@@ -29,7 +29,7 @@ from tefviz.images.spectral import (
     square_energy_fractions,
 )
 from tefviz.images.tokenizers import TOKENIZERS
-from tefviz.images.view import ImageAnalysis, analyse_image, flipped, on_grid
+from tefviz.images.view import ImageAnalysis, analyse_image, flipped, montage, on_grid
 from tefviz.viz.image_figures import (
     accuracy_tokens_figure,
     cumulative_figure,
@@ -114,8 +114,12 @@ with left:
         cls = st.selectbox("Class", list(CLASSES), key="cls")
         url_value("idx", 0, int, lo=0, hi=199)
         idx = st.slider("Image of that class", 0, 199, key="idx")
-        index = int(np.flatnonzero(subset_y.numpy() == CLASSES.index(cls))[idx])
+        members = np.flatnonzero(subset_y.numpy() == CLASSES.index(cls))
+        index = int(members[idx])
         image, label = subset_x[index, 0].numpy(), CLASSES.index(cls)
+        with st.expander(f"Gallery: the 200 {cls} images (numbered row by row from 0)"):
+            sheet = montage(subset_x[members, 0, 2:30, 2:30].numpy(), columns=20)
+            st.image(np.kron(sheet, np.ones((2, 2))), clamp=True, width="stretch")
     else:
         url_value("invert", "auto", str, choices=list(INVERT_MODES))
         invert = st.selectbox(

@@ -350,3 +350,13 @@ def test_training_budgets():
     assert sides == {8, 16, 24, 32}
     ks = {training_budget(ImageConfig(tokenizer="svd_exact"), gen).top_k for _ in range(400)}
     assert min(ks) == 1 and max(ks) == 32
+
+
+def test_montage_places_images_row_by_row():
+    from tefviz.images.view import montage
+
+    imgs = np.stack([np.full((3, 4), i / 10, dtype=np.float32) for i in range(7)])
+    sheet = montage(imgs, columns=3, gap=1)
+    assert sheet.shape == (3 * 4 - 1, 3 * 5 - 1)
+    assert sheet[0, 0] == 0.0 and sheet[0, 5] == np.float32(0.1) and sheet[4, 0] == np.float32(0.3)
+    assert sheet[8, 0] == np.float32(0.6) and sheet[8, 5] == 1.0  # past the last image: gap colour

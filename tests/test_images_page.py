@@ -67,6 +67,7 @@ def test_gallery_flip_analysis_and_open(image_root):
     at.selectbox(key="cls").select("Bag").run()
     at.slider(key="idx").set_value(7).run()
     assert _metrics(at)["True class"] == "Bag"
+    assert any(e.label.startswith("Gallery: the 200 Bag images") for e in at.expander)
     opens = [b for b in at.button if b.key and b.key.startswith("open_")]
     if opens:  # random models flip plenty at t = 0.2
         target = opens[0]

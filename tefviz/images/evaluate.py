@@ -72,9 +72,9 @@ def predict(
     probs, tokens, final = [], [], []
     for i in range(0, len(x), batch):
         out: ClassifierOutput = model(x[i : i + batch], sel)
-        probs.append(out.logits.float().softmax(-1))
-        tokens.append(out.n_tokens)
-        final.append(out.n_tokens_final)
+        probs.append(out.logits.float().softmax(-1).cpu())
+        tokens.append(out.n_tokens.cpu())
+        final.append(out.n_tokens_final.cpu())
     return torch.cat(probs), torch.cat(tokens), torch.cat(final)
 
 

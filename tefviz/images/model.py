@@ -102,6 +102,7 @@ class ImageClassifier(nn.Module):
             raise InputError(f"TNT keep rate must lie in (0, 1], got {sel.tnt_keep}")
         if sel.tnt_keep is not None and not self.cfg.tnt_layers:
             raise InputError("this model has no TNT heads; train them with `train images --tnt`")
+        images = images.to(self.cls.device, self.cls.dtype)  # inputs may come from the CPU
         batch = self.tokenizer(images, **sel.budget())
         keep = input_keep_mask(batch, sel)
         x = batch.tokens + self.pos[batch.positions + 1]

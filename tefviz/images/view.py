@@ -47,16 +47,18 @@ def analyse_image(model: ImageClassifier, image: np.ndarray, sel: Selection) -> 
     valid = now.tokens.valid
     n = int(valid[0].sum()) if valid is not None else now.tokens.tokens.shape[1]
     return ImageAnalysis(
-        probs_all=full.logits[0].softmax(-1).numpy(),
-        probs_now=now.logits[0].softmax(-1).numpy(),
+        probs_all=full.logits[0].float().softmax(-1).cpu().numpy(),
+        probs_now=now.logits[0].float().softmax(-1).cpu().numpy(),
         tokens_all=int(full.n_tokens[0]),
         tokens_now=int(now.n_tokens[0]),
         tokens_final=int(now.n_tokens_final[0]),
-        scores=None if scores is None else scores[0, :n].numpy(),
-        keep=now.keep[0, :n].numpy(),
-        positions=now.tokens.positions[0, :n].numpy(),
-        tnt_importance=None if now.tnt_importance is None else now.tnt_importance[0, :n].numpy(),
-        tnt_keep=None if now.tnt_keep is None else now.tnt_keep[0, :n].numpy(),
+        scores=None if scores is None else scores[0, :n].float().cpu().numpy(),
+        keep=now.keep[0, :n].cpu().numpy(),
+        positions=now.tokens.positions[0, :n].cpu().numpy(),
+        tnt_importance=None
+        if now.tnt_importance is None
+        else now.tnt_importance[0, :n].float().cpu().numpy(),
+        tnt_keep=None if now.tnt_keep is None else now.tnt_keep[0, :n].cpu().numpy(),
     )
 
 
@@ -73,5 +75,20 @@ def flipped(pred_all: np.ndarray, pred_now: np.ndarray, labels: np.ndarray) -> d
     changed = pred_all != pred_now
     was_right = pred_all == labels
     now_right = pred_now == labels
-    return {"broken": np.flatnonzero(changed & was_right), "fixed": np.flatnonzero(changed & now_right),
-            "still_wrong": np.flatnonzero(changed & ~was_right & ~now_right)}
+    return {
+        "broken": np.flatnonzero(changed & was_right),
+        "fixed": np.flatnonzero(changed & now_right),
+        "still_wrong": np.flatnonzero(changed & ~was_right & ~now_right),
+    }
+
+
+def montage(images: np.ndarray, columns: int, gap: int = 2, fill: float = 1.0) -> np.ndarray:
+    """(n, H, W) images in [0, 1] -> one (rows*(H+gap)-gap, columns*(W+gap)-gap) sheet, row-major,
+    separated by `gap` pixels of `fill` (white), for a gallery in a single image."""
+    n, h, w = images.shape
+    rows = -(-n // columns)
+    sheet = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), fill, dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, columns)
+        sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = img
+    return sheet
