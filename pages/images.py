@@ -221,6 +221,10 @@ with right:
         sel, keys = Selection(), []
     if steps:
         st.caption("Converted for the model: " + "; ".join(steps) + ".")
+    if source != SOURCES[0]:
+        st.caption("The classifiers know only Fashion-MNIST's ten garment classes, seen as light shapes on "
+                   "black: for other pictures the prediction is a guess, but which patches the tokenizer "
+                   "keeps is still telling.")
 url_publish(*keys)
 if image is None:  # the budget widgets above are drawn anyway, so their values survive
     st.stop()
