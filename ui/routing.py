@@ -15,7 +15,15 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager  # pinned streamlit; see the module note
 
 
+_ROUTED = "_routed_through_app"
+
+
 def through_app() -> None:
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    # Rerun only on a session's first run, where no click or edit can be lost. (Streamlit's AppTest
+    # starts every run in the legacy mode; later runs there go on as before.)
+    if not st.session_state.get(_ROUTED):
+        st.session_state[_ROUTED] = True
         st.rerun()
