@@ -14,7 +14,6 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager  # pinned streamlit; see the module note
 
-
 _ROUTED = "_routed_through_app"
 
 
