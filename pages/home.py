@@ -109,7 +109,7 @@ def show_image_card(ck: CheckpointInfo, card: dict) -> None:
     training = card.get("training") or {}
     if training.get("command"):
         st.markdown("**Training command**")
-        st.code(training["command"], language="bash")
+        st.code(training["command"].replace(" && ", " &&\n"), language="bash")  # one stage a line
     if training.get("log"):
         with st.expander("Training log"):
             st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")

@@ -239,7 +239,7 @@ def export_images(run_dir: Path, out: Path, command: str | None = None) -> dict:
     card = {
         "name": out.name,
         "summary": f"{tok.label} tokenizer + ViT encoder ({model_cfg.depth} blocks, width {model_cfg.dim}) "
-        f"for Fashion-MNIST; {tok.description}",
+        f"for Fashion-MNIST. {tok.description}",
         "architecture": {
             "tokenizer": model_cfg.tokenizer,
             "tokens": model_cfg.max_tokens + 1,
