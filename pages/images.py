@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from tefviz.data.fashion_mnist import CLASSES
 from tefviz.images.evaluate import eval_inputs, predict
@@ -73,16 +74,23 @@ if not models:
     st.stop()
 
 
-def _label(name: str) -> str:
+def _base_label(name: str) -> str:
     cfg = next(c.config for c in models if c.name == name) or {}
     tok = TOKENIZERS.get(cfg.get("tokenizer", ""))
     base = tok.label if tok else name
     return f"{base} + TNT" if cfg.get("tnt_layers") else base
 
 
+def _label(name: str) -> str:
+    """The tokenizer's name, plus the checkpoint's where two checkpoints share a tokenizer."""
+    base = _base_label(name)
+    clash = sum(_base_label(c.name) == base for c in models) > 1
+    return f"{base} ({name})" if clash else base
+
+
 names = [c.name for c in models]
-url_value("model", names[0], str, choices=names)
-name = st.radio("Tokenizer", names, key="model", format_func=_label, horizontal=True)
+url_value("img_model", names[0], str, choices=names)
+name = st.radio("Tokenizer", names, key="img_model", format_func=_label, horizontal=True)
 loaded = guarded(f"Loading {name!r}", get_image_model, name)
 if loaded is None:
     st.stop()
@@ -91,16 +99,30 @@ cfg = model.cfg
 tokenizer = model.tokenizer
 st.caption(tokenizer.description)
 
+
+@st.cache_data(max_entries=8, show_spinner="Reading the picture…")
+def converted_upload(data: bytes, invert: str) -> tuple[np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """(model input, conversion steps, greyscale preview): decoded once per upload and inversion."""
+    image, conversion = to_model_input(decode_image(data), invert)
+    return image, conversion.steps, conversion.preview
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def converted_photo(name: str, invert: str) -> tuple[np.ndarray, tuple[str, ...], np.ndarray | None]:
+    image, conversion = to_model_input(natural_photo(name), invert)
+    return image, conversion.steps, conversion.preview
+
+
 # --- the input image ----------------------------------------------------------------------------
 subset_x, subset_y = eval_inputs()
 SOURCES = ["Evaluation subset", "Upload", "Natural photo"]
 left, right = st.columns([1, 2])
 with left:
-    url_value("source", SOURCES[0], str, choices=SOURCES)
+    url_value("img_source", SOURCES[0], str, choices=SOURCES)
     source = st.radio(
         "Image",
         SOURCES,
-        key="source",
+        key="img_source",
         horizontal=True,
         help="2,000 Fashion-MNIST test images the models never saw (200 per class), your own "
         "picture, or a photo from scikit-image for qualitative views.",
@@ -110,10 +132,10 @@ with left:
     original: np.ndarray | None = None
     steps: tuple[str, ...] = ()
     if source == SOURCES[0]:
-        url_value("cls", CLASSES[0], str, choices=list(CLASSES))
-        cls = st.selectbox("Class", list(CLASSES), key="cls")
-        url_value("idx", 0, int, lo=0, hi=199)
-        idx = st.slider("Image of that class", 0, 199, key="idx")
+        url_value("img_cls", CLASSES[0], str, choices=list(CLASSES))
+        cls = st.selectbox("Class", list(CLASSES), key="img_cls")
+        url_value("img_idx", 0, int, lo=0, hi=199)
+        idx = st.slider("Image of that class", 0, 199, key="img_idx")
         members = np.flatnonzero(subset_y.numpy() == CLASSES.index(cls))
         index = int(members[idx])
         image, label = subset_x[index, 0].numpy(), CLASSES.index(cls)
@@ -121,110 +143,111 @@ with left:
             sheet = montage(subset_x[members, 0, 2:30, 2:30].numpy(), columns=20)
             st.image(np.kron(sheet, np.ones((2, 2))), clamp=True, width="stretch")
     else:
-        url_value("invert", "auto", str, choices=list(INVERT_MODES))
+        url_value("img_invert", "auto", str, choices=list(INVERT_MODES))
         invert = st.selectbox(
             "Invert",
             list(INVERT_MODES),
-            key="invert",
+            key="img_invert",
             help="The model knows light garments on black. 'auto' inverts pictures whose border is light.",
         )
         if source == SOURCES[1]:
             upload = st.file_uploader(
                 f"Your image ({SUPPORTED}; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
                 type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
-                key="upload",
+                key="img_upload",
             )
             if upload is None:
                 st.info("Upload a picture, ideally one garment on a plain background.")
             else:
-                pil = guarded("Reading your image", decode_image, upload.getvalue())
-                if pil is not None:
-                    converted = guarded("Converting your image", to_model_input, pil, invert)
-                    if converted is not None:
-                        image, conversion = converted
-                        steps = conversion.steps
-                        original = np.asarray(pil.convert("L"), dtype=np.float32) / 255
+                converted = guarded("Reading your image", converted_upload, upload.getvalue(), invert)
+                if converted is not None:
+                    image, steps, original = converted
         else:
             photos = natural_photo_names()
-            url_value("photo", photos[0], str, choices=photos)
-            photo = st.selectbox("Photo (scikit-image)", photos, key="photo")
-            raw = natural_photo(photo)
-            converted = guarded("Converting the photo", to_model_input, raw, invert)
+            url_value("img_photo", photos[0], str, choices=photos)
+            photo = st.selectbox("Photo (scikit-image)", photos, key="img_photo")
+            converted = guarded("Converting the photo", converted_photo, photo, invert)
             if converted is not None:
-                image, conversion = converted
-                steps = conversion.steps
-                grey = raw if raw.ndim == 2 else raw[..., :3] @ np.array([0.299, 0.587, 0.114])
-                original = grey.astype(np.float32) / 255
+                image, steps, original = converted
 url_publish(
-    "model",
-    "source",
-    *(["cls", "idx"] if source == SOURCES[0] else ["invert"]),
-    *(["photo"] if source == SOURCES[2] else []),
+    "img_model",
+    "img_source",
+    *(["img_cls", "img_idx"] if source == SOURCES[0] else ["img_invert"]),
+    *(["img_photo"] if source == SOURCES[2] else []),
 )
 # --- the budget ----------------------------------------------------------------------------------
 with right:
     if tokenizer.name in ("svd_tef", "svd_exact"):
         n_tok = cfg.max_tokens if tokenizer.name == "svd_tef" else cfg.image_size
-        url_value("budget", "threshold t", str, choices=["threshold t", "top-k"])
-        budget = st.radio("Budget", ["threshold t", "top-k"], key="budget", horizontal=True)
+        url_value(f"img_budget_{tokenizer.name}", "threshold t", str, choices=["threshold t", "top-k"])
+        budget = st.radio(
+            "Budget", ["threshold t", "top-k"], key=f"img_budget_{tokenizer.name}", horizontal=True
+        )
         if budget == "threshold t":
-            url_value("t", 0.8, float, lo=0.0, hi=1.0)
+            url_value("img_t", 0.8, float, lo=0.0, hi=1.0)
             t = st.slider(
                 f"Threshold t (cumulative share of the {tokenizer.score_name} kept)",
                 0.0,
                 1.0,
                 step=0.01,
-                key="t",
+                key="img_t",
                 help="1.0 keeps every token; the top-scored one is always kept.",
             )
             sel = Selection(t=float(t))
-            keys = ["budget", "t"]
+            keys = [f"img_budget_{tokenizer.name}", "img_t"]
         else:
-            url_value("k", n_tok // 2, int, lo=1, hi=n_tok)
-            k = st.slider("Keep the top k tokens", 1, n_tok, key="k")
+            url_value(f"img_k_{tokenizer.name}", n_tok // 2, int, lo=1, hi=n_tok)
+            k = st.slider("Keep the top k tokens", 1, n_tok, key=f"img_k_{tokenizer.name}")
             sel = Selection(top_k=int(k))
-            keys = ["budget", "k"]
+            keys = [f"img_budget_{tokenizer.name}", f"img_k_{tokenizer.name}"]
     elif tokenizer.name == "fft":
         sides = tokenizer.allowed_sides()
-        url_value("budget", "fixed side", str, choices=["fixed side", "energy share p"])
-        budget = st.radio("Low-pass square", ["fixed side", "energy share p"], key="budget", horizontal=True)
+        url_value(f"img_budget_{tokenizer.name}", "fixed side", str, choices=["fixed side", "energy share p"])
+        budget = st.radio(
+            "Low-pass square",
+            ["fixed side", "energy share p"],
+            key=f"img_budget_{tokenizer.name}",
+            horizontal=True,
+        )
         if budget == "fixed side":
-            url_value("side", sides[-2], int, choices=sides)
-            side = st.select_slider("Side s of the kept square of frequencies", sides, key="side")
+            url_value("img_side", sides[-2], int, choices=sides)
+            side = st.select_slider("Side s of the kept square of frequencies", sides, key="img_side")
             sel = Selection(fft_side=int(side))
-            keys = ["budget", "side"]
+            keys = [f"img_budget_{tokenizer.name}", "img_side"]
         else:
-            url_value("p", 0.95, float, lo=0.5, hi=1.0)
+            url_value("img_p", 0.95, float, lo=0.5, hi=1.0)
             p = st.slider(
                 "Energy share p: the smallest square holding at least p of the energy",
                 0.5,
                 1.0,
                 step=0.01,
-                key="p",
+                key="img_p",
             )
             sel = Selection(fft_energy=float(p))
-            keys = ["budget", "p"]
+            keys = [f"img_budget_{tokenizer.name}", "img_p"]
     elif cfg.tnt_layers:
-        url_value("keep_rate", 0.5, float, lo=0.05, hi=1.0)
+        url_value("img_keep", 0.5, float, lo=0.05, hi=1.0)
         rate = st.slider(
             f"TNT keep rate after block {cfg.tnt_layers[0] + 1}",
             0.05,
             1.0,
             step=0.05,
-            key="keep_rate",
+            key="img_keep",
             help="Keep the floor(N x rate) patch tokens the importance head ranks highest; CLS always stays.",
         )
         sel = Selection(tnt_keep=float(rate))
-        keys = ["keep_rate"]
+        keys = ["img_keep"]
     else:
         st.info("This ViT has no scores and no TNT heads: every patch is kept.")
         sel, keys = Selection(), []
     if steps:
         st.caption("Converted for the model: " + "; ".join(steps) + ".")
     if source != SOURCES[0]:
-        st.caption("The classifiers know only Fashion-MNIST's ten garment classes, seen as light shapes on "
-                   "black: for other pictures the prediction is a guess, but which patches the tokenizer "
-                   "keeps is still telling.")
+        st.caption(
+            "The classifiers know only Fashion-MNIST's ten garment classes, seen as light shapes on "
+            "black: for other pictures the prediction is a guess, but which patches the tokenizer "
+            "keeps is still telling."
+        )
 url_publish(*keys)
 if image is None:  # the budget widgets above are drawn anyway, so their values survive
     st.stop()
@@ -356,19 +379,31 @@ download_buttons(
         "probabilities_now": result.probs_now.tolist(),
         "tokens_now": result.tokens_now,
         "tokens_all": result.tokens_all,
+        "tokens_after_tnt": result.tokens_final,
         "scores": None if result.scores is None else result.scores.tolist(),
         "kept": result.keep.tolist(),
+        "tnt_importance": None if result.tnt_importance is None else result.tnt_importance.tolist(),
+        "kept_after_tnt": None if result.tnt_keep is None else result.tnt_keep.tolist(),
+        "positions": result.positions.tolist(),
     },
     "image_tokens",
     "image_export",
 )
 
+
+# --- accuracy vs tokens on the evaluation subset -------------------------------------------------------
+url_value("img_measure", True)
+measure = st.toggle(
+    "Measure on the 2,000 evaluation images at every new setting",
+    key="img_measure",
+    help="About 1-3 s per new setting on a 2-core CPU (cached after); the image above is re-drawn first. "
+    "Turn off to move the budget with no wait; the accuracy star and the flips then pause.",
+)
+url_publish("img_measure")
+subset = guarded("Evaluating the subset", cached_subset, model_key, sel) if measure else None
 tab_acc, tab_flip, tab_free = st.tabs(
     ["Accuracy vs tokens", "Error analysis", "Spectrum and SVD (training-free)"]
 )
-
-# --- accuracy vs tokens on the evaluation subset -------------------------------------------------------
-subset = guarded("Evaluating the subset", cached_subset, model_key, sel)
 with tab_acc:
     curves: dict[str, list[tuple[float, float, str]]] = {}
     for c in models:
@@ -439,14 +474,20 @@ with tab_acc:
 def _open_subset_image(i: int) -> None:
     """Button callback (runs before the rerun, so it may set the widgets' values)."""
     labels = subset_y.numpy()
-    st.session_state["source"] = SOURCES[0]
-    st.session_state["cls"] = CLASSES[labels[i]]
-    st.session_state["idx"] = int(np.flatnonzero(labels[:i] == labels[i]).size)
+    st.session_state["img_source"] = SOURCES[0]
+    st.session_state["img_cls"] = CLASSES[labels[i]]
+    st.session_state["img_idx"] = int(np.flatnonzero(labels[:i] == labels[i]).size)
 
 
 # --- error analysis: predictions that flip -------------------------------------------------------------
 with tab_flip:
-    full = guarded("Evaluating the subset with every token", cached_subset, model_key, Selection())
+    if not measure:
+        st.info("Turn on the measurement above to see which evaluation images flip at this setting.")
+    full = (
+        guarded("Evaluating the subset with every token", cached_subset, model_key, Selection())
+        if measure
+        else None
+    )
     if subset is not None and full is not None:
         labels = subset_y.numpy()
         flips = flipped(full["pred"], subset["pred"], labels)
@@ -458,7 +499,7 @@ with tab_flip:
             "Show",
             ["broken", "fixed", "still_wrong"],
             horizontal=True,
-            key="flip_group",
+            key="img_flip_group",
             format_func=lambda s: s.replace("_", " "),
         )
         shown = flips[group][:24]
@@ -485,33 +526,25 @@ with tab_flip:
 
 # --- training-free views ---------------------------------------------------------------------------------
 with tab_free:
-    # the picture itself when it has more detail than the model input, else the model input
+    # the picture itself when it has more detail than the model input (as a 128x128 square), else the input
     use_original = original is not None and min(original.shape) > cfg.image_size
-    view = original if use_original else image
-    if view.shape[0] != view.shape[1] or view.shape[0] > 128:
-        from PIL import Image
-
-        side_px = min(view.shape)
-        top, lft = (view.shape[0] - side_px) // 2, (view.shape[1] - side_px) // 2
-        crop = view[top : top + side_px, lft : lft + side_px]
-        view = (
-            np.asarray(
-                Image.fromarray((crop * 255).astype(np.uint8)).resize((128, 128), Image.LANCZOS),
-                dtype=np.float32,
-            )
-            / 255
-        )
+    view = image
+    if use_original:
+        side_px = min(original.shape)
+        top, lft = (original.shape[0] - side_px) // 2, (original.shape[1] - side_px) // 2
+        crop = (original[top : top + side_px, lft : lft + side_px] * 255).astype(np.uint8)
+        view = np.asarray(Image.fromarray(crop).resize((128, 128), Image.LANCZOS), dtype=np.float32) / 255
     vt = torch.from_numpy(np.ascontiguousarray(view))
     n = view.shape[0]
     st.caption(
-        f"On the {'picture, centre-cropped to 128x128' if use_original else 'model input'} "
-        "(greyscale): what the FFT tokenizer's square and exact SVD's components keep, with no model."
+        f"On the {'picture (greyscale, centre square resized to 128x128)' if use_original else 'model input'}"
+        ": what the FFT tokenizer's square and exact SVD's components keep, with no model."
     )
     a, b = st.columns(2)
     with a:
         sides_free = list(range(2, n + 1, 2))
-        url_value("free_side", min(n // 2, n), int, choices=sides_free)
-        s_free = st.select_slider("Low-pass side", sides_free, key="free_side")
+        url_value(f"img_free_side_{n}", n // 2, int, choices=sides_free)  # one setting per view size
+        s_free = st.select_slider("Low-pass side", sides_free, key=f"img_free_side_{n}")
         energy = square_energy_fractions(vt[None], sides_free)[0].numpy()
         st.plotly_chart(
             spectrum_figure(
@@ -530,8 +563,8 @@ with tab_free:
         )
     with b:
         _, s_vals, _ = oriented_svd(vt)
-        url_value("free_k", min(4, n), int, lo=1, hi=n)
-        k_free = st.slider("Rank k", 1, n, key="free_k")
+        url_value(f"img_free_k_{n}", 4, int, lo=1, hi=n)
+        k_free = st.slider("Rank k", 1, n, key=f"img_free_k_{n}")
         ev = explained_variance(s_vals).numpy()
         st.plotly_chart(
             image_figure(
@@ -547,4 +580,4 @@ with tab_free:
         st.plotly_chart(
             explained_variance_figure(ev, k_free, "Explained variance per component"), key="free_ev"
         )
-url_publish("free_side", "free_k")
+url_publish(f"img_free_side_{n}", f"img_free_k_{n}")

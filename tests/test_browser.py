@@ -189,7 +189,7 @@ def test_images_page_fft_link_and_tabs(server, browser):
     """A shared link opens the FFT tokenizer at side 16; the flip gallery and the training-free
     views open in real Chromium."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{server}/images?model=tefviz-image-fft&budget=fixed+side&side=16&cls=Sneaker&idx=3")
+    page.goto(f"{server}/images?img_model=tefviz-image-fft&img_budget_fft=fixed+side&img_side=16&img_cls=Sneaker&img_idx=3")
     _settle(page)
     _no_exception(page)
     body = page.text_content("body")
@@ -215,7 +215,7 @@ def test_images_page_upload_in_chromium(server, browser, tmp_path):
     path = tmp_path / "bag.png"
     img.save(path)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{server}/images?source=Upload")
+    page.goto(f"{server}/images?img_source=Upload")
     _settle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
     page.wait_for_selector("text=Converted for the model", timeout=60_000)
@@ -232,7 +232,7 @@ def test_first_visit_to_a_shared_sub_page_link_gets_the_app_navigation(browser):
     url, proc, log = _serve()
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{url}/images?model=tefviz-image-fft&budget=fixed+side&side=8")
+        page.goto(f"{url}/images?img_model=tefviz-image-fft&img_budget_fft=fixed+side&img_side=8")
         _settle(page)
         _no_exception(page)
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()

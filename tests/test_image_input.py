@@ -440,3 +440,19 @@ def test_fashion_style() -> None:
         fashion_style(np.zeros((32, 32), np.uint8))
     with pytest.raises(InputError):
         fashion_style(np.full((28, 28), 300, np.int64))
+
+
+def test_preview_is_the_converted_picture_not_a_clipped_one():
+    """The page shows `Conversion.preview`: 16-bit range-scaled (PIL's convert("L") would clip it
+    white), at most PREVIEW_SIZE on its longer side, transparency flattened."""
+    from tefviz.images.preprocess import PREVIEW_SIZE
+
+    deep = Image.fromarray(np.linspace(0, 65535, 40 * 600).reshape(40, 600).astype(np.uint16))
+    _, conversion = to_model_input(deep)
+    p = conversion.preview
+    assert p is not None and max(p.shape) == PREVIEW_SIZE and p.shape[1] > p.shape[0]
+    assert p.min() < 0.05 and p.max() > 0.95 and 0.3 < p.mean() < 0.7
+    small = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
+    small.paste((255, 255, 255, 255), (5, 2, 15, 8))
+    _, c2 = to_model_input(small)
+    assert c2.preview.shape == (10, 20) and c2.preview[5, 10] > 0.9 and c2.preview[0, 0] < 0.1

@@ -53,8 +53,13 @@ def test_every_tokenizer_classifies(name, images):
     model = tiny(name)
     out = model(images)
     assert out.logits.shape == (6, 10) and torch.isfinite(out.logits).all()
-    expected = 33 if name == "svd_exact" else 65  # components or the 8x8 grid, plus CLS
-    assert out.n_tokens.tolist() == [expected] * 6
+    if name == "svd_exact":  # components that carry energy, plus CLS
+        s = torch.linalg.svdvals(images[:, 0])
+        expected = ((s > 1e-5 * s[:, :1]).sum(1) + 1).tolist()
+        assert all(e < 33 for e in expected)  # zero padding leaves null components
+    else:
+        expected = [65] * 6  # the 8x8 grid, plus CLS
+    assert out.n_tokens.tolist() == expected
 
 
 def test_svd_tef_gates_scale_tokens_and_lie_in_0_1(images):
@@ -360,3 +365,44 @@ def test_montage_places_images_row_by_row():
     assert sheet.shape == (3 * 4 - 1, 3 * 5 - 1)
     assert sheet[0, 0] == 0.0 and sheet[0, 5] == np.float32(0.1) and sheet[4, 0] == np.float32(0.3)
     assert sheet[8, 0] == np.float32(0.6) and sheet[8, 5] == 1.0  # past the last image: gap colour
+
+
+def test_tnt_keep_mask_in_a_batch_of_different_lengths(images):
+    """FFT crops by energy give each image its own token count; TNT's mask must match one-by-one runs."""
+    model = tiny("fft", tnt_layers=(0,))
+    sel = Selection(fft_energy=0.93, tnt_keep=0.5)
+    sides = model.tokenizer.sides_for(images, fft_energy=0.93)
+    assert len(set(sides.tolist())) > 1  # the case that matters
+    batch = model(images, sel)
+    for b in range(len(images)):
+        one = model(images[b : b + 1], sel)
+        n = one.tnt_keep.shape[1]
+        assert torch.equal(batch.tnt_keep[b, :n], one.tnt_keep[0]), b
+        assert int(batch.tnt_keep[b].sum()) == int(one.n_tokens_final[0]) - 1
+
+
+def test_trainer_guards(tmp_path, monkeypatch):
+    from tefviz.train import images as train_mod
+
+    imgs = np.zeros((130, 28, 28), np.uint8)
+    labels = (np.arange(130) % 10).astype(np.uint8)
+    monkeypatch.setattr(train_mod, "load_split", lambda split: (imgs, labels))
+    monkeypatch.setattr(train_mod, "VALID_IMAGES", 100)
+    # fewer training images (30) than a batch: one short batch per epoch, and it ends
+    cfg = train_mod.ImageTrainConfig(
+        tokenizer="patch", run_dir=tmp_path / "r", epochs=2, batch_size=64, dim=16, depth=2, heads=2
+    )
+    train_mod.train_images(cfg)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["steps"] == 2
+    svd = train_mod.ImageTrainConfig(
+        tokenizer="svd_exact", run_dir=tmp_path / "s", epochs=1, batch_size=64, dim=16, depth=2, heads=2
+    )
+    train_mod.train_images(svd)
+    with pytest.raises(InputError, match="patch run"):
+        train_mod.train_images(
+            train_mod.ImageTrainConfig(tnt=True, base=tmp_path / "s", run_dir=tmp_path / "t")
+        )
+    with pytest.raises(InputError, match="tnt-layer"):
+        train_mod.train_images(
+            train_mod.ImageTrainConfig(tnt=True, base=tmp_path / "r", tnt_layer=1, run_dir=tmp_path / "t")
+        )

@@ -31,15 +31,15 @@ def _charts(at) -> list[str]:
 def test_svd_tef_threshold_changes_the_kept_tokens(image_root):
     at = _page()
     assert not at.exception, at.exception
-    assert at.radio(key="model").value == "tefviz-image-svd-tef"
+    assert at.radio(key="img_model").value == "tefviz-image-svd-tef"
     before = _metrics(at)["Tokens kept (CLS included)"]
-    at.slider(key="t").set_value(0.3).run()
+    at.slider(key="img_t").set_value(0.3).run()
     assert not at.exception
     after = _metrics(at)["Tokens kept (CLS included)"]
     assert int(after.split("/")[0]) < int(before.split("/")[0]) and after.endswith("/ 65")
-    assert at.query_params["t"] == "0.3"
-    at.radio(key="budget").set_value("top-k").run()
-    at.slider(key="k").set_value(5).run()
+    assert at.query_params["img_t"] == "0.3"
+    at.radio(key="img_budget_svd_tef").set_value("top-k").run()
+    at.slider(key="img_k_svd_tef").set_value(5).run()
     assert _metrics(at)["Tokens kept (CLS included)"] == "6 / 65"
     assert "Accuracy vs tokens" in [t.label for t in at.tabs]
     assert any("evaluation images" in c.value for c in at.caption)
@@ -48,24 +48,24 @@ def test_svd_tef_threshold_changes_the_kept_tokens(image_root):
 def test_every_tokenizer_renders(image_root):
     at = _page()
     for name in ("tefviz-image-fft", "tefviz-image-svd", "tefviz-image-vit"):
-        at.radio(key="model").set_value(name).run()
+        at.radio(key="img_model").set_value(name).run()
         assert not at.exception, (name, at.exception)
         assert len(at.get("plotly_chart")) >= 5, name
-    at.slider(key="keep_rate").set_value(0.25).run()
+    at.slider(key="img_keep").set_value(0.25).run()
     assert _metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
-    at.radio(key="model").set_value("tefviz-image-fft").run()
-    at.select_slider(key="side").set_value(8).run()
+    at.radio(key="img_model").set_value("tefviz-image-fft").run()
+    at.select_slider(key="img_side").set_value(8).run()
     assert _metrics(at)["Tokens kept (CLS included)"] == "5 / 65"
-    at.radio(key="budget").set_value("energy share p").run()
+    at.radio(key="img_budget_fft").set_value("energy share p").run()
     assert not at.exception
 
 
 def test_gallery_flip_analysis_and_open(image_root):
-    at = _page(t="0.2")
+    at = _page(img_t="0.2")
     labels = [m.label for m in at.metric]
     assert "Broken (right with all tokens, wrong now)" in labels
-    at.selectbox(key="cls").select("Bag").run()
-    at.slider(key="idx").set_value(7).run()
+    at.selectbox(key="img_cls").select("Bag").run()
+    at.slider(key="img_idx").set_value(7).run()
     assert _metrics(at)["True class"] == "Bag"
     assert any(e.label.startswith("Gallery: the 200 Bag images") for e in at.expander)
     opens = [b for b in at.button if b.key and b.key.startswith("open_")]
@@ -73,15 +73,15 @@ def test_gallery_flip_analysis_and_open(image_root):
         target = opens[0]
         target.click().run()
         assert not at.exception
-        assert at.radio(key="source").value == "Evaluation subset"
+        assert at.radio(key="img_source").value == "Evaluation subset"
 
 
 def test_natural_photo_and_training_free_views(image_root):
-    at = _page(source="Natural photo")
+    at = _page(img_source="Natural photo")
     assert not at.exception, at.exception
-    assert at.selectbox(key="photo").value
+    assert at.selectbox(key="img_photo").value
     assert any("Converted for the model" in c.value for c in at.caption)
-    at.slider(key="free_k").set_value(10).run()
+    at.slider(key="img_free_k_128").set_value(10).run()
     assert not at.exception
 
 
@@ -118,25 +118,25 @@ def _odd_images() -> dict[str, bytes]:
 
 
 def test_bad_uploads_get_a_message_and_keep_the_page(image_root):
-    at = _page(source="Upload")
+    at = _page(img_source="Upload")
     assert not at.exception
     assert any("Upload a picture" in i.value for i in at.info)
-    at.slider(key="t").set_value(0.42).run()
+    at.slider(key="img_t").set_value(0.42).run()
     bad = {"empty.png": b"", "page.png": b"<script>alert(1)</script>",
            "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "bomb.png": _bomb_png()}
     for filename, data in bad.items():
-        at.file_uploader(key="upload").upload(filename, data, "image/png").run()
+        at.file_uploader(key="img_upload").upload(filename, data, "image/png").run()
         assert not at.exception, filename
         errors = " ".join(e.value for e in at.error)
         assert "Reading your image" in errors, filename
-        assert at.slider(key="t").value == 0.42  # the user's other choices survive
+        assert at.slider(key="img_t").value == 0.42  # the user's other choices survive
     assert "pixels" in errors  # the last one, the decompression bomb
 
 
 def test_odd_uploads_are_converted_and_explained(image_root):
-    at = _page(source="Upload")
+    at = _page(img_source="Upload")
     for filename, data in _odd_images().items():
-        at.file_uploader(key="upload").upload(filename, data, "image/png").run()
+        at.file_uploader(key="img_upload").upload(filename, data, "image/png").run()
         assert not at.exception, filename
         assert not at.error, (filename, [e.value for e in at.error])
         assert "Tokens kept (CLS included)" in _metrics(at), filename
@@ -157,10 +157,20 @@ def test_unusable_image_checkpoint_is_named_and_others_still_work(image_root):
     at = _page()
     assert not at.exception
     assert any("tefviz-image-fft" in w.value and "corrupt" in w.value for w in at.warning)
-    assert "tefviz-image-fft" not in at.radio(key="model").options
+    assert "tefviz-image-fft" not in at.radio(key="img_model").options
 
 
 def test_no_image_checkpoint_is_a_clear_message(checkpoints_root):
     at = _page()
     assert not at.exception
     assert any("No usable image checkpoint" in w.value for w in at.warning)
+
+
+def test_kept_values_of_another_page_never_break_a_page(image_root):
+    """Pages keep choices for later visits under their keys; a value of another type kept under the
+    same key (e.g. a string where Attention keeps an int) falls back to the default."""
+    at = _page(img_source="Natural photo")
+    at.session_state["_url_state_"] = {**at.session_state["_url_state_"], "source": "Evaluation subset"}
+    at.query_params.clear()
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception, at.exception

@@ -28,6 +28,13 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def _same_kind(value: Any, default: Any) -> bool:
+    """A kept value from another page that used the same key for something else is not ours."""
+    if default is None or type(value) is type(default):
+        return True
+    return isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+
+
 def _valid(value: Any, choices: Sequence | None, lo: float | None, hi: float | None) -> bool:
     if choices is not None and value not in choices:
         return False
@@ -60,7 +67,7 @@ def url_value(key: str, default: T, parse: Callable[[str], T] | None = None,
             value = default
     elif kept is not None:
         value = kept
-    if not _valid(value, choices, lo, hi):
+    if not _same_kind(value, default) or not _valid(value, choices, lo, hi):
         value = default
     st.session_state[key] = value
     return value

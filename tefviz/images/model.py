@@ -128,7 +128,10 @@ class ImageClassifier(nn.Module):
                 x[:, 1:] = add_allocated_noise(x[:, 1:], a, padding[:, 1:], self.tnt_noise)
             elif sel.tnt_keep is not None and i == self.cfg.tnt_layers[0]:
                 x, padding, kept_index = prune_by_importance(x, padding, a, sel.tnt_keep)
-                tnt_keep = torch.zeros_like(keep).scatter(1, torch.gather(index, 1, kept_index), True)
+                # padded slots of the pruned set point at real (pruned) tokens: scatter only real ones
+                tnt_keep = torch.zeros_like(keep).scatter(
+                    1, torch.gather(index, 1, kept_index), ~padding[:, 1:]
+                )
                 tnt_keep &= keep
         x = self.norm(x[:, 0])
         return ClassifierOutput(self.head(x), batch, keep, importance, tnt_keep, n_tokens, (~padding).sum(1))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from tefviz.errors import InputError
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 MODEL_SIZE = 32
+PREVIEW_SIZE = 256
 CONTENT_SIZE = 28
 PAD = (MODEL_SIZE - CONTENT_SIZE) // 2
 INVERT_MODES = ("auto", "always", "never")
@@ -50,6 +51,9 @@ class Conversion:
     original_size: tuple[int, int]  # (width, height)
     original_mode: str
     inverted: bool
+    # the picture as greyscale in [0, 1] after frame, orientation, mode, bit depth and transparency were
+    # handled, before resizing and inversion; at most PREVIEW_SIZE on its longer side (for display)
+    preview: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def _mb(n: float) -> str:
@@ -331,6 +335,17 @@ def _to_model_input(image: Image.Image | np.ndarray, invert: str) -> tuple[np.nd
         steps.append(f"flattened transparency onto {name}")
         small = np.clip(small + background * (1.0 - small_a), 0.0, 1.0)
 
+    longer = max(width, height)
+    preview_size = (
+        (width, height)
+        if longer <= PREVIEW_SIZE
+        else (max(1, round(width * PREVIEW_SIZE / longer)), max(1, round(height * PREVIEW_SIZE / longer)))
+    )
+    preview = _resize(grey, preview_size, upscale=False, tiny=False)
+    if alpha is not None:
+        preview_a = _resize(alpha, preview_size, upscale=False, tiny=False)
+        preview = np.clip(preview + background * (1.0 - preview_a), 0.0, 1.0)
+
     if size != (width, height):
         verb = "upscaled" if upscale else "resized"
         steps.append(f"{verb} {width}x{height} -> {size[0]}x{size[1]}")
@@ -350,7 +365,8 @@ def _to_model_input(image: Image.Image | np.ndarray, invert: str) -> tuple[np.nd
     left = PAD + (CONTENT_SIZE - size[0]) // 2
     out[top : top + size[1], left : left + size[0]] = small
     out = np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
-    return out, Conversion(tuple(steps), original_size, original_mode, inverted)
+    preview = np.nan_to_num(preview, nan=0.0, posinf=1.0, neginf=0.0).astype(np.float32)
+    return out, Conversion(tuple(steps), original_size, original_mode, inverted, preview)
 
 
 def to_model_input(image: Image.Image | np.ndarray, invert: str = "auto") -> tuple[np.ndarray, Conversion]:

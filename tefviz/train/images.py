@@ -121,6 +121,14 @@ def train_images(cfg: ImageTrainConfig) -> Path:
         if cfg.base is None:
             raise InputError("--tnt needs --base, the run directory of a trained ViT (patch) model")
         base_cfg = json.loads((cfg.base / "config.json").read_text())
+        if base_cfg.get("tokenizer") != "patch":
+            raise InputError(
+                f"--tnt prunes a plain ViT: --base must be a patch run, not {base_cfg.get('tokenizer')}"
+            )
+        if not 0 <= cfg.tnt_layer < base_cfg.get("depth", 0) - 1:
+            raise InputError(
+                f"--tnt-layer must lie in [0, {base_cfg.get('depth', 0) - 2}] (a block before the last)"
+            )
         model_cfg = ImageConfig.from_json({**base_cfg, "tnt_layers": [cfg.tnt_layer]})
         model = ImageClassifier(model_cfg)
         missing = model.load_state_dict(load_file(cfg.base / "model.safetensors"), strict=False).missing_keys
@@ -146,7 +154,9 @@ def train_images(cfg: ImageTrainConfig) -> Path:
         raise InputError(f"--train-t-min must lie in (0, 1], got {cfg.train_t_min}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0 if cfg.tnt else cfg.weight_decay)
-    steps_per_epoch = len(xt) // cfg.batch_size
+    if len(xt) == 0:
+        raise InputError("no training images")
+    steps_per_epoch = max(1, len(xt) // cfg.batch_size)  # fewer images than a batch: one short batch
     total = max(1, int(cfg.epochs * steps_per_epoch))
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     log: list[dict] = []
@@ -218,17 +228,22 @@ def train_images(cfg: ImageTrainConfig) -> Path:
     return cfg.run_dir
 
 
-def run_commands(run_dir: Path) -> list[str]:
-    """The commands that made a run, earlier stages (--base, --init) first."""
+def run_stages(run_dir: Path) -> list[dict]:
+    """The runs that made a model, earlier stages (--base, --init) first."""
     run = json.loads((run_dir / "run.json").read_text())
     earlier = run["config"].get("init") or run["config"].get("base")
-    before = run_commands(Path(earlier)) if earlier and (Path(earlier) / "run.json").is_file() else []
-    return before + list(run["config"].get("argv") or [])
+    before = run_stages(Path(earlier)) if earlier and (Path(earlier) / "run.json").is_file() else []
+    return [*before, run]
+
+
+def run_commands(run_dir: Path) -> list[str]:
+    return [c for r in run_stages(run_dir) for c in (r["config"].get("argv") or [])]
 
 
 def export_images(run_dir: Path, out: Path, command: str | None = None) -> dict:
     """Write the checkpoint (fp16 weights, config, preprocessor config, card) from a run."""
     run = json.loads((run_dir / "run.json").read_text())
+    stages = run_stages(run_dir)
     model_cfg = ImageConfig.from_json(json.loads((run_dir / "config.json").read_text()))
     model = ImageClassifier(model_cfg)
     model.load_state_dict(load_file(run_dir / "model.safetensors"))
@@ -262,9 +277,19 @@ def export_images(run_dir: Path, out: Path, command: str | None = None) -> dict:
         },
         "training": {
             "command": command or " && ".join(run_commands(run_dir)),
-            "steps": run["steps"],
-            "images_seen": run["images_seen"],
-            "minutes": run["minutes"],
+            # totals over every stage; the log is the last stage's
+            "steps": sum(r["steps"] for r in stages),
+            "images_seen": sum(r["images_seen"] for r in stages),
+            "minutes": round(sum(r["minutes"] for r in stages), 1),
+            "stages": [
+                {
+                    "command": " ".join(r["config"].get("argv") or []),
+                    "steps": r["steps"],
+                    "minutes": r["minutes"],
+                    "valid_accuracy": r["valid_accuracy"],
+                }
+                for r in stages
+            ],
             "device": run.get("device", "cpu"),
             "log": run["log"],
         },

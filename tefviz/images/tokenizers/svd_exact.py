@@ -10,6 +10,8 @@ from tefviz.images.spectral import explained_variance, oriented_svd
 from tefviz.images.tokenizers import register
 from tefviz.images.tokenizers.base import ImageConfig, ImageTokenizer, TokenBatch
 
+NULL_RELATIVE = 1e-5  # singular values below this share of the largest are numerically zero
+
 
 @register
 class ExactSVDTokenizer(ImageTokenizer):
@@ -29,9 +31,16 @@ class ExactSVDTokenizer(ImageTokenizer):
     def forward(self, images: torch.Tensor, **budget) -> TokenBatch:
         # components of the un-normalised image: its SVD is what the page explains
         u, s, vh = oriented_svd(images[:, 0])
-        # s_i u_i carries the component's strength; unit v_i is scaled by sqrt(n) to entries of O(1)
-        feats = torch.cat([u.transpose(-1, -2) * s[..., None], vh * images.shape[-1] ** 0.5], -1)
+        # s_i u_i carries the component's strength; unit v_i is scaled by sqrt(n) to entries of O(1).
+        # Components with no energy (padding, narrow garments) have arbitrary u, v (any basis of the
+        # null space, backend-dependent): they are not tokens (marked invalid, and zeroed).
+        alive = (s > NULL_RELATIVE * s[..., :1]).to(s.dtype)[..., None]
+        vs = vh * images.shape[-1] ** 0.5 * alive
+        feats = torch.cat([u.transpose(-1, -2) * s[..., None], vs], -1)
         tokens = self.proj(feats)
         b, k = s.shape
         positions = torch.arange(k, device=images.device).expand(b, k)
-        return TokenBatch(tokens, positions, scores=explained_variance(s))
+        valid = alive[..., 0] > 0
+        return TokenBatch(
+            tokens, positions, scores=explained_variance(s), valid=None if bool(valid.all()) else valid
+        )
