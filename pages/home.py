@@ -73,9 +73,15 @@ def show_tef_card(ck: CheckpointInfo, card: dict) -> None:
             {"scorer": label, **{f"t={r['t']}": f"{r['perplexity']:.2f} / {r['kept_fraction']:.2f}"
                                  for r in g["rows"]}} for label, g in table["scorers"].items()]),
             hide_index=True, width="stretch")
+    show_training_and_card(ck, card)
+
+
+def show_training_and_card(ck: CheckpointInfo, card: dict) -> None:
+    """The training command (a multi-stage one a stage a line), the log and the full card."""
+    training = card.get("training") or {}
     if training.get("command"):
         st.markdown("**Training command**")
-        st.code(training["command"], language="bash")
+        st.code(training["command"].replace(" && ", " &&\n"), language="bash")
     if training.get("log"):
         with st.expander("Training log"):
             st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")
@@ -106,16 +112,7 @@ def show_image_card(ck: CheckpointInfo, card: dict) -> None:
     if sources:
         st.markdown("**Training data** (offline Debian package)")
         st.dataframe(pd.DataFrame(sources), hide_index=True, width="stretch")
-    training = card.get("training") or {}
-    if training.get("command"):
-        st.markdown("**Training command**")
-        st.code(training["command"].replace(" && ", " &&\n"), language="bash")  # one stage a line
-    if training.get("log"):
-        with st.expander("Training log"):
-            st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")
-    with st.expander("Full card (card.json)"):
-        st.json(card, expanded=False)
-        download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
+    show_training_and_card(ck, card)
 
 
 def show_checkpoint(ck: CheckpointInfo) -> None:

@@ -10,6 +10,18 @@ from pathlib import Path
 from tefviz.errors import InputError, TefvizError
 
 
+def _int_settings(items: list[str], flag: str) -> dict[str, int]:
+    """["name=3", ...] -> {"name": 3}, or a clear error naming the flag."""
+    out: dict[str, int] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = int(value)
+        except ValueError as e:
+            raise InputError(f"{flag} takes name=integer, got {item!r}") from e
+    return out
+
+
 def _cmd_data_build(args: argparse.Namespace) -> None:
     from tefviz.data.corpus import build_corpus
 
@@ -92,13 +104,7 @@ def _cmd_train_embeddings(args: argparse.Namespace) -> None:
     from tefviz.embeddings.finetune import FinetuneConfig, finetune_embedding
     from tefviz.train.lm import command_line
 
-    knobs: dict = {}
-    for item in args.knob:
-        key, _, value = item.partition("=")
-        try:
-            knobs[key] = int(value)
-        except ValueError as e:
-            raise InputError(f"--knob takes name=integer, got {item!r}") from e
+    knobs = _int_settings(args.knob, "--knob")
     values = {k: getattr(args, k) for k in ("steps", "batch_size", "block_size", "lr", "heldout_windows",
                                             "max_minutes", "seed") if getattr(args, k) is not None}
     cfg = FinetuneConfig(method=args.method, knobs=knobs, base=args.base, corpus_dir=args.corpus,
@@ -175,13 +181,7 @@ def _cmd_bench_text(args: argparse.Namespace) -> None:
 def _cmd_bench_attention(args: argparse.Namespace) -> None:
     from tefviz.attention.bench import IMPLEMENTATIONS, bench_attention, print_table
 
-    params: dict = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        try:
-            params[key] = int(value)
-        except ValueError as e:
-            raise InputError(f"--param takes name=integer, got {item!r}") from e
+    params = _int_settings(args.param, "--param")
     if args.pattern == "sliding":
         params = {"window": args.window, "causal": 1, **params}
     results = bench_attention(args.lengths, args.pattern, params, tuple(args.impl or IMPLEMENTATIONS),
