@@ -114,7 +114,13 @@ def converted_photo(name: str, invert: str) -> tuple[np.ndarray, tuple[str, ...]
 
 
 # --- the input image ----------------------------------------------------------------------------
-subset_x, subset_y = eval_inputs()
+@st.cache_resource(show_spinner=False)
+def shipped_subset():
+    """The evaluation subset as model input, read once per server (used read-only)."""
+    return eval_inputs()
+
+
+subset_x, subset_y = shipped_subset()
 SOURCES = ["Evaluation subset", "Upload", "Natural photo"]
 left, right = st.columns([1, 2])
 with left:

@@ -14,7 +14,7 @@ from tefviz.device import device_info
 from tefviz.models import load_causal_lm
 
 
-def _time(fn, repeats: int) -> dict:
+def time_calls(fn, repeats: int) -> dict:
     fn()  # warm-up (allocations, kernel selection)
     times = []
     for _ in range(repeats):
@@ -38,7 +38,7 @@ def bench_lm(source: str, out: Path | None, tokens: int = 512, repeats: int = 5)
     for name, dtype in tqdm([("float32", torch.float32), ("bfloat16", torch.bfloat16)], desc="bench lm"):
         model = lm.model.to(dtype)
         with torch.no_grad():
-            results["forward"][name] = _time(lambda m=model: m(input_ids=ids), repeats)
+            results["forward"][name] = time_calls(lambda m=model: m(input_ids=ids), repeats)
     base = results["forward"]["float32"]["median_s"]
     bf16 = results["forward"]["bfloat16"]["median_s"]
     results["bf16_speedup"] = round(base / bf16, 2)
@@ -69,7 +69,7 @@ def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int 
     results = {"model": lm.name, "device": f"{info.device} ({info.name}; {info.detail})", "tokens": n,
                "dense_forward": None, "scorers": {}}
     with torch.no_grad():
-        results["dense_forward"] = _time(lambda: lm.model(input_ids=ids[None]), repeats)
+        results["dense_forward"] = time_calls(lambda: lm.model(input_ids=ids[None]), repeats)
     runs = [(name, get_scorer(name), lm.model, DropPolicy("evict")) for name in ("uniform", "attention")]
     for d in tef_dirs:
         heads = TEFHeads.load(d)
@@ -80,8 +80,8 @@ def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int 
     for label, scorer, model, policy in tqdm(runs, desc="bench text"):
         scores = scorer.score(model, ids)
         results["scorers"][label] = {
-            "score_pass": _time(lambda s=scorer, m=model: s.score(m, ids), repeats),
-            "filtered_pass_t0.7": _time(lambda s=scorer, m=model, sc=scores, p=policy:
+            "score_pass": time_calls(lambda s=scorer, m=model: s.score(m, ids), repeats),
+            "filtered_pass_t0.7": time_calls(lambda s=scorer, m=model, sc=scores, p=policy:
                                         s.filtered(m, ids, sc, 0.7, p), repeats),
         }
     base = results["dense_forward"]["median_s"]

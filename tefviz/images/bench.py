@@ -10,13 +10,13 @@ tokens buys, every image checkpoint, the all-tokens run as the baseline in the s
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tefviz.bench import time_calls
 from tefviz.data.fashion_mnist import CLASSES
 from tefviz.device import device_info
 from tefviz.images.checkpoint import load_image_classifier
@@ -33,22 +33,17 @@ from tefviz.viz.image_figures import (
     spectrum_figure,
 )
 
+
+def _median(fn, repeats: int) -> float:
+    return time_calls(fn, repeats)["median_s"]
+
+
 REDUCED = {
     "svd_tef": Selection(t=0.8),
     "svd_exact": Selection(t=0.9),
     "fft": Selection(fft_side=16),
     "patch": Selection(tnt_keep=0.5),
 }
-
-
-def _median_s(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def rerender(model: ImageClassifier, image: np.ndarray, sel: Selection) -> None:
@@ -87,10 +82,10 @@ def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5) ->
         r: dict = {"tokenizer": name, "reduced_setting": repr(reduced)}
         with torch.no_grad():
             r["rerender_all_tokens_ms"] = round(
-                1e3 * _median_s(lambda m=model: rerender(m, image, Selection()), repeats), 1
+                1e3 * _median(lambda m=model: rerender(m, image, Selection()), repeats), 1
             )
             r["rerender_reduced_ms"] = round(
-                1e3 * _median_s(lambda m=model, s=reduced: rerender(m, image, s), repeats), 1
+                1e3 * _median(lambda m=model, s=reduced: rerender(m, image, s), repeats), 1
             )
             t = time.perf_counter()
             predict(model, x, Selection())

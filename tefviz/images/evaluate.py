@@ -57,11 +57,17 @@ def settings_for(model: ImageClassifier) -> list[Setting]:
     return out
 
 
+def model_batch(images: np.ndarray) -> torch.Tensor:
+    """uint8 Fashion-MNIST images (n, 28, 28) -> model input (n, 1, 32, 32) in [0, 1], a 2-pixel black
+    border (the batch form of preprocess.fashion_style)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
+    return torch.nn.functional.pad(x, (2, 2, 2, 2)).unsqueeze(1)
+
+
 def eval_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     """The shipped subset as model input (n, 1, 32, 32) in [0, 1] and labels (n,)."""
     images, labels = eval_subset()
-    x = torch.from_numpy(images).float().div(255)
-    return torch.nn.functional.pad(x, (2, 2, 2, 2)).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+    return model_batch(images), torch.from_numpy(labels.astype(np.int64))
 
 
 @torch.no_grad()

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from tefviz.data.fashion_mnist import LICENCE, PACKAGE, load_split
 from tefviz.errors import InputError
 from tefviz.images.checkpoint import save_image_checkpoint
+from tefviz.images.evaluate import model_batch
 from tefviz.images.model import ImageClassifier, Selection
 from tefviz.images.tokenizers import TOKENIZERS, ImageConfig
 
@@ -64,12 +65,6 @@ class ImageTrainConfig:
     seed: int = 0
     argv: list[str] | None = None
     extra: dict = field(default_factory=dict)
-
-
-def padded(images: np.ndarray) -> torch.Tensor:
-    """uint8 (n, 28, 28) -> float (n, 1, 32, 32) in [0, 1] with a 2-pixel black border."""
-    x = torch.from_numpy(images).float().div_(255)
-    return F.pad(x, (2, 2, 2, 2)).unsqueeze(1)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -104,7 +99,7 @@ def accuracy(
 
 def _data(cfg: ImageTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     images, labels = load_split("train")
-    x, y = padded(images), torch.from_numpy(labels.astype(np.int64))
+    x, y = model_batch(images), torch.from_numpy(labels.astype(np.int64))
     xt, yt, xv, yv = x[:-VALID_IMAGES], y[:-VALID_IMAGES], x[-VALID_IMAGES:], y[-VALID_IMAGES:]
     if cfg.train_images:
         xt, yt = xt[: cfg.train_images], yt[: cfg.train_images]
