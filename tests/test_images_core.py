@@ -177,6 +177,52 @@ def test_spectral_helpers_against_numpy(images):
         lowpass_side_for_energy(img[None], 0.0, 8)
 
 
+def _numpy_lowpass(img: np.ndarray, side: int, conjugate_pairs: bool) -> np.ndarray:
+    """The reference, in numpy: the centred square of `side` (zero frequency at index size // 2
+    of the shifted spectrum), optionally with each kept frequency's conjugate partner, inverted.
+    Complex, so a caller can see whether the inverse is real."""
+    size = img.shape[-1]
+    spec = np.fft.fftshift(np.fft.fft2(img.astype(np.float64), norm="ortho"))
+    lo = size // 2 - side // 2
+    mask = np.zeros(spec.shape, dtype=bool)
+    mask[lo : lo + side, lo : lo + side] = True
+    if conjugate_pairs:  # (i, j) -> (-i mod H, -j mod W), in unshifted index space
+        flat = np.fft.ifftshift(mask)
+        h, w = flat.shape
+        mirror = flat[np.ix_((-np.arange(h)) % h, (-np.arange(w)) % w)]
+        mask = np.fft.fftshift(flat | mirror)
+    return np.fft.ifft2(np.fft.ifftshift(spec * mask), norm="ortho")
+
+
+@pytest.mark.parametrize("size", [32, 33, 16])
+def test_lowpass_reconstruction_is_the_conjugate_closed_square_against_numpy(images, size):
+    if size == 32:
+        img = images[0, 0]
+    else:
+        img = torch.rand(size, size, generator=torch.Generator().manual_seed(size))
+    for side in (2, 4, 6, 8, size - 2 + size % 2):  # even sides short of the full spectrum: the
+        # square holds -side/2 but not +side/2
+        got = lowpass_reconstruction(img, side).double().numpy()
+        raw = _numpy_lowpass(img.numpy(), side, conjugate_pairs=False)
+        sym = _numpy_lowpass(img.numpy(), side, conjugate_pairs=True)
+        assert np.abs(raw.imag).max() > 1e-3  # the bare square is not Hermitian-symmetric
+        assert np.abs(sym.imag).max() < 1e-9  # with the conjugate partners the inverse is real
+        assert np.abs(got - sym.real).max() < 1e-6
+        # the -side/2 row and column keep their full weight (taking .real of the bare square
+        # would halve them)
+        assert np.abs(got - raw.real).max() > 1e-4
+        lo = size // 2 - side // 2
+        spec_got = np.fft.fftshift(np.fft.fft2(got, norm="ortho"))
+        spec_img = np.fft.fftshift(np.fft.fft2(img.double().numpy(), norm="ortho"))
+        assert np.allclose(spec_got[lo, lo : lo + side], spec_img[lo, lo : lo + side], atol=1e-5)
+    for side in (1, 3, 5, 7, 15):  # odd sides: the square is its own mirror
+        got = lowpass_reconstruction(img, side).double().numpy()
+        raw = _numpy_lowpass(img.numpy(), side, conjugate_pairs=False)
+        assert np.abs(raw.imag).max() < 1e-9
+        assert np.abs(got - raw.real).max() < 1e-6
+    assert np.abs(lowpass_reconstruction(img, size).numpy() - img.numpy()).max() < 1e-5
+
+
 def test_exact_svd_tokens_are_ordered_components(images):
     model = tiny("svd_exact")
     batch = model.tokenizer(images)

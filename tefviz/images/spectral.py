@@ -49,13 +49,31 @@ def lowpass_side_for_energy(images: torch.Tensor, p: float, step: int) -> torch.
     return torch.tensor(sides, device=images.device)[first]
 
 
+def conjugate_closed(mask: torch.Tensor) -> torch.Tensor:
+    """A (..., H, W) bool mask over an *unshifted* spectrum, with every frequency's conjugate
+    partner added: index (i, j) also keeps (-i mod H, -j mod W)."""
+    mirrored = torch.roll(torch.flip(mask, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
+    return mask | mirrored
+
+
 def lowpass_reconstruction(image: torch.Tensor, side: int) -> torch.Tensor:
-    """(H, W) -> (H, W): the image rebuilt from the frequencies inside the centred square only."""
-    spec = centred_spectrum(image)
+    """(H, W) -> (H, W): the image rebuilt from the frequencies inside the centred square and
+    their conjugate partners.
+
+    The kept set is K ∪ conj(K), K the centred square of `side` that the FFT tokenizer crops
+    ([lo, lo + side) of the shifted spectrum, see `square_bounds`) and conj(K) its mirror through
+    the zero frequency. For a real image F(-f) = conj(F(f)), so the partners carry nothing the
+    square does not; but an even side holds frequency -side/2 and not +side/2, and without the
+    partners the inverse FFT is complex (taking its real part would leave the -side/2 row and
+    column at half weight). With them the set is Hermitian-symmetric and the result is the real
+    image whose spectrum is exactly F on K ∪ conj(K) and zero elsewhere. An odd side (and the full
+    square) is already symmetric: K ∪ conj(K) = K."""
+    spec = torch.fft.fft2(image.float(), norm="ortho")
     lo, hi = square_bounds(image.shape[-1], side)
-    kept = torch.zeros_like(spec)
-    kept[..., lo:hi, lo:hi] = spec[..., lo:hi, lo:hi]
-    return torch.fft.ifft2(torch.fft.ifftshift(kept, dim=(-2, -1)), norm="ortho").real
+    square = torch.zeros(spec.shape, dtype=torch.bool, device=spec.device)
+    square[..., lo:hi, lo:hi] = True
+    keep = conjugate_closed(torch.fft.ifftshift(square, dim=(-2, -1)))
+    return torch.fft.ifft2(spec * keep, norm="ortho").real
 
 
 def log_magnitude(image: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,9 @@ class BigBird(PatternKind):
     name = "bigbird"
     label = "BigBird (window + global + random)"
     definition = "|q - k| <= w/2  or  q < g or k < g  or  R[q // b, k // b]"
-    params = (Param("window", 192, 1, 65_536, "w: sliding window width"),
+    params = (Param("window", 192, 1, 65_536, "w: sliding window width, w // 2 on each side"),
               Param("n_global", 64, 0, 4096, "g: leading global tokens"),
-              Param("block", 64, 1, 65_536, "b: random block length"),
+              Param("block", 64, 1, 65_536, "b: random block length (the last block may be shorter)"),
               Param("per_row", 3, 0, 1024, "r: random key blocks per query block"),
               Param("seed", 0, 0, 2**31 - 1, "random seed"))
 
@@ -31,11 +31,10 @@ class BigBird(PatternKind):
             mods.append(global_mod(n_global))
         extras = {"global_tokens": list(range(n_global))}
         if per_row:
-            if n % block:
-                raise InputError(f"the length {n} is not a multiple of the random block {block}")
-            if per_row > n // block:
-                raise InputError(f"{per_row} random blocks per row, but there are only {n // block} blocks")
-            table = random_block_table(n // block, per_row, seed)
+            blocks = -(-n // block)  # ceil: a shorter last block when block does not divide n
+            if per_row > blocks:
+                raise InputError(f"{per_row} random blocks per row, but there are only {blocks} blocks")
+            table = random_block_table(blocks, per_row, seed)
             mods.append(random_mod(table, block))
             extras["table"] = table
         params = {"window": window, "n_global": n_global, "block": block, "per_row": per_row, "seed": seed}

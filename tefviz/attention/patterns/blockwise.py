@@ -1,10 +1,11 @@
-"""Blockwise: tokens see only their own block (4096 tokens in blocks of 512 -> 8 diagonal blocks)."""
+"""Blockwise: tokens see only their own block (4096 tokens in blocks of 512 -> 8 diagonal blocks).
+Any length works: when b does not divide n the last block is shorter (n mod b tokens), and a
+block longer than the sequence is one block, as attention-gym's q // b == k // b."""
 
 from __future__ import annotations
 
 from tefviz.attention.patterns import register
 from tefviz.attention.patterns.base import Param, Pattern, PatternKind
-from tefviz.errors import InputError
 
 
 def blockwise_mod(block: int):
@@ -18,11 +19,8 @@ def blockwise_mod(block: int):
 class Blockwise(PatternKind):
     name = "blockwise"
     label = "Blockwise"
-    definition = "q // b == k // b"
-    params = (Param("block", 64, 1, 65_536, "b: block length"),)
+    definition = "q // b == k // b (blocks of b tokens; the last block is shorter when b does not divide n)"
+    params = (Param("block", 64, 1, 65_536, "b: block length (the last block may be shorter)"),)
 
     def build(self, n: int, block: int) -> Pattern:
-        if n % block:
-            raise InputError(f"the length {n} is not a multiple of the block {block}: "
-                             f"use {n - n % block or block} or {n + block - n % block}")
         return Pattern(self.name, {"block": block}, blockwise_mod(block), self.definition)

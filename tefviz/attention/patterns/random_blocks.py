@@ -1,5 +1,6 @@
 """Random: each query block sees r key blocks drawn at random (seeded), as in BigBird, so the
-table is (n/b)^2, never n^2."""
+table is ceil(n/b)^2, never n^2. When b does not divide n the last block is shorter (n mod b
+tokens), as in blockwise."""
 
 from __future__ import annotations
 
@@ -30,15 +31,14 @@ def random_mod(table: torch.Tensor, block: int):
 class RandomBlocks(PatternKind):
     name = "random"
     label = "Random blocks"
-    definition = "R[q // b, k // b], R with r random key blocks per query block (seeded)"
-    params = (Param("block", 64, 1, 65_536, "b: block length"),
+    definition = ("R[q // b, k // b], R with r random key blocks per query block (seeded); "
+                  "the last block is shorter when b does not divide n")
+    params = (Param("block", 64, 1, 65_536, "b: block length (the last block may be shorter)"),
               Param("per_row", 3, 1, 1024, "r: random key blocks per query block"),
               Param("seed", 0, 0, 2**31 - 1, "random seed"))
 
     def build(self, n: int, block: int, per_row: int, seed: int) -> Pattern:
-        if n % block:
-            raise InputError(f"the length {n} is not a multiple of the block {block}")
-        blocks = n // block
+        blocks = -(-n // block)  # ceil: a shorter last block when block does not divide n
         if per_row > blocks:
             raise InputError(f"{per_row} random blocks per row, but there are only {blocks} blocks")
         table = random_block_table(blocks, per_row, seed)
