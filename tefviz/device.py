@@ -49,7 +49,7 @@ def _cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
-def pick_device(override: str | None = None) -> torch.device:
+def pick_device(override: str | torch.device | None = None) -> torch.device:
     """The device to run on: the override or TEFVIZ_DEVICE, else CUDA > MPS > CPU."""
     want = override or os.environ.get("TEFVIZ_DEVICE")
     if want:
@@ -85,23 +85,56 @@ def pick_dtype(device: torch.device, override: str | None = None) -> tuple[torch
     return torch.float32, "fp32 on this device"
 
 
+def hardware(dev: torch.device) -> tuple[str, str]:
+    """(name, detail) of a device: the GPU model and its memory, or the CPU model and threads."""
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        return props.name, f"{props.total_memory / 2**30:.1f} GiB GPU memory"
+    if dev.type == "mps":
+        return "Apple GPU (MPS)", "unified memory"
+    if dev.type == "meta":
+        return "meta (no data; for placement tests)", "-"
+    return _cpu_name(), f"{torch.get_num_threads()} threads, {os.cpu_count()} logical cores"
+
+
 @lru_cache(maxsize=1)
 def device_info() -> DeviceInfo:
     """The device, dtype and a description of the hardware, for the home page and cards."""
     dev = pick_device()
     dtype, why = pick_dtype(dev)
-    if dev.type == "cuda":
-        props = torch.cuda.get_device_properties(dev)
-        name = props.name
-        detail = f"{props.total_memory / 2**30:.1f} GiB GPU memory"
-    elif dev.type == "mps":
-        name, detail = "Apple GPU (MPS)", "unified memory"
-    else:
-        name = _cpu_name()
-        detail = f"{torch.get_num_threads()} threads, {os.cpu_count()} logical cores"
+    name, detail = hardware(dev)
     return DeviceInfo(dev, dtype, name, detail, why)
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
     """Mixed precision context for training/inference on `device` in `dtype`."""
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def device_of(reference: torch.nn.Module | torch.Tensor) -> torch.device:
+    """Where a model (its first parameter or buffer) or a tensor lives."""
+    if isinstance(reference, torch.Tensor):
+        return reference.device
+    for tensor in reference.parameters():
+        return tensor.device
+    for tensor in reference.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def place_beside(component: torch.nn.Module, reference: torch.nn.Module | torch.Tensor,
+                 dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """Put a component made beside a model (TEF heads, a compressed embedding's factors, a probe)
+    on that model's device, and in `dtype` when given (components that keep their own precision,
+    like the fp32 TEF heads, pass none). The one place this happens, so no component is left on
+    the CPU beside a GPU model; a no-op when it is already there."""
+    device = device_of(reference)
+    if device_of(component) != device or (dtype is not None and _dtype_of(component) != dtype):
+        component.to(device=device, dtype=dtype)
+    return component
+
+
+def _dtype_of(module: torch.nn.Module) -> torch.dtype | None:
+    for tensor in module.parameters():
+        return tensor.dtype
+    return None

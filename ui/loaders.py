@@ -21,7 +21,6 @@ from tefviz.checkpoints import (
     list_checkpoints,
     resolve_checkpoint,
 )
-from tefviz.device import pick_device
 from tefviz.images.checkpoint import load_image_classifier
 from tefviz.images.model import ImageClassifier
 from tefviz.models import LoadedLM, load_checkpoint, load_from_hub
@@ -112,7 +111,7 @@ def unusable_image_checkpoints() -> list[CheckpointInfo]:
 
 @st.cache_resource(show_spinner="Loading image model…", max_entries=8)
 def _cached_image_model(name: str, version: str) -> ImageClassifier:
-    return load_image_classifier(resolve_checkpoint(name), device=pick_device())  # fp32: the models are small
+    return load_image_classifier(resolve_checkpoint(name))  # on the device policy's device, fp32
 
 
 def get_image_model(name: str) -> tuple[ImageClassifier, str]:

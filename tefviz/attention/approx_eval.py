@@ -19,9 +19,10 @@ from tefviz.models import load_causal_lm
 @torch.no_grad()
 def eval_approx(lm_name: str, out: Path | None, tokens: int = 256, sizes: tuple[int, ...] = (16, 64, 256),
                 seeds: int = 3) -> dict:
-    lm = load_causal_lm(lm_name, device=torch.device("cpu"), dtype=torch.float32)
+    lm = load_causal_lm(lm_name, dtype=torch.float32)  # the policy's device; fp32 for the errors
     n = min(tokens, lm.context_length)
-    ids = torch.tensor(lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n])
+    ids = lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n]
+    ids = torch.tensor(ids, device=lm.device)
     cfg = lm.model.config
     rows: list[dict] = []
     cases = [(layer, causal) for layer in range(cfg.n_layer) for causal in (False, True)]

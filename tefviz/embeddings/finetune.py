@@ -51,8 +51,7 @@ class FinetuneConfig:
 def finetune_embedding(cfg: FinetuneConfig) -> dict:
     if cfg.method not in COMPRESSORS:
         raise InputError(f"unknown compressor {cfg.method!r}; choose one of {sorted(COMPRESSORS)}")
-    cpu = torch.device("cpu")
-    lm = load_causal_lm(cfg.base, device=cpu, dtype=torch.float32)
+    lm = load_causal_lm(cfg.base, dtype=torch.float32)  # the policy's device; fp32 to train
     model = lm.model
     for p in model.parameters():
         p.requires_grad_(False)
@@ -78,7 +77,7 @@ def finetune_embedding(cfg: FinetuneConfig) -> dict:
     for step in bar:
         if cfg.max_minutes and time.time() - start > 60 * cfg.max_minutes:
             break
-        x = _batch(train, block, cfg.batch_size, rng)
+        x = _batch(train, block, cfg.batch_size, rng).to(lm.device)
         logits = masked_forward(model, x[:, :-1], embedding=compressed.matrix()).logits
         loss = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
         opt.zero_grad(set_to_none=True)

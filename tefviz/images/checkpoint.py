@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from tefviz.checkpoints import validate_checkpoint
 from tefviz.data.fashion_mnist import CLASSES
+from tefviz.device import pick_device
 from tefviz.errors import CheckpointError
 from tefviz.images.model import ImageClassifier
 from tefviz.images.tokenizers import ImageConfig
@@ -46,8 +47,9 @@ def save_image_checkpoint(model: ImageClassifier, out: Path, card: dict) -> None
     (out / "card.json").write_text(json.dumps(card, indent=1))
 
 
-def load_image_classifier(path: Path, device: torch.device | str = "cpu") -> ImageClassifier:
-    """A checkpoint directory -> the classifier in eval mode (fp32), or CheckpointError saying why not."""
+def load_image_classifier(path: Path, device: torch.device | str | None = None) -> ImageClassifier:
+    """A checkpoint directory -> the classifier in eval mode (fp32; the models are small) on `device`
+    (default: the device policy's), or CheckpointError saying why not."""
     validate_checkpoint(path)
     config = json.loads((path / "config.json").read_text())
     if config.get("model_type") != IMAGE_MODEL_TYPE:
@@ -60,4 +62,4 @@ def load_image_classifier(path: Path, device: torch.device | str = "cpu") -> Ima
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError, KeyError, FileNotFoundError) as e:
         raise CheckpointError(f"checkpoint {path.name!r} does not match its config.json", str(e)) from e
-    return model.eval().to(device)
+    return model.eval().to(pick_device(device))

@@ -19,17 +19,16 @@ BASELINES = (("uniform", "evict"), ("random", "evict"), ("attention", "evict"), 
 
 def eval_text(lm_name: str, tef_dirs: list[Path], out: Path, windows: int | None = None,
               block: int = 512, write_cards: bool = False) -> dict:
-    cpu = torch.device("cpu")
-    lm = load_causal_lm(lm_name, device=cpu, dtype=torch.float32)
+    lm = load_causal_lm(lm_name, dtype=torch.float32)  # the policy's device; fp32 for the table
     block = min(block, lm.context_length)
     ids = lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
     wins = windows_of(ids, block, windows)
     runs = [ScorerRun(f"{name} ({mode})", get_scorer(name), lm.model, DropPolicy(mode))
             for name, mode in BASELINES]
     for d in tef_dirs:
-        heads = TEFHeads.load(d)
+        heads = TEFHeads.load(d, lm.device)
         own_lm = tef_checkpoint_lm(d) == d  # the paper variant fine-tuned its own copy of the LM
-        model = load_causal_lm(d, device=cpu, dtype=torch.float32).model if own_lm else lm.model
+        model = load_causal_lm(d, device=lm.device, dtype=torch.float32).model if own_lm else lm.model
         runs.append(ScorerRun(f"{d.name}", get_scorer(f"tef_{heads.config.variant}", heads=heads), model,
                               DropPolicy("zero" if heads.config.variant == "paper" else "evict")))
     table = evaluate_scorers(runs, lm.model, wins)

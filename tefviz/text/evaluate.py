@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from tefviz.device import device_of
 from tefviz.errors import InputError
 from tefviz.text.filtering import DropPolicy, dense_pass
 from tefviz.text.scorers.base import TokenScorer
@@ -49,7 +50,7 @@ def evaluate_scorers(
     """{"reference": {...}, "scorers": {label: [{"t", "perplexity", "kept_tokens", ...}]}}."""
     if not windows:
         raise InputError("no complete window to evaluate: the text is shorter than one block")
-    ref_nll = torch.cat([dense_pass(reference, w).nll for w in windows])
+    ref_nll = torch.cat([dense_pass(reference, w.to(device_of(reference))).nll for w in windows])
     table: dict = {"reference": {"perplexity": round(math.exp(float(ref_nll.mean())), 4),
                                  "tokens": int(ref_nll.numel()), "windows": len(windows),
                                  "block": int(windows[0].numel())},
@@ -60,6 +61,7 @@ def evaluate_scorers(
     for run in runs:
         sums = {t: [0.0, 0, 0.0, 0.0] for t in thresholds}  # nll, count, kept tokens, kept fraction
         for w in windows:
+            w = w.to(device_of(run.model))
             scores = run.scorer.score(run.model, w)
             for t in thresholds:
                 fp = run.scorer.filtered(run.model, w, scores, t, run.policy)

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tefviz.device import pick_device, place_beside
 from tefviz.errors import CheckpointError, InputError
 from tefviz.text.keep import cumulative_keep_mask
 from tefviz.text.masked_gpt2 import block_step, gpt2_parts
@@ -93,6 +94,7 @@ class TEFHeads(nn.Module):
         n = ids.shape[1]
         if n > parts.wpe.num_embeddings:
             raise InputError(f"{n} tokens exceed the model's context of {parts.wpe.num_embeddings}")
+        place_beside(self, parts.wte.weight)  # heads stay fp32, on the LM's device
         h = parts.wte(ids) + parts.wpe(torch.arange(n, device=ids.device))[None]
         run = self._paper_blocks if self.config.variant == "paper" else self._causal_blocks
         h, scores, tokens, keys = run(parts, h, t, tau)
@@ -137,7 +139,9 @@ class TEFHeads(nn.Module):
         (out / TEF_CONFIG).write_text(json.dumps(asdict(self.config), indent=1))
 
     @classmethod
-    def load(cls, path: Path) -> TEFHeads:
+    def load(cls, path: Path, device: torch.device | str | None = None) -> TEFHeads:
+        """Heads from a TEF checkpoint, on `device` (default: the device policy's, where the LM
+        loads), or CheckpointError saying why not."""
         try:
             config = TEFConfig(**json.loads((path / TEF_CONFIG).read_text()))
         except FileNotFoundError as e:
@@ -153,7 +157,7 @@ class TEFHeads(nn.Module):
             heads.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise CheckpointError(f"{path.name!r}: {TEF_WEIGHTS} does not fit {TEF_CONFIG}", str(e)) from e
-        return heads.eval()
+        return heads.eval().to(pick_device(device))
 
 
 def causal_key_weights(

@@ -1,0 +1,138 @@
+"""Every component follows the model's device, checked without a GPU.
+
+CI has no GPU, so a component left on the CPU beside a CUDA model (the TEF heads once were) is
+invisible to it. PyTorch's `meta` device stands in for the GPU: the device policy is pointed at
+it (TEFVIZ_DEVICE=meta), every page's and command's pipeline is run through the same loaders the
+app and the CLI use, and a CPU tensor meeting a meta one raises "not on the expected device
+meta" / "same device". Meta tensors hold no data, so a pipeline may stop later at the first
+data-dependent step (copying a result to the CPU, `.item()`); that is expected and allowed, a
+device mismatch before it is not.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+MISMATCH = re.compile(r"expected device|same device|different from other tensors|device type", re.I)
+META = torch.device("meta")
+
+
+def reaches_the_end_on_meta(fn) -> None:
+    """Run fn; fail if any tensor met one on another device."""
+    try:
+        fn()
+    except Exception as e:  # any error is inspected; the device ones fail the test
+        message = f"{type(e).__name__}: {e}"
+        assert not MISMATCH.search(message), f"a component was left off the model's device: {message}"
+
+
+@pytest.fixture()
+def meta_policy(monkeypatch):
+    monkeypatch.setenv("TEFVIZ_DEVICE", "meta")
+    monkeypatch.setenv("TEFVIZ_DTYPE", "float32")
+
+
+def test_the_check_itself_catches_a_component_left_on_the_cpu():
+    """The mechanism: a CPU LayerNorm and a CPU Linear on meta input raise a device error."""
+    x = torch.randn(2, 8, device=META)
+    for module in (torch.nn.LayerNorm(8), torch.nn.Linear(8, 1)):
+        with pytest.raises(AssertionError, match="left off"):
+            reaches_the_end_on_meta(lambda m=module: m(x))
+        reaches_the_end_on_meta(lambda m=module: m.to(META)(x))
+
+
+def test_policy_loaders_put_the_lm_on_meta(tiny_lm_dir, meta_policy):
+    from tefviz.models import load_causal_lm
+
+    lm = load_causal_lm(tiny_lm_dir)
+    assert lm.device == META and next(lm.model.parameters()).device == META
+
+
+@pytest.mark.parametrize("variant", ["causal", "paper"])
+def test_tef_scorers_follow_the_model(tiny_tef_root, meta_policy, variant):
+    """The Text page's TEF path: heads loaded as the app loads them, run beside a meta LM."""
+    from tefviz.models import load_causal_lm
+    from tefviz.text.filtering import DropPolicy
+    from tefviz.text.scorers import get_scorer
+    from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
+    from tefviz.text.view import ScoredText, filter_text, score_text_tokens
+
+    path = tiny_tef_root / f"tefviz-lm-tef-{variant}"
+    lm = load_causal_lm(tef_checkpoint_lm(path))
+    scorer = get_scorer(f"tef_{variant}", heads=TEFHeads.load(path))
+    reaches_the_end_on_meta(lambda: score_text_tokens(lm, scorer, "It is a truth universally acknowledged."))
+    ids = torch.arange(12, device=META)
+    reaches_the_end_on_meta(lambda: scorer.score(lm.model, ids))
+    reaches_the_end_on_meta(lambda: scorer.filtered(lm.model, ids, None, 0.5, DropPolicy("evict")))
+    n = 6
+    scored = ScoredText(["a"] * n, list(range(n)), np.ones((2, n), dtype=np.float32), np.zeros(n - 1), 0, 0)
+    reaches_the_end_on_meta(lambda: filter_text(lm, scorer, scored, 0.5, DropPolicy("evict")))
+
+
+@pytest.mark.parametrize("scorer_name", ["uniform", "random", "attention"])
+def test_baseline_scorers_follow_the_model(tiny_lm_dir, meta_policy, scorer_name):
+    from tefviz.models import load_causal_lm
+    from tefviz.text.filtering import DropPolicy
+    from tefviz.text.scorers import get_scorer
+
+    lm = load_causal_lm(tiny_lm_dir)
+    scorer = get_scorer(scorer_name)
+    ids = torch.arange(12, device=META)
+    reaches_the_end_on_meta(lambda: scorer.filtered(lm.model, ids, scorer.score(lm.model, ids), 0.5,
+                                                    DropPolicy("evict")))
+
+
+def test_language_model_page_follows_the_model(tiny_lm_dir, meta_policy):
+    from tefviz.analysis import analyse_text
+    from tefviz.models import load_causal_lm
+
+    lm = load_causal_lm(tiny_lm_dir)
+    reaches_the_end_on_meta(lambda: analyse_text(lm, "A short text to score."))
+
+
+def test_attention_pages_follow_the_model(tiny_lm_dir, meta_policy):
+    from tefviz.attention.approx_view import compare
+    from tefviz.attention.masks import dense_mask
+    from tefviz.attention.on_model import qkv_at, run_pattern
+    from tefviz.attention.patterns import build_pattern
+    from tefviz.models import load_causal_lm
+
+    lm = load_causal_lm(tiny_lm_dir)
+    ids = torch.arange(16, device=META)
+    mask = dense_mask(build_pattern("sliding", 16, window=4, causal=1).mask_mod, 16)
+    reaches_the_end_on_meta(lambda: run_pattern(lm.model, ids, mask, [0], 0))
+    q = k = v = torch.randn(16, 8, device=META)
+    for method in ("performer", "linformer", "infinity_former"):
+        reaches_the_end_on_meta(lambda m=method: compare(q, k, v, m, 8, False))
+    reaches_the_end_on_meta(lambda: qkv_at(lm.model, ids, 0))
+
+
+def test_embeddings_follow_the_model(tiny_lm_dir, meta_policy):
+    from tefviz.embeddings.compressors import compress
+    from tefviz.embeddings.evaluate import windows_perplexity
+    from tefviz.models import load_causal_lm
+
+    lm = load_causal_lm(tiny_lm_dir)
+    weight = torch.randn(lm.model.config.vocab_size, lm.model.config.n_embd)  # compressed on the CPU
+    for method in ("quantised", "low_rank", "tensor_train"):
+        matrix = compress(method, weight).matrix()
+        reaches_the_end_on_meta(lambda m=matrix: windows_perplexity(lm.model, [torch.arange(8)], m))
+
+
+def test_image_models_follow_the_policy(tiny_image_root, meta_policy, tmp_path):
+    """The Images page, `eval images` and `bench images` load classifiers through one loader."""
+    from tefviz.images.checkpoint import load_image_classifier
+    from tefviz.images.model import Selection
+    from tefviz.images.view import analyse_image
+
+    shutil.copytree(tiny_image_root, tmp_path / "c")
+    image = np.random.default_rng(0).random((32, 32), dtype=np.float32)
+    for path in sorted((tmp_path / "c").iterdir()):
+        model = load_image_classifier(path)
+        assert next(model.parameters()).device == META, f"{path.name} stayed on the CPU"
+        reaches_the_end_on_meta(lambda m=model: analyse_image(m, image, Selection(t=0.8)))
