@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tefviz.attention.approx import exact_attention, make_approximation
-from tefviz.attention.bench import _peak_mb, run_isolated, save_results
+from tefviz.attention.bench import run_isolated
+from tefviz.bench import PeakMemory, describe_device, save_results, time_calls
 from tefviz.errors import InputError
 
 METHODS = ("exact", "exact_sdpa", "performer", "linformer", "infinity_former")
@@ -46,26 +46,10 @@ def run_case(method: str, n: int, heads: int, head_dim: int, repeats: int, devic
         }
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, heads, n, head_dim, device=dev) * 0.5 for _ in range(3))
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-    base = _peak_mb(dev)
     fn = _method(method, causal)
-    times = []
-    with torch.no_grad():
-        fn(q, k, v)
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn(q, k, v)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            times.append(time.perf_counter() - t)
-    return {
-        "method": method,
-        "n": n,
-        "median_s": round(statistics.median(times), 5),
-        "peak_mb_over_inputs": round(max(_peak_mb(dev) - base, 0.0), 1),
-    }
+    with torch.no_grad(), PeakMemory(dev) as mem:
+        timing = time_calls(lambda: fn(q, k, v), repeats, dev)
+    return {"method": method, "n": n, "median_s": timing["median_s"], "peak_mb_over_inputs": mem.mb}
 
 
 def fitted_slopes(runs: list[dict], min_n: int = 1024) -> dict:
@@ -77,11 +61,9 @@ def fitted_slopes(runs: list[dict], min_n: int = 1024) -> dict:
             for r in runs
             if r["method"] == method and "median_s" in r and r["n"] >= min_n and r["median_s"] > 0
         ]
-        if len(pts) >= 2:
-            mx = sum(x for x, _ in pts) / len(pts)
-            my = sum(y for _, y in pts) / len(pts)
-            sxx = sum((x - mx) ** 2 for x, _ in pts)
-            out[method] = round(sum((x - mx) * (y - my) for x, y in pts) / sxx, 2) if sxx else None
+        if len({x for x, _ in pts}) >= 2:
+            x, y = np.array(pts).T
+            out[method] = round(float(np.polyfit(x, y, 1)[0]), 2)
     return out
 
 
@@ -97,7 +79,7 @@ def bench_approx(
     progress: Callable[[float, str], None] | None = None,
     timeout_s: float = 600,
 ) -> dict:
-    from tefviz.device import device_info, pick_device
+    from tefviz.device import pick_device
 
     bad = [n for n in lengths if n < 256]
     if bad:
@@ -108,13 +90,12 @@ def bench_approx(
     if causal and {"linformer", "infinity_former"} & set(methods):
         raise InputError("Linformer and the continuous memory are not causal; bench them with causal off")
     dev = str(device or pick_device())
-    info = device_info()
     results = {
         "heads": heads,
         "head_dim": head_dim,
         "causal": causal,
         "sizes": SIZES,
-        "device": f"{dev} ({info.name}; {info.detail})",
+        "device": describe_device(dev, "float32"),
         "runs": [],
     }
     cases = [(m, n) for n in sorted(lengths) for m in methods]

@@ -11,8 +11,6 @@ cannot flatter another. `python -m tefviz bench attention` drives it; the page c
 from __future__ import annotations
 
 import json
-import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -22,12 +20,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tefviz.attention.block_masks import BLOCK, block_mask_for, block_table, build_block_mask, pattern_key
+from tefviz.attention.masks import row_chunks
 from tefviz.attention.patterns import build_pattern
 from tefviz.attention.patterns.causal import causal_mod
+from tefviz.bench import PeakMemory, describe_device, save_results, synchronize, time_calls
 from tefviz.errors import InputError
 
 IMPLEMENTATIONS = ("dense_causal", "mask_sdpa", "flex", "block_gather")
-BLOCK = 128  # query/key block of the BlockMask and of the gather implementation
 
 
 def _pattern_mod(pattern: str, params: dict, n: int):
@@ -37,10 +37,9 @@ def _pattern_mod(pattern: str, params: dict, n: int):
 
 
 def _block_table(mod, n: int, block: int) -> torch.Tensor:
-    """(n/b, n/b) bool: which key blocks hold any allowed cell for each query block."""
-    from tefviz.attention.masks import density_image
-
-    return density_image(mod, n, bins=n // block) > 0
+    """(n/b, n/b) bool: which key blocks hold any allowed cell for each query block, from the
+    pattern's BlockMask (built without materialising n x n)."""
+    return torch.from_numpy(block_table(build_block_mask(mod, n, "cpu", block)).table > 0)
 
 
 def block_gather_attention(q, k, v, mod, block: int = BLOCK) -> torch.Tensor:
@@ -61,32 +60,26 @@ def block_gather_attention(q, k, v, mod, block: int = BLOCK) -> torch.Tensor:
     return out
 
 
-def _make_impl(impl: str, mod, n: int, device: torch.device) -> Callable:
+def _make_impl(impl: str, mod, n: int, device: torch.device, key: tuple | None = None) -> Callable:
     if impl == "dense_causal":
         return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
     if impl == "mask_sdpa":
-        from tefviz.attention.masks import _row_chunks
-
+        # the n x n boolean mask is what this implementation is measured with: built in row chunks
         mask = torch.empty(n, n, dtype=torch.bool, device=device)
         zero = torch.zeros((), dtype=torch.long)
-        for a, b in _row_chunks(n):
+        for a, b in row_chunks(n):
             mask[a:b] = mod(zero, zero, torch.arange(a, b)[:, None], torch.arange(n)[None, :]).to(device)
         return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     if impl == "flex":
-        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        from torch.nn.attention.flex_attention import flex_attention
 
-        block_mask = create_block_mask(mod, None, None, n, n, device=str(device), BLOCK_SIZE=BLOCK)
+        block_mask = (block_mask_for(key, mod, n, device, BLOCK) if key is not None
+                      else build_block_mask(mod, n, device, BLOCK))
         compiled = torch.compile(flex_attention, dynamic=False)
         return lambda q, k, v: compiled(q, k, v, block_mask=block_mask)
     if impl == "block_gather":
         return lambda q, k, v: block_gather_attention(q, k, v, mod)
     raise InputError(f"unknown implementation {impl!r}; choose one of {IMPLEMENTATIONS}")
-
-
-def _peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def run_case(impl: str, pattern: str, params: dict, n: int, heads: int, head_dim: int, repeats: int,
@@ -98,28 +91,16 @@ def run_case(impl: str, pattern: str, params: dict, n: int, heads: int, head_dim
         raise InputError(f"lengths must be multiples of {BLOCK}, got {n}")
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, heads, n, head_dim, device=dev, dtype=dt) for _ in range(3))
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-    base = _peak_mb(dev)
-    t0 = time.perf_counter()
-    mod = _pattern_mod(pattern, params, n)
-    fn = _make_impl(impl, mod, n, dev)
-    with torch.no_grad():
-        fn(q, k, v)  # warm-up: compiles flex, builds caches
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+    with torch.no_grad(), PeakMemory(dev) as mem:
+        t0 = time.perf_counter()
+        mod = _pattern_mod(pattern, params, n)
+        fn = _make_impl(impl, mod, n, dev, pattern_key(pattern, params))
+        fn(q, k, v)  # builds masks, compiles flex
+        synchronize(dev)
         setup_s = time.perf_counter() - t0
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn(q, k, v)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            times.append(time.perf_counter() - t)
-    return {"impl": impl, "n": n, "median_s": round(statistics.median(times), 5),
-            "min_s": round(min(times), 5), "setup_s": round(setup_s, 3),
-            "peak_mb_over_inputs": round(max(_peak_mb(dev) - base, 0.0), 1)}
+        timing = time_calls(lambda: fn(q, k, v), repeats, dev)
+    return {"impl": impl, "n": n, "median_s": timing["median_s"], "min_s": timing["min_s"],
+            "setup_s": round(setup_s, 3), "peak_mb_over_inputs": mem.mb}
 
 
 def bench_attention(
@@ -129,7 +110,7 @@ def bench_attention(
     progress: Callable[[float, str], None] | None = None, timeout_s: float = 300,
 ) -> dict:
     """Every implementation at every length, each in a fresh process; JSON saved to `out`."""
-    from tefviz.device import device_info, pick_device
+    from tefviz.device import pick_device
 
     params = params if params is not None else {"window": 512, "causal": 1}
     # bad settings fail here, before any process starts
@@ -138,9 +119,8 @@ def bench_attention(
         raise InputError(f"lengths must be positive multiples of {BLOCK}; not {bad}")
     build_pattern(pattern, min(lengths), **params)
     dev = str(device or pick_device())
-    info = device_info()
     results = {"pattern": pattern, "params": params, "heads": heads, "head_dim": head_dim,
-               "dtype": dtype, "device": f"{dev} ({info.name}; {info.detail})", "runs": []}
+               "dtype": dtype, "device": describe_device(dev), "runs": []}
     cases = [(impl, n) for n in lengths for impl in impls]
     for i, (impl, n) in enumerate(cases):
         if progress:
@@ -169,12 +149,6 @@ def run_isolated(module: str, spec: str, ident: dict, timeout_s: float) -> dict:
     if proc.returncode == 0 and line.startswith("{"):
         return json.loads(line)
     return {**ident, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-
-
-def save_results(results: dict, out) -> None:
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1))
 
 
 def speedups(runs: list[dict]) -> dict:

@@ -29,7 +29,8 @@ def dense_mask(mod: MaskMod, n: int) -> torch.Tensor:
     return mod(_zero(), _zero(), q, k).expand(n, n).clone()
 
 
-def _row_chunks(n: int):
+def row_chunks(n: int):
+    """[start, stop) row ranges of about _CHUNK_CELLS cells each, for chunked evaluation."""
     rows = max(1, _CHUNK_CELLS // max(n, 1))
     for start in range(0, n, rows):
         yield start, min(n, start + rows)
@@ -41,7 +42,7 @@ def density_image(mod: MaskMod, n: int, bins: int = 256) -> torch.Tensor:
     edge = torch.arange(n) * bins // n  # the tile of each row / column
     counts = torch.zeros(bins, bins)
     k = torch.arange(n)[None, :]
-    for start, stop in _row_chunks(n):
+    for start, stop in row_chunks(n):
         q = torch.arange(start, stop)[:, None]
         m = mod(_zero(), _zero(), q, k).expand(stop - start, n).float()
         per_col_tile = torch.zeros(stop - start, bins).index_add_(1, edge, m)
@@ -53,7 +54,7 @@ def density_image(mod: MaskMod, n: int, bins: int = 256) -> torch.Tensor:
 def active_cells(mod: MaskMod, n: int) -> int:
     k = torch.arange(n)[None, :]
     total = 0
-    for start, stop in _row_chunks(n):
+    for start, stop in row_chunks(n):
         q = torch.arange(start, stop)[:, None]
         total += int(mod(_zero(), _zero(), q, k).expand(stop - start, n).sum())
     return total

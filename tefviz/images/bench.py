@@ -9,16 +9,14 @@ tokens buys, every image checkpoint, the all-tokens run as the baseline in the s
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tefviz.bench import time_calls
+from tefviz.bench import describe_device, save_results, synchronize, time_calls
 from tefviz.data.fashion_mnist import CLASSES
-from tefviz.device import device_info
 from tefviz.images.checkpoint import load_image_classifier
 from tefviz.images.evaluate import eval_inputs, evaluate_model, predict
 from tefviz.images.model import ImageClassifier, Selection
@@ -34,8 +32,17 @@ from tefviz.viz.image_figures import (
 )
 
 
-def _median(fn, repeats: int) -> float:
-    return time_calls(fn, repeats)["median_s"]
+def _median(fn, repeats: int, device: torch.device) -> float:
+    return time_calls(fn, repeats, device)["median_s"]
+
+
+def _seconds(fn, device: torch.device) -> tuple[float, object]:
+    """One timed call, to the end of its GPU work."""
+    synchronize(device)
+    t = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return time.perf_counter() - t, out
 
 
 REDUCED = {
@@ -65,51 +72,44 @@ def rerender(model: ImageClassifier, image: np.ndarray, sel: Selection) -> None:
     probabilities_figure(CLASSES, res.probs_all, res.probs_now, "now")
 
 
-def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5) -> dict:
-    info = device_info()
+def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5, tables: bool = True) -> dict:
+    """Every checkpoint: re-render per setting, subset throughput and (with `tables`) the whole
+    evaluation table, on the device policy's device."""
     x, y = eval_inputs()
     image = x[3, 0].numpy()
-    results = {
-        "device": f"{info.device} ({info.name}; {info.detail})",
-        "threads": torch.get_num_threads(),
-        "images": len(x),
-        "models": {},
-    }
+    results = {"device": None, "threads": torch.get_num_threads(), "images": len(x), "models": {}}
     for path in checkpoints:
         model = load_image_classifier(path)
+        dev = next(model.parameters()).device
+        results["device"] = describe_device(dev, next(model.parameters()).dtype)
         name = model.cfg.tokenizer
         reduced = REDUCED[name] if name != "patch" or model.cfg.tnt_layers else Selection()
         r: dict = {"tokenizer": name, "reduced_setting": repr(reduced)}
         with torch.no_grad():
             r["rerender_all_tokens_ms"] = round(
-                1e3 * _median(lambda m=model: rerender(m, image, Selection()), repeats), 1
+                1e3 * _median(lambda m=model: rerender(m, image, Selection()), repeats, dev), 1
             )
             r["rerender_reduced_ms"] = round(
-                1e3 * _median(lambda m=model, s=reduced: rerender(m, image, s), repeats), 1
+                1e3 * _median(lambda m=model, s=reduced: rerender(m, image, s), repeats, dev), 1
             )
-            t = time.perf_counter()
-            predict(model, x, Selection())
-            all_s = time.perf_counter() - t
-            t = time.perf_counter()
-            _, tokens, _ = predict(model, x, reduced)
-            red_s = time.perf_counter() - t
+            all_s, _ = _seconds(lambda m=model: predict(m, x, Selection()), dev)
+            red_s, (_, tokens, _) = _seconds(lambda m=model, s=reduced: predict(m, x, s), dev)
         r["subset_all_tokens_s"] = round(all_s, 2)
         r["subset_reduced_s"] = round(red_s, 2)
         r["reduced_mean_tokens"] = round(float(tokens.float().mean()), 1)
         r["throughput_all_tokens_img_s"] = round(len(x) / all_s)
         r["throughput_reduced_img_s"] = round(len(x) / red_s)
-        table = evaluate_model(model, x, y, progress=False)
-        r["eval_table_s"] = table["seconds"]
-        r["eval_table_settings"] = len(table["rows"])
+        if tables:
+            table = evaluate_model(model, x, y, progress=False)
+            r["eval_table_s"] = table["seconds"]
+            r["eval_table_settings"] = len(table["rows"])
         results["models"][path.name] = r
         print(
             f"{path.name:24s} rerender {r['rerender_all_tokens_ms']:6.1f} ms (all) "
             f"{r['rerender_reduced_ms']:6.1f} ms ({reduced}); subset {r['subset_all_tokens_s']:.2f} s all, "
-            f"{r['subset_reduced_s']:.2f} s at {r['reduced_mean_tokens']} tokens; "
-            f"table ({r['eval_table_settings']} settings) {r['eval_table_s']:.1f} s"
+            f"{r['subset_reduced_s']:.2f} s at {r['reduced_mean_tokens']} tokens"
+            + (f"; table ({r['eval_table_settings']} settings) {r['eval_table_s']:.1f} s" if tables else "")
         )
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1))
-        print(f"saved {out}")
+    print(f"on {results['device']}")
+    save_results(results, out)
     return results
