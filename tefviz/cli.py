@@ -200,6 +200,15 @@ def _cmd_bench_approx(args: argparse.Namespace) -> None:
     print(f"saved {args.out}")
 
 
+def _cmd_check_device(args: argparse.Namespace) -> None:
+    from tefviz.device_check import check_device, exit_code
+
+    report = check_device(args.out, args.only, args.budget_s, args.attention_lengths, args.approx_lengths,
+                          args.dtype)
+    if exit_code(report):
+        raise SystemExit(1)
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from tefviz.checkpoints import list_checkpoints
     from tefviz.device import device_info
@@ -392,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--out", type=Path, default=Path("artifacts/bench_images.json"))
     bi.set_defaults(func=_cmd_bench_images)
 
+    check = sub.add_parser("check", help="end-to-end checks").add_subparsers(dest="check_command",
+                                                                              required=True)
+    cd = check.add_parser("device", help="every page's core pipeline and every benchmark on this device")
+    cd.add_argument("--only", nargs="*", default=None, help="checks whose page or name contains these")
+    cd.add_argument("--budget-s", type=float, default=480, help="start no check after this many seconds")
+    cd.add_argument("--attention-lengths", nargs="*", type=int, default=None,
+                    help="bench attention lengths (default: 4096 16384 65536 on a GPU, 1024 4096 on a CPU)")
+    cd.add_argument("--approx-lengths", nargs="*", type=int, default=None, help="bench approx lengths")
+    cd.add_argument("--dtype", default=None, help="bench attention dtype (default: the device policy's)")
+    cd.add_argument("--out", type=Path, default=Path("artifacts/check_device.json"))
+    cd.set_defaults(func=_cmd_check_device)
     i = sub.add_parser("info", help="device policy and the checkpoints present")
     i.add_argument("--checkpoints", type=Path, default=None)
     i.set_defaults(func=_cmd_info)
