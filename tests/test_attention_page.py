@@ -55,9 +55,9 @@ def test_long_sequences_use_a_density_image_and_skip_flow(checkpoints_root):
 
 
 def test_bad_parameters_give_clear_messages(checkpoints_root):
-    at = _page(pattern="blockwise", n="16", a_blockwise_block="64")
+    at = _page(pattern="dilated", n="16", a_dilated_window="16")  # blockwise now takes any block
     assert not at.exception
-    assert any("not a multiple of the block" in e.value or "must lie in" in e.value for e in at.error)
+    assert any("reaches past the sequence" in e.value for e in at.error)
     at = _page(pattern="nope", n="7", a_sliding_window="-3", source="99")
     assert not at.exception and at.selectbox(key="pattern").value == "sliding"
 
@@ -81,3 +81,29 @@ def test_benchmark_runs_from_the_page(checkpoints_root):
     next(b for b in at.button if "benchmark" in b.label).click().run()
     assert not at.exception
     assert any("on cpu" in c.value for c in at.caption)
+
+
+def test_flex_tiles_only_when_asked(checkpoints_root, monkeypatch):
+    """The BlockMask is built only once the toggle is on; toggle and tile side go into the URL."""
+    import tefviz.attention.block_masks as block_masks
+
+    built = []
+    real = block_masks.build_block_mask
+    monkeypatch.setattr(block_masks, "build_block_mask", lambda *a, **k: built.append(a[1:]) or real(*a, **k))
+    at = _page(n="512", pattern="sliding", a_sliding_window="64", a_sliding_causal="1")
+    assert not at.exception
+    assert not any(label.startswith("Tiles computed") for label in _metrics(at)) and not built
+    charts = _charts(at)
+    at.toggle(key="flex_show").set_value(True).run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["Tiles computed, of 16"] == "7"  # 512 / 128 = 4 tiles a side: the diagonal and one below
+    assert m["Full tiles"] == "0" and m["Partial tiles"] == "7" and m["Share of dense work"] == "43.8%"
+    assert _charts(at) == charts + 1
+    assert at.query_params["flex_show"] == "True" and at.query_params["flex_block"] == "128"
+    at.select_slider(key="flex_block").set_value(32).run()
+    assert not at.exception
+    m = _metrics(at)
+    assert "Tiles computed, of 256" in m and int(m["Full tiles"]) > 0
+    assert at.query_params["flex_block"] == "32"
+    assert any("tiles of 32x32" in c.value for c in at.caption)

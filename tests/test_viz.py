@@ -33,3 +33,29 @@ def test_surprisal_figure_has_running_mean():
 def test_training_curve_in_millions_of_tokens():
     fig = training_curve_figure([{"tokens_seen": 2_000_000, "valid_loss": 3.0, "train_loss": 3.1}])
     assert list(fig.data[0].x) == [2.0]
+
+
+def test_block_table_figure_colours_states_and_hover():
+    import numpy as np
+
+    from tefviz.viz.attention_figures import BLOCK_COLOURS, BLOCK_STATES, block_table_figure
+
+    table = np.array([[2, 0, 0], [1, 2, 0], [0, 1, 2]], dtype=np.int8)
+    fig = block_table_figure(table, 128, 300)  # the last tile is 44 tokens
+    (heat,) = fig.data
+    assert np.asarray(heat.z).shape == (3, 3)
+    assert list(heat.x) == list(heat.y) == [0, 128, 256, 300]  # tile edges in token positions
+    # each state's value falls in a band of its own colour
+    lo, hi = heat.zmin, heat.zmax
+    for value, want in enumerate(BLOCK_COLOURS):
+        at = (value - lo) / (hi - lo)
+        bands = [c for (a, c), (b, _) in zip(heat.colorscale[::2], heat.colorscale[1::2], strict=True)
+                 if a <= at <= b]
+        assert bands == [want]
+    assert list(heat.colorbar.ticktext) == list(BLOCK_STATES)
+    assert list(heat.colorbar.tickvals) == [0, 1, 2]
+    assert "customdata" in heat.hovertemplate
+    cell = heat.customdata[2][1]
+    assert cell[0] == "256–299" and cell[1] == "128–255" and cell[2].startswith("partial")
+    assert heat.customdata[0][1][2].startswith("skipped") and heat.customdata[0][0][2].startswith("full")
+    assert fig.layout.yaxis.autorange == "reversed"

@@ -2,49 +2,68 @@
 
 `create_block_mask` run eagerly evaluates the mask_mod on every (query, key) cell at once: measured
 +2.5 GB at 16,384 tokens and +40 GB at 65,536 on an H200, +2.6 GB at 16,384 on this project's CPU.
-Built through `torch.compile` it evaluates block by block (+66 MB at 65,536 on the H200, +93 MB on
-the CPU), but the first compile is slow (about 25 s on a 2-core CPU, minutes on a GPU's first
-run), so masks are cached per pattern, parameters, length, device and block size, and short
-sequences, whose whole mask is small, are built eagerly with no compile at all.
+Through `torch.compile` it evaluates tile by tile (+66 MB at 65,536 on the H200), but it compiles
+once per mask_mod (5-25 s on a 2-core CPU, minutes on a GPU's first run) and, past Dynamo's
+recompile limit (8 mask_mods in one process, as on a server where users try patterns), it silently
+falls back to the eager build: +672 MB for the ninth mask at 8,192 tokens, measured. So masks are
+built here by evaluating the mask_mod one band of query tiles at a time (at most ~4 M cells at
+once, on the target device), reducing each tile to "any" and "all", and handing the tile lists to
+`BlockMask.from_kv_blocks`: the same BlockMask as `create_block_mask` (tested), no compile, memory
+bounded by the band (+66 MB at 16,384 tokens on the CPU, 1.7 s; 24 s at 65,536 there). Masks are
+cached per pattern, parameters, length, device and block size.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn.attention.flex_attention import BlockMask, and_masks, create_block_mask
+import torch.nn.functional as F
+from torch.nn.attention.flex_attention import BlockMask, and_masks
 
 from tefviz.attention.patterns.base import MaskMod
 from tefviz.attention.patterns.causal import causal_mod
 
 BLOCK = 128  # FlexAttention's default block: the kernels compute 128 x 128 tiles
-EAGER_MAX_CELLS = 2048 * 2048  # below this the eager build's n^2 evaluation costs < ~70 MB
+BAND_CELLS = 1 << 22  # mask cells evaluated at once
 CACHE_SIZE = 16
 
 _cache: OrderedDict[tuple, BlockMask] = OrderedDict()
 _lock = threading.Lock()
-_compiled = None
 
 
-def _compiled_builder():
-    global _compiled
-    if _compiled is None:
-        _compiled = torch.compile(create_block_mask)
-    return _compiled
+def build_block_mask(mod: MaskMod, n: int, device: torch.device | str = "cpu",
+                     block: int = BLOCK) -> BlockMask:
+    """The BlockMask of `mod` for n queries and keys (uncached). Like `create_block_mask`, a length
+    that is not a multiple of the block is padded with masked-out cells, so edge tiles are partial."""
+    device = torch.device(device)
+    tiles = math.ceil(n / block)
+    zero = torch.zeros((), dtype=torch.long, device=device)
+    keys = torch.arange(n, device=device)[None, :]
+    partial = torch.zeros(tiles, tiles, dtype=torch.bool, device=device)
+    full = torch.zeros_like(partial)
+    rows = max(1, BAND_CELLS // (tiles * block * block))  # query tiles per band
+    for start in range(0, tiles, rows):
+        stop = min(tiles, start + rows)
+        q = torch.arange(start * block, min(stop * block, n), device=device)[:, None]
+        allowed = mod(zero, zero, q, keys).expand(len(q), n)  # only real cells: a mod may index tables
+        padded = F.pad(allowed, (0, tiles * block - n, 0, (stop - start) * block - len(q)))
+        cells = padded.reshape(stop - start, block, tiles, block)
+        any_cell, all_cells = cells.any(3).any(1), cells.all(3).all(1)
+        full[start:stop] = all_cells
+        partial[start:stop] = any_cell & ~all_cells
 
+    def tile_lists(chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        count = chosen.sum(-1, dtype=torch.int32)
+        order = torch.sort(chosen.to(torch.int8), dim=-1, descending=True, stable=True).indices
+        return count[None, None], order.to(torch.int32)[None, None]
 
-def build_block_mask(mod: MaskMod, n: int, device: torch.device | str = "cpu", block: int = BLOCK,
-                     compiled: bool | None = None) -> BlockMask:
-    """The BlockMask of `mod` for n queries and keys (uncached). compiled=None: compile unless
-    the whole n x n evaluation is small."""
-    if compiled is None:
-        compiled = n * n > EAGER_MAX_CELLS
-    build = _compiled_builder() if compiled else create_block_mask
-    return build(mod, None, None, n, n, device=str(device), BLOCK_SIZE=block)
+    return BlockMask.from_kv_blocks(*tile_lists(partial), *tile_lists(full), BLOCK_SIZE=block, mask_mod=mod,
+                                    seq_lengths=(n, n))
 
 
 def block_mask_for(key: tuple, mod: MaskMod, n: int, device: torch.device | str = "cpu",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 import plotly.graph_objects as go
@@ -67,6 +68,59 @@ def density_heatmap(density: np.ndarray, n: int) -> go.Figure:
     )
     _square(fig, n, None)
     return fig
+
+
+BLOCK_STATES = ("skipped", "partial", "full")  # the values 0, 1, 2 of a FlexAttention tile map
+BLOCK_COLOURS = ("rgb(240,240,240)", "rgb(253,174,97)", "rgb(33,102,172)")
+_BLOCK_HOVER = ("skipped: not computed", "partial: mask_mod evaluated per cell",
+                "full: computed without the mask")
+
+
+def block_table_figure(table: np.ndarray, block: int, n: int) -> go.Figure:
+    """FlexAttention's tile map: (query blocks, key blocks) of 0 skipped, 1 partial (the mask is
+    evaluated inside), 2 full (computed without the mask), drawn over token positions. The last
+    tile is shorter when block does not divide n."""
+    rows, cols = table.shape
+    y_edges = [min(i * block, n) for i in range(rows + 1)]
+    x_edges = [min(i * block, n) for i in range(cols + 1)]
+    hover = np.empty((rows, cols, 3), dtype=object)
+    hover[..., 0] = np.array(_spans(y_edges), dtype=object)[:, None]
+    hover[..., 1] = np.array(_spans(x_edges), dtype=object)[None, :]
+    hover[..., 2] = np.array(_BLOCK_HOVER, dtype=object)[table.astype(np.intp)]
+    # three flat bands on [-0.5, 2.5]: one colour per state
+    scale = []
+    for i, colour in enumerate(BLOCK_COLOURS):
+        scale += [[i / 3, colour], [(i + 1) / 3, colour]]
+    gap = 1 if max(rows, cols) <= 64 else 0  # tile borders while they can be seen
+    fig = go.Figure(
+        go.Heatmap(
+            z=table.astype(np.int8),
+            x=x_edges,
+            y=y_edges,
+            zmin=-0.5,
+            zmax=2.5,
+            colorscale=scale,
+            xgap=gap,
+            ygap=gap,
+            customdata=hover,
+            colorbar=dict(
+                title="tile",
+                tickvals=[0, 1, 2],
+                ticktext=list(BLOCK_STATES),
+                thickness=12,
+                len=0.5,
+            ),
+            hovertemplate="queries %{customdata[0]}<br>keys %{customdata[1]}"
+            "<br>%{customdata[2]}<extra></extra>",
+        )
+    )
+    _square(fig, n, None)
+    return fig
+
+
+def _spans(edges: Sequence[int]) -> list[str]:
+    """'first–last' token of each tile between consecutive edges."""
+    return [f"{a:,}–{b - 1:,}" for a, b in pairwise(edges)]
 
 
 def _square(fig: go.Figure, n: int, labels: Sequence[str] | None) -> None:
