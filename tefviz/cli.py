@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba = bench.add_parser("attention", help="dense vs mask SDPA vs compiled flex vs block gather, by length")
     ba.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
     ba.add_argument("--pattern", default="sliding")
-    ba.add_argument("--window", type=int, default=256, help="sliding window width")
+    ba.add_argument("--window", type=int, default=256,
+                    help="causal sliding window: each token sees the WINDOW tokens before it and itself")
     ba.add_argument("--param", action="append", default=[], help="other pattern parameters, name=value")
     ba.add_argument("--impl", action="append", default=None,
                     help="dense_causal, mask_sdpa, flex, block_gather (repeat; default all)")

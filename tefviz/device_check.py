@@ -279,7 +279,10 @@ def _page_checks() -> list[Check]:
     try:
         from streamlit.testing.v1 import AppTest
     except ImportError:
-        return []
+        def not_installed() -> str:
+            raise RuntimeError("Streamlit is not installed here: install requirements.txt to run the pages")
+
+        return [Check("App page", "every page (AppTest)", not_installed)]
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.is_file():
         return []

@@ -112,7 +112,7 @@ def bench_attention(
     """Every implementation at every length, each in a fresh process; JSON saved to `out`."""
     from tefviz.device import pick_device
 
-    params = params if params is not None else {"window": 512, "causal": 1}
+    params = params if params is not None else {"window": 256, "causal": 1}
     # bad settings fail here, before any process starts
     bad = [n for n in lengths if n < BLOCK or n % BLOCK]
     if bad:
