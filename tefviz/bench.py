@@ -45,18 +45,32 @@ def time_calls(fn: Callable[[], object], repeats: int, device: torch.device | st
             "repeats": repeats}
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """VmHWM (peak resident set) or VmRSS of this process from /proc, in MiB; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
 def peak_mb(device: torch.device | str) -> float:
     """The peak memory so far, in MiB: the CUDA allocator's on a GPU, else the process's peak
-    resident set (a high-water mark for the whole process: measure in a fresh one)."""
+    resident set (VmHWM; `getrusage` would not do: its peak survives exec, so a benchmark process
+    started by a big one inherits its parent's peak)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    hwm = _proc_status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class PeakMemory:
-    """`with PeakMemory(device) as m: ...` then `m.mb`: the peak reached inside, over what was
-    allocated before (on CUDA the allocator's statistics are reset on entry)."""
+    """`with PeakMemory(device) as m: ...` then `m.mb`: the peak reached inside, over what was in
+    use on entry (on CUDA the allocator's statistics are reset; on Linux the process's peak
+    resident set is reset through /proc/self/clear_refs, so each block measures its own peak)."""
 
     def __init__(self, device: torch.device | str) -> None:
         self.device = torch.device(device)
@@ -68,7 +82,11 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device) / 2**20
         else:
-            self._base = peak_mb(self.device)
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+                self._base = _proc_status_mb("VmRSS") or peak_mb(self.device)
+            except OSError:
+                self._base = peak_mb(self.device)
         return self
 
     def __exit__(self, *exc) -> None:

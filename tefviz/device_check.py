@@ -368,8 +368,8 @@ def check_device(out: Path | None = Path("artifacts/check_device.json"), only: l
     failed = [o for o in outcomes if o.status == "FAIL"]
     print()
     print(f"{'page / command':18s} {'check':34s} {'status':7s} {'time':>9s} {'peak':>12s}  result")
-    peak = "the GPU allocator's" if device.type == "cuda" else "the rise of the process's high-water mark"
-    print(f"(peak: {peak} during the check)")
+    peak = "the GPU allocator's" if device.type == "cuda" else "the process's peak resident set"
+    print(f"(peak: {peak} during each check, over its level when the check started)")
     for o in outcomes:
         print(o.row())
     summary = (f"{sum(o.status == 'pass' for o in outcomes)} passed, {len(failed)} failed, "
