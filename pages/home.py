@@ -8,7 +8,7 @@ import streamlit as st
 from tefviz.checkpoints import CheckpointInfo
 from tefviz.device import device_info
 from tefviz.viz.figures import training_curve_figure
-from ui.errors import guarded
+from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.loaders import cached_checkpoints
 from ui.registry import PAGES
@@ -120,7 +120,7 @@ def show_checkpoint(ck: CheckpointInfo) -> None:
     with st.container(border=True):
         st.markdown(f"#### `{ck.name}`")
         if not ck.usable:
-            st.error(f"Unusable checkpoint: {ck.error}", icon=":material/error:")
+            st.error(literal(f"Unusable checkpoint: {ck.error}"), icon=":material/error:")
             return
         if ck.kind == "tef" and card and "error" not in card and "markdown" not in card:
             if card.get("summary"):
@@ -138,7 +138,7 @@ def show_checkpoint(ck: CheckpointInfo) -> None:
             st.info("This checkpoint has no card (card.json or README.md).")
             return
         if "error" in card:
-            st.warning(f"The model card cannot be read: {card['error']}")
+            st.warning(literal(f"The model card cannot be read: {card['error']}"))
             return
         if "markdown" in card:
             st.text(card["markdown"][:4000])

@@ -16,7 +16,8 @@ from ui.export import download_buttons
 from ui.loaders import get_lm, usable_lm_names
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import keep, kept_value, url_publish, url_value
+from ui.state import keep, url_publish, url_value
+from ui.text_input import text_box
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -43,7 +44,7 @@ with left:
                           help="Checkpoints shipped in checkpoints/, or any causal LM on the hub.")
     hub_name = ""
     if choice == HUB:
-        url_value("hub", "gpt2", str)
+        url_value("hub", "", str)  # nothing is asked of the hub before a name is typed
         hub_name = st.text_input("Hub model name", key="hub", help="e.g. gpt2, distilgpt2").strip()
     sample_choices = [*samples, "your own text"]
     url_value("sample", next(iter(samples)), str, choices=sample_choices)
@@ -51,10 +52,9 @@ with left:
                           help="Held-out Austen chapters (never trained on), or paste your own.")
 with right:
     if sample == "your own text":
-        kept_value("own_text", "")
-        text = st.text_area("Your text", height=180, key="own_text", max_chars=MAX_CHARS * 5,
-                            placeholder="Paste any text. Long text is cut at "
-                                        f"{MAX_CHARS:,} characters / {MAX_TOKENS:,} tokens.")
+        text = text_box("Your text", "own_text", 180,
+                        f"Paste any text. Long text is cut at {MAX_CHARS:,} characters / "
+                        f"{MAX_TOKENS:,} tokens.")
     else:
         text = samples[sample]
         with st.expander(f"Sample text: {sample}", expanded=False):
@@ -131,11 +131,15 @@ def expectation_view(analysis: TextAnalysis, bits: list[float]) -> None:
     if n < 2:
         st.info("Needs at least two tokens.")
         return
-    url_value("pos", 1, int, lo=1, hi=n - 1)
-    if st.session_state["pos"] > n - 1:
-        st.session_state["pos"] = 1
-    pos = st.slider("Token position", 1, n - 1, key="pos")
-    url_publish("pos")
+    if n == 2:  # a slider needs two positions to choose from
+        pos = 1
+        st.caption("Token position 1 (the only predicted token).")
+    else:
+        url_value("pos", 1, int, lo=1, hi=n - 1)
+        if st.session_state["pos"] > n - 1:
+            st.session_state["pos"] = 1
+        pos = st.slider("Token position", 1, n - 1, key="pos")
+        url_publish("pos")
     context = "".join(analysis.pieces[max(0, pos - 12) : pos])
     st.text(f"context:  …{context!r}\nactual:   {analysis.pieces[pos]!r}  ({bits[pos]:.2f} bits)")
     st.dataframe(

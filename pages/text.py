@@ -19,12 +19,13 @@ from tefviz.text.view import (
 )
 from tefviz.viz.text_figures import cumulative_share_figure, loss_change_figure, perplexity_vs_kept_figure
 from tefviz.viz.tokens import token_strip_html
-from ui.errors import guarded
+from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.loaders import get_lm, get_tef, unusable_tef_checkpoints, usable_lm_names, usable_tef_checkpoints
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import keep, kept_value, url_publish, url_value
+from ui.state import keep, url_publish, url_value
+from ui.text_input import text_box
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -50,7 +51,7 @@ if not names:
     st.stop()
 tefs = usable_tef_checkpoints()
 for broken in unusable_tef_checkpoints():
-    st.warning(f"TEF checkpoint `{broken.name}` is unusable and not offered: {broken.error}",
+    st.warning(literal(f"TEF checkpoint {broken.name} is unusable and not offered: {broken.error}"),
                icon=":material/error:")
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 
@@ -83,9 +84,9 @@ with left:
                           help="Held-out Austen chapters (never trained on), or your own text.")
 with right:
     if sample == "your own text":
-        kept_value("text_own", "")
-        text = st.text_area("Your text", height=150, key="text_own", max_chars=MAX_TEXT_CHARS * 5,
-                            placeholder="Paste any text; one context window of tokens is used.")
+        text = text_box("Your text", "text_own", 150,
+                        f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, one context window "
+                        "of tokens, are used.")
     else:
         text = samples[sample]
         with st.expander(f"Sample text: {sample}"):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from tefviz.errors import InputError
-from tefviz.metrics import predicted_bytes, token_predictions
+from tefviz.metrics import predicted_bytes, token_bytes, token_predictions
 from tefviz.models import LoadedLM
 
 MAX_CHARS = 20_000  # longer input is truncated, with a notice
@@ -22,7 +22,7 @@ class TextAnalysis:
     ids: list[int]
     nll: list[float]  # nats; NaN for the first token (nothing predicts it)
     topk: list[list[tuple[int, str, float]]]  # the model's top guesses (id, text, p) per token
-    covered_bytes: int  # UTF-8 bytes of the predicted tokens (metrics.predicted_bytes)
+    covered_bytes: int  # UTF-8 bytes of the predicted tokens, each byte once (metrics.token_bytes)
     truncated_chars: int  # how many characters were cut off the input
     truncated_tokens: int
     windows: bool  # longer than one context: scored with overlapping windows
@@ -85,6 +85,6 @@ def analyse_text(
         guesses.append([(i, lm.tokenizer.decode([i]), p) for i, p in zip(row_i, row_p, strict=True)])
     return TextAnalysis(
         pieces=token_pieces(text, offsets), ids=list(ids), nll=nll, topk=guesses,
-        covered_bytes=predicted_bytes(text, offsets),
+        covered_bytes=predicted_bytes(token_bytes(lm.tokenizer, ids, text, offsets)),
         truncated_chars=cut_chars, truncated_tokens=cut_tokens, windows=len(ids) > block,
     )

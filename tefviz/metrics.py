@@ -139,12 +139,37 @@ def score_text(
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = torch.tensor(enc["input_ids"], dtype=torch.long)
     nll = token_nll(model, ids, block, dtype=dtype, progress=progress)
-    return LMScore(tokens=int(nll.numel()), bytes=predicted_bytes(text, enc["offset_mapping"]),
-                   nll_nats=float(nll.sum()))
+    counts = token_bytes(tokenizer, enc["input_ids"], text, enc["offset_mapping"])
+    return LMScore(tokens=int(nll.numel()), bytes=predicted_bytes(counts), nll_nats=float(nll.sum()))
 
 
-def predicted_bytes(text: str, offsets: list[tuple[int, int]]) -> int:
-    """UTF-8 bytes covered by the predicted tokens: all of the text after the first token."""
-    if len(offsets) < 2:
-        return 0
-    return len(text[offsets[0][1] : offsets[-1][1]].encode("utf-8"))
+def token_bytes(tokenizer, ids: list[int], text: str, offsets: list[tuple[int, int]]) -> list[int]:
+    """The UTF-8 bytes each token stands for, every byte of the text counted once.
+
+    A byte-level BPE (GPT-2's) can split one character into several tokens that share its offsets
+    ("é" is two tokens of one byte each): for such tokenizers each token's bytes are read from the
+    vocabulary, exactly. Otherwise tokens that share a span split its bytes evenly."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if type(getattr(backend, "decoder", None)).__name__ == "ByteLevel":
+        counts = [len(piece) for piece in tokenizer.convert_ids_to_tokens(list(ids))]  # 1 char = 1 byte
+        if offsets and sum(counts) == len(text[offsets[0][0] : offsets[-1][1]].encode("utf-8")):
+            return counts
+    counts: list[int] = []
+    last = offsets[0][0] if offsets else 0
+    i = 0
+    while i < len(offsets):
+        j = i
+        while j + 1 < len(offsets) and offsets[j + 1][1] <= offsets[i][1]:
+            j += 1  # tokens i..j end inside token i's span: they share its bytes
+        end = max(offsets[i][1], last)
+        size = len(text[last:end].encode("utf-8"))
+        share, extra = divmod(size, j - i + 1)
+        counts += [share + (k < extra) for k in range(j - i + 1)]
+        last = end
+        i = j + 1
+    return counts
+
+
+def predicted_bytes(counts: list[int]) -> int:
+    """UTF-8 bytes of the predicted tokens (all after the first), from `token_bytes`."""
+    return sum(counts[1:])

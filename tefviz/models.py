@@ -8,6 +8,7 @@ default SDPA path returns no attention weights.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from tefviz.errors import CheckpointError, HubUnavailableError
 
 Attention = Literal["sdpa", "eager"]
 MAX_CONTEXT = 2048
+HUB_TIMEOUT_S = 5.0  # one request to the hub before any download
 
 
 @dataclass
@@ -128,25 +130,65 @@ def load_from_dir(
                     version=checkpoint_version(path))
 
 
+def hub_preflight(name: str) -> None:
+    """Refuse a hub name early, and say why: a local path, a model without safetensors weights or
+    one that needs remote code, no network. Asks the local hub cache first, else one request with
+    a short timeout (from_pretrained alone retries for about 40 s when offline)."""
+    if Path(name).expanduser().exists():
+        raise HubUnavailableError(
+            f"{name!r} names a folder on this server, not a hub model: models are read only from "
+            "checkpoints/ (choose one by name) or from the Hugging Face hub")
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        folder = Path(cached).parent
+        files = [p.name for p in folder.iterdir()]
+        config = json.loads(Path(cached).read_text())
+    elif os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise HubUnavailableError(f"could not load {name!r}: the Hugging Face hub is switched off "
+                                  "(HF_HUB_OFFLINE=1) and the model is not in the local cache. Use a "
+                                  "checkpoint under checkpoints/ instead.")
+    else:
+        files, config = _ask_the_hub(name)
+    if not any(f.endswith(".safetensors") for f in files):
+        raise HubUnavailableError(f"{name!r} has no safetensors weights (only pickle files, which can run "
+                                  "code when loaded): refused")
+    if config.get("auto_map"):
+        raise HubUnavailableError(f"{name!r} needs its own Python code from the hub (auto_map): refused")
+
+
+def _ask_the_hub(name: str) -> tuple[list[str], dict]:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        info = HfApi().model_info(name, timeout=HUB_TIMEOUT_S)
+    except GatedRepoError as e:
+        raise HubUnavailableError(f"{name!r} is gated on the hub: it needs an access token", repr(e)) from e
+    except RepositoryNotFoundError as e:
+        raise HubUnavailableError(f"there is no model {name!r} on the Hugging Face hub", repr(e)) from e
+    except Exception as e:  # httpx/requests connection errors, timeouts, DNS
+        raise HubUnavailableError(
+            f"could not load {name!r}: the Hugging Face hub cannot be reached (no network). "
+            "Offline, use a checkpoint under checkpoints/ instead.", repr(e)) from e
+    return [s.rfilename for s in (info.siblings or [])], dict(info.config or {})
+
+
 def load_from_hub(name: str, attention: Attention = "sdpa", device=None, dtype=None) -> LoadedLM:
     """A Hugging Face hub model by name (needs the network, or a populated local hub cache)."""
     if not HUB_NAME.match(name) or ".." in name:
         raise HubUnavailableError(f"{name!r} is not a Hugging Face model name (like 'gpt2' or 'org/model')")
+    hub_preflight(name)
     dev, dt = _placement(device, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model, info = AutoModelForCausalLM.from_pretrained(
             name, use_safetensors=True, attn_implementation=attention, dtype=dt, output_loading_info=True
         )
-    except Exception as e:  # offline, unknown name, no safetensors, not a causal LM
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        why = "the hub is switched off (HF_HUB_OFFLINE=1)" if offline else (
-            "no network, or no such causal LM with safetensors weights")
-        raise HubUnavailableError(
-            f"could not load {name!r} from the Hugging Face hub: {why}. "
-            "Offline, use a checkpoint under checkpoints/ instead.",
-            repr(e),
-        ) from e
+    except Exception as e:  # the download broke off, not a causal LM, unreadable files
+        raise HubUnavailableError(f"could not load {name!r} from the Hugging Face hub as a causal LM",
+                                  repr(e)) from e
     _finish(model, info, tokenizer, f"hub model {name!r}", HubUnavailableError)
     model.to(dev).eval()
     return LoadedLM(model, tokenizer, name, "hub", dev, dt)

@@ -136,6 +136,38 @@ def test_lm_page_hub_field_never_reads_local_paths(checkpoints_root, tiny_lm_dir
     assert not at.metric
 
 
+def test_lm_page_hub_field_refuses_a_relative_folder(checkpoints_root, tiny_lm_dir, tmp_path, monkeypatch):
+    """A name shaped like 'org/model' that is a folder relative to the server's working directory
+    (a checkpoint, a copied model) is refused, with that reason."""
+    shutil.copytree(tiny_lm_dir, tmp_path / "copied" / "model")
+    monkeypatch.chdir(tmp_path)
+    for name in ("checkpoints/tefviz-lm", "copied/model"):
+        at = _lm_page(model="Hugging Face name (needs network)", hub=name)
+        assert not at.exception and not at.metric
+        assert any("folder on this server" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_lm_page_starts_no_hub_request_before_a_name(checkpoints_root, monkeypatch):
+    import tefviz.models
+
+    asked = []
+    monkeypatch.setattr(tefviz.models, "hub_preflight", lambda name: asked.append(name))
+    at = _lm_page()
+    at.selectbox(key="model").select("Hugging Face name (needs network)").run()
+    assert not at.exception and not asked and at.text_input(key="hub").value == ""
+    assert any("Type a hub model name" in i.value for i in at.info)
+
+
+def test_error_messages_show_link_text_literally(checkpoints_root):
+    """A shared link cannot put a live link or a remote image into the error box."""
+    at = _lm_page(model="Hugging Face name (needs network)",
+                  hub="[Session expired: sign in again](https://evil.example/login) ![t](http://127.0.0.1:9/t.png)")
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "Session expired" in shown
+    assert "](" not in shown and "![" not in shown and "https\\:" in shown
+
+
 def test_choices_survive_a_visit_to_another_page(checkpoints_root):
     third = heldout_samples()[2]["id"]
     at = _lm_page()
@@ -172,6 +204,32 @@ def test_lm_page_empty_one_token_and_unicode(checkpoints_root):
     assert not at.exception and any("One token" in i.value for i in at.info)
     at.text_area(key="own_text").input("Emoji 🙂👍🏽, 日本語, עברית, and ‮RTL override‬.").run()
     assert not at.exception and _metrics(at)["Perplexity"] != "n/a"
+
+
+@pytest.mark.parametrize("text", ["a b", "é", "naïve café", "日本語", "🙂👍🏽🇺🇦"])
+def test_lm_page_two_tokens_and_split_characters(checkpoints_root, text):
+    """Two tokens (one position to inspect) and characters the byte-level BPE splits into several
+    tokens: finite bits per byte, no exception box."""
+    at = _lm_page()
+    at.selectbox(key="sample").select("your own text").run()
+    at.text_area(key="own_text").input(text).run()
+    assert not at.exception, at.exception
+    bpb = _metrics(at)["Bits per byte"]
+    assert bpb != "n/a" and bpb not in ("nan", "inf") and float(bpb) > 0
+
+
+@pytest.mark.parametrize("size", [100_001, 2_000_000])
+def test_lm_page_huge_pastes_are_kept_and_cut_with_a_notice(checkpoints_root, size):
+    """Streamlit's max_chars used to drop a whole paste over 100,000 characters, silently."""
+    at = _lm_page()
+    at.selectbox(key="sample").select("your own text").run()
+    paste = ("Mixed line endings\r\nand\rscripts: 日本語 ×ü " * 50_000)[:size]
+    at.text_area(key="own_text").input(paste).run()
+    assert not at.exception
+    assert at.text_area(key="own_text").value  # never silently emptied
+    assert any("cut to fit" in w.value for w in at.warning)
+    assert (size > 1_000_000) == any("the box keeps the first" in w.value for w in at.warning)
+    assert _metrics(at)["Tokens"]
 
 
 def test_lm_page_long_text_is_cut_with_a_notice(checkpoints_root):

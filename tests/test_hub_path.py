@@ -38,3 +38,52 @@ def test_hub_pickle_only_model_is_refused(hub_cache):
     (snap / "model.safetensors").rename(snap / "pytorch_model.bin")
     with pytest.raises(HubUnavailableError):
         load_causal_lm("tefviz-test/tiny-gpt2", device="cpu")
+
+
+def test_hub_model_needing_remote_code_is_refused_with_that_reason(hub_cache):
+    import json
+
+    snap = next((hub_cache / "models--tefviz-test--tiny-gpt2" / "snapshots").iterdir())
+    config = json.loads((snap / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
+    (snap / "config.json").write_text(json.dumps(config))
+    with pytest.raises(HubUnavailableError, match="needs its own Python code"):
+        load_causal_lm("tefviz-test/tiny-gpt2", device="cpu")
+
+
+def test_pickle_only_is_refused_with_that_reason(hub_cache):
+    snap = next((hub_cache / "models--tefviz-test--tiny-gpt2" / "snapshots").iterdir())
+    (snap / "model.safetensors").rename(snap / "pytorch_model.bin")
+    with pytest.raises(HubUnavailableError, match="no safetensors weights"):
+        load_causal_lm("tefviz-test/tiny-gpt2", device="cpu")
+
+
+def test_a_hub_name_that_is_a_local_folder_is_refused(tmp_path, tiny_lm_dir, monkeypatch):
+    from tefviz.models import load_from_hub
+
+    shutil.copytree(tiny_lm_dir, tmp_path / "org" / "model")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HubUnavailableError, match="folder on this server"):
+        load_from_hub("org/model")
+
+
+def test_offline_is_detected_at_once(monkeypatch):
+    """No network: one failed request, not from_pretrained's retries (about 47 s measured)."""
+    import time
+
+    import huggingface_hub
+
+    from tefviz.models import load_from_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def unreachable(self, repo_id, **kwargs):
+        calls.append(kwargs.get("timeout"))
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
+    t = time.perf_counter()
+    with pytest.raises(HubUnavailableError, match="cannot be reached"):
+        load_from_hub("openai-community/gpt2")
+    assert time.perf_counter() - t < 2 and calls and calls[0] <= 10

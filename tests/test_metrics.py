@@ -5,7 +5,7 @@ import torch
 
 from tefviz.analysis import MAX_TOKENS, analyse_text, token_pieces
 from tefviz.errors import InputError
-from tefviz.metrics import score_text, token_nll, token_predictions
+from tefviz.metrics import score_text, token_bytes, token_nll, token_predictions
 from tefviz.models import load_causal_lm
 
 
@@ -76,6 +76,27 @@ def test_bits_per_byte_against_a_hand_computation(lm):
     assert a.bits_per_byte == pytest.approx(s.bits_per_byte, rel=1e-3)
 
 
+@pytest.mark.parametrize("text", ["é", "a b", "naïve café", "日本語", "🙂👍🏽", "x\r\ny\rz\n"])
+def test_token_bytes_count_every_byte_once(lm, text):
+    """A character split into several byte-level tokens shares its offsets; its bytes are counted
+    once, over the tokens that carry them."""
+    enc = lm.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    counts = token_bytes(lm.tokenizer, enc["input_ids"], text, enc["offset_mapping"])
+    assert len(counts) == len(enc["input_ids"]) and sum(counts) == len(text.encode())
+    assert all(c > 0 for c in counts)
+    if len(counts) > 1:
+        a = analyse_text(lm, text)
+        assert a.covered_bytes == sum(counts[1:]) and math.isfinite(a.bits_per_byte)
+
+
+def test_token_bytes_without_a_byte_level_vocabulary_split_shared_spans():
+    class Plain:  # no backend tokenizer: offsets only
+        pass
+
+    # "é" split in two tokens with the same span, then "ab" in one
+    assert token_bytes(Plain(), [1, 2, 3], "éab", [(0, 1), (0, 1), (1, 3)]) == [1, 1, 2]
+
+
 @pytest.mark.parametrize("text", ["", "   \n\t "])
 def test_empty_text_is_refused(lm, text):
     with pytest.raises(InputError, match="empty"):
@@ -106,3 +127,4 @@ def test_token_pieces_handle_shared_and_trimmed_offsets():
     assert token_pieces("a🙂", [(0, 1), (1, 2), (1, 2)]) == ["a", "🙂", ""]
     # offsets that trim the leading space still give pieces that cover the text
     assert token_pieces("a b", [(0, 1), (2, 3)]) == ["a", " b"]
+

@@ -1,0 +1,50 @@
+"""Server hardening installed by app.py (ui/hardening.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import streamlit as st
+from streamlit.proto.BackMsg_pb2 import BackMsg
+
+from ui import hardening
+
+
+def _frame(text: str) -> bytes:
+    msg = BackMsg()
+    msg.rerun_script.widget_states.widgets.add(id="own_text", string_value=text)
+    return msg.SerializeToString()
+
+
+def test_a_frame_with_a_lone_surrogate_is_repaired_and_good_frames_are_untouched():
+    good = _frame("naïve café \ufffd 日本語")
+    assert hardening.repair_backmsg(good) is good
+    bad = _frame("a \ufffd b").replace("\ufffd".encode(), b"\xed\xa0\x80")  # as the browser sends it
+    repaired = hardening.repair_backmsg(bad)
+    msg = BackMsg()
+    msg.ParseFromString(repaired)
+    assert msg.rerun_script.widget_states.widgets[0].string_value == "a \ufffd b"
+    assert len(repaired) == len(bad)
+
+
+def test_visitors_cannot_clear_every_cache(monkeypatch):
+    from streamlit.runtime.app_session import AppSession
+
+    hardening.install()
+    hardening.install()  # idempotent
+    calls = []
+
+    @st.cache_data
+    def expensive(x: int) -> int:
+        calls.append(x)
+        return x
+
+    expensive(1)
+    session = SimpleNamespace(_session_state={"kept": 1})
+    AppSession._handle_clear_cache_request(session)
+    expensive(1)
+    assert calls == [1] and session._session_state == {"kept": 1}
+    monkeypatch.setenv("TEFVIZ_ALLOW_CACHE_CLEAR", "1")
+    AppSession._handle_clear_cache_request(session)
+    expensive(1)
+    assert calls == [1, 1] and session._session_state == {}
