@@ -128,6 +128,34 @@ def test_lm_page_ignores_a_bad_url(checkpoints_root):
         assert not at.exception and at.slider(key="pos").value == 1
 
 
+def test_ignored_link_values_are_named_once(checkpoints_root):
+    at = _lm_page(sample="<script>", model="../../etc/passwd", pos="1e9")
+    notice = [i.value.replace("\\", "") for i in at.info if "Not used from the link" in i.value]
+    assert len(notice) == 1
+    for part in ("sample=<script> (not one of the choices)",
+                 "model=../../etc/passwd (not one of the choices)", "pos=1e9 (not a valid value)"):
+        assert part in notice[0], notice[0]
+    at.selectbox(key="sample").select(heldout_samples()[1]["id"]).run()  # said once, not on every run
+    assert not any("Not used from the link" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page, query", [
+    ("pages/text.py", {"t": "7", "scorer": "nope", "mode": "x", "recent": "-1", "sample": "?",
+                       "model": "/etc"}),
+    ("pages/attention.py", {"n": "3", "pattern": "x", "a_sliding_window": "1e99", "source": "-5",
+                            "flex_block": "7", "flex_show": "maybe", "combine": "?", "how": "xor"}),
+    ("pages/images.py", {"img_t": "2", "img_model": "../x", "img_cls": "Dog", "img_idx": "99999",
+                         "img_side": "-1", "img_source": "ftp"}),
+    ("pages/embeddings.py", {"method": "zip", "bits": "99", "rank": "-3"}),
+    ("pages/efficient_attention.py", {"method": "x", "layer": "99", "head": "-1", "size": "0"}),
+])
+def test_every_parameter_out_of_range(image_root, page, query):
+    at = _app(**query)
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert any("Not used from the link" in i.value for i in at.info)
+
+
 def test_lm_page_hub_field_never_reads_local_paths(checkpoints_root, tiny_lm_dir):
     # a shared link cannot make the server load a model from an arbitrary directory
     at = _lm_page(model="Hugging Face name (needs network)", hub=str(tiny_lm_dir))

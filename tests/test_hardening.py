@@ -48,3 +48,28 @@ def test_visitors_cannot_clear_every_cache(monkeypatch):
     AppSession._handle_clear_cache_request(session)
     expensive(1)
     assert calls == [1, 1] and session._session_state == {}
+
+
+def test_benchmarks_run_one_at_a_time():
+    """A second benchmark request waits for the first, and is told why."""
+    import threading
+    import time
+
+    from ui.bench import run_one_at_a_time
+
+    order, waits = [], []
+    started = threading.Event()
+
+    def first() -> str:
+        started.set()
+        time.sleep(1.5)
+        order.append("first done")
+        return "a"
+
+    t = threading.Thread(target=lambda: run_one_at_a_time("implementations at 1024 tokens", first, print))
+    t.start()
+    started.wait(5)
+    result = run_one_at_a_time("methods", lambda: order.append("second ran") or "b", waits.append)
+    t.join()
+    assert result == "b" and order == ["first done", "second ran"]
+    assert waits and "another benchmark (implementations at 1024 tokens)" in waits[0]

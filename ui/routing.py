@@ -18,6 +18,11 @@ _ROUTED = "_routed_through_app"
 
 
 def through_app() -> None:
+    """First thing on every page: route through app.py if needed, and open the slot where values
+    of a shared link that could not be used are named."""
+    from ui.state import url_notice_slot
+
+    url_notice_slot()
     if not PagesManager.uses_pages_directory:
         return
     PagesManager.uses_pages_directory = False

@@ -17,6 +17,34 @@ import streamlit as st
 
 T = TypeVar("T")
 _KEEP = "_url_state_"
+_NOTICE = "_url_notice_slot_"
+_IGNORED = "_url_ignored_"
+
+
+def url_notice_slot() -> None:
+    """A place at the top of the page where url_value says which values of a link it did not use
+    (called by ui.routing.through_app, first thing on every page)."""
+    st.session_state[_NOTICE] = st.empty()
+    st.session_state[_IGNORED] = {}
+
+
+def _ignored(key: str, raw: str, why: str) -> None:
+    from ui.errors import literal
+
+    ignored = st.session_state.setdefault(_IGNORED, {})
+    ignored[key] = f"{key}={raw[:60]} ({why})"
+    slot = st.session_state.get(_NOTICE)
+    if slot is not None:
+        slot.info(literal("Not used from the link: " + "; ".join(ignored.values())
+                          + ". The defaults are shown instead."), icon=":material/link_off:")
+
+
+def _why_invalid(value: Any, choices: Sequence | None, lo: float | None, hi: float | None) -> str:
+    if choices is not None and value not in choices:
+        return "not one of the choices"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not a finite number"
+    return f"outside {lo:g} to {hi:g}" if lo is not None and hi is not None else "out of range"
 
 
 def _parse_bool(raw: str) -> bool:
@@ -65,6 +93,10 @@ def url_value(key: str, default: T, parse: Callable[[str], T] | None = None,
             value = parser(raw)
         except (TypeError, ValueError):
             value = default
+            _ignored(key, raw, "not a valid value")
+        else:
+            if not _valid(value, choices, lo, hi):
+                _ignored(key, raw, _why_invalid(value, choices, lo, hi))
     elif kept is not None:
         value = kept
     if not _same_kind(value, default) or not _valid(value, choices, lo, hi):
