@@ -20,6 +20,7 @@ from tefviz.viz.attention_figures import (
     signal_figure,
 )
 from ui.bench import benchmark_button
+from ui.compute import one_at_a_time
 from ui.errors import guarded, show_error
 from ui.export import download_buttons
 from ui.loaders import embedded_lm_or_stop
@@ -70,6 +71,7 @@ url_publish("sample", "tokens", "layer", "head", "method", "size", "causal")
 
 
 @st.cache_data(max_entries=32, show_spinner="Reading the model's queries, keys and values…")
+@one_at_a_time
 def cached_qkv(model_key: str, sample: str, n_tokens: int, layer: int, _lm) -> tuple:
     ids = _lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][:n_tokens]
     q, k, v = qkv_at(_lm.model, torch.tensor(ids, device=_lm.device), layer)
@@ -119,6 +121,7 @@ st.subheader("Error as the approximation grows")
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping sizes for every method…")
+@one_at_a_time
 def cached_sweep(key: tuple, causal: bool, _q, _k, _v) -> list[dict]:
     return error_sweep(_q, _k, _v, causal)
 

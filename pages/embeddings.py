@@ -16,6 +16,7 @@ from tefviz.embeddings.evaluate import (
 from tefviz.text.evaluate import windows_of
 from tefviz.viz.embedding_figures import pareto_figure, row_error_figure
 from tefviz.viz.tokens import token_strip_html
+from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import embedded_lm_or_stop
@@ -62,6 +63,7 @@ model_key = f"{lm.name}@{lm.version}"
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring the dense model…")
+@one_at_a_time
 def cached_windows(model_key: str, n_windows: int, _lm) -> tuple[list, float]:
     ids = _lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
     wins = windows_of(ids, _lm.context_length, n_windows)
@@ -69,6 +71,7 @@ def cached_windows(model_key: str, n_windows: int, _lm) -> tuple[list, float]:
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
+@one_at_a_time
 def cached_eval(
     model_key: str, n_windows: int, method: str, knobs: tuple, _lm, _wins, dense: float
 ) -> CompressionResult:
@@ -151,6 +154,7 @@ st.subheader("Bytes vs perplexity for every method")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
+@one_at_a_time
 def cached_pareto(model_key: str, n_windows: int, _lm, _wins) -> list[dict]:
     with progress_bar("Sweeping every method's settings…") as report:
         return pareto_sweep(_lm.model, _wins, progress=report)

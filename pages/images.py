@@ -42,6 +42,8 @@ from tefviz.viz.image_figures import (
     score_heatmap_figure,
     spectrum_figure,
 )
+from ui.charts import chart
+from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import get_image_model, unusable_image_checkpoints, usable_image_checkpoints
@@ -262,12 +264,24 @@ image_key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
+@one_at_a_time
 def cached_analysis(model_key: str, image_key: str, sel: Selection, _image: np.ndarray) -> ImageAnalysis:
     model, _ = get_image_model(model_key.split("@", 1)[0])
     return analyse_image(model, _image, sel)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def free_energy(view_key: str, _vt: torch.Tensor, sides: tuple[int, ...]) -> np.ndarray:
+    return square_energy_fractions(_vt[None], list(sides))[0].numpy()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def free_singular_values(view_key: str, _vt: torch.Tensor) -> torch.Tensor:
+    return oriented_svd(_vt)[1]
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
+@one_at_a_time
 def cached_subset(model_key: str, sel: Selection) -> dict:
     model, _ = get_image_model(model_key.split("@", 1)[0])
     with progress_bar("Classifying the 2,000 evaluation images at this setting…") as report:
@@ -283,6 +297,7 @@ def cached_subset(model_key: str, sel: Selection) -> dict:
 result = guarded("Classifying the image", cached_analysis, model_key, image_key, sel, image)
 if result is None:
     st.stop()
+fig_view = f"{model_key}|{image_key}|{sel}"  # what the figures of this image at this setting depend on
 
 # --- headline --------------------------------------------------------------------------------------
 now_label = "at this setting"
@@ -322,57 +337,37 @@ if tokenizer.name == "svd_tef" or (tokenizer.name == "patch" and result.tnt_impo
         keep = result.tnt_keep if result.tnt_keep is not None else np.ones_like(result.keep)
     keep_grid = on_grid(keep, result.positions, g, False)
     score_grid = on_grid(scores, result.positions, g, 0.0)
-    cols[0].plotly_chart(
-        patch_overlay_figure(
-            image, keep_grid, score_grid, cfg.patch, "Kept (blue) and dropped (red) patches"
-        ),
-        key="overlay",
-    )
-    cols[1].plotly_chart(
-        score_heatmap_figure(score_grid, keep_grid, score_name, f"Patch scores ({score_name})"), key="scores"
-    )
+    chart(patch_overlay_figure, image, keep_grid, score_grid, cfg.patch,
+          "Kept (blue) and dropped (red) patches", view=fig_view, key="overlay", where=cols[0])
+    chart(score_heatmap_figure, score_grid, keep_grid, score_name, f"Patch scores ({score_name})",
+          view=fig_view, key="scores", where=cols[1])
     shares = scores / max(scores.sum(), 1e-12)
-    cols[2].plotly_chart(
-        cumulative_figure(shares, keep, sel.t, "Sorted shares and their running sum"), key="cumulative"
-    )
+    chart(cumulative_figure, shares, keep, sel.t, "Sorted shares and their running sum", view=fig_view,
+          key="cumulative", where=cols[2])
 elif tokenizer.name == "fft":
     side = int(np.sqrt(result.tokens_now - 1)) * cfg.patch
     image_t = torch.from_numpy(image)
-    cols[0].plotly_chart(image_figure(image, "Model input"), key="fft_input")
-    cols[1].plotly_chart(
-        spectrum_figure(log_magnitude(image_t).numpy(), side, f"log spectrum, kept square {side}x{side}"),
-        key="spectrum",
-    )
-    cols[2].plotly_chart(
-        image_figure(
-            lowpass_reconstruction(image_t, side).numpy(),
-            f"Rebuilt from the kept frequencies ({result.tokens_now - 1} tokens)",
-        ),
-        key="lowpass",
-    )
+    chart(image_figure, image, "Model input", view=image_key, key="fft_input", where=cols[0])
+    spectrum_title = f"log spectrum, kept square {side}x{side}"
+    chart(lambda: spectrum_figure(log_magnitude(image_t).numpy(), side, spectrum_title),
+          view=fig_view, key="spectrum", where=cols[1])
+    chart(lambda: image_figure(lowpass_reconstruction(image_t, side).numpy(),
+                               f"Rebuilt from the kept frequencies ({result.tokens_now - 1} tokens)"),
+          view=fig_view, key="lowpass", where=cols[2])
 elif tokenizer.name == "svd_exact":
     kept_k = int(result.keep.sum())
-    cols[0].plotly_chart(image_figure(image, "Model input"), key="svd_input")
-    cols[1].plotly_chart(
-        image_figure(
-            rank_k_reconstruction(torch.from_numpy(image), kept_k).numpy(),
-            f"Rank-{kept_k} reconstruction (the kept components)",
-        ),
-        key="rank_k",
-    )
-    cols[2].plotly_chart(
-        cumulative_figure(
-            result.scores, result.keep, sel.t, "Explained variance, sorted", "singular components"
-        ),
-        key="svd_cumulative",
-    )
+    chart(image_figure, image, "Model input", view=image_key, key="svd_input", where=cols[0])
+    chart(lambda: image_figure(rank_k_reconstruction(torch.from_numpy(image), kept_k).numpy(),
+                               f"Rank-{kept_k} reconstruction (the kept components)"),
+          view=fig_view, key="rank_k", where=cols[1])
+    chart(cumulative_figure, result.scores, result.keep, sel.t, "Explained variance, sorted",
+          "singular components", view=fig_view, key="svd_cumulative", where=cols[2])
 else:
-    cols[0].plotly_chart(image_figure(image, "Model input"), key="plain_input")
+    chart(image_figure, image, "Model input", view=image_key, key="plain_input", where=cols[0])
 
 left, right = st.columns([2, 1])
-left.plotly_chart(
-    probabilities_figure(CLASSES, result.probs_all, result.probs_now, now_label, label), key="probs"
-)
+chart(probabilities_figure, CLASSES, result.probs_all, result.probs_now, now_label, label,
+      view=f"{fig_view}|{label}", key="probs", where=left)
 with right:
     if original is not None:
         st.image(np.clip(original, 0, 1), caption="Your picture (greyscale)", width="stretch")
@@ -456,7 +451,8 @@ with tab_acc:
             f"correctly with **{tokens:.1f}** tokens on average (a star marks it)."
         )
     if curves:
-        st.plotly_chart(accuracy_tokens_figure(curves, current), key="acc_tokens")
+        chart(accuracy_tokens_figure, curves, current, view=f"{fig_view}|{sorted(current.items())}",
+              key="acc_tokens")
         st.caption(
             "Lines: the table `python -m tefviz eval images --write-cards` stored in each checkpoint's "
             "card. TNT's token count is averaged over the encoder blocks (it prunes inside)."
@@ -542,6 +538,7 @@ with tab_free:
         view = np.asarray(Image.fromarray(crop).resize((128, 128), Image.LANCZOS), dtype=np.float32) / 255
     vt = torch.from_numpy(np.ascontiguousarray(view))
     n = view.shape[0]
+    free_view = hashlib.sha1(vt.numpy().tobytes()).hexdigest()
     st.caption(
         f"On the {'picture (greyscale, centre square resized to 128x128)' if use_original else 'model input'}"
         ": what the FFT tokenizer's square and exact SVD's components keep, with no model."
@@ -551,39 +548,25 @@ with tab_free:
         sides_free = list(range(2, n + 1, 2))
         url_value(f"img_free_side_{n}", n // 2, int, choices=sides_free)  # one setting per view size
         s_free = st.select_slider("Low-pass side", sides_free, key=f"img_free_side_{n}")
-        energy = square_energy_fractions(vt[None], sides_free)[0].numpy()
-        st.plotly_chart(
-            spectrum_figure(
-                log_magnitude(vt).numpy(),
-                s_free,
-                f"log spectrum: {energy[sides_free.index(s_free)]:.1%} of the energy inside",
-            ),
-            key="free_spectrum",
-        )
-        st.plotly_chart(
-            image_figure(lowpass_reconstruction(vt, s_free).numpy(), "Low-pass reconstruction"),
-            key="free_lowpass",
-        )
-        st.plotly_chart(
-            energy_curve_figure(sides_free, energy, s_free, "Energy inside the square"), key="free_energy"
-        )
+        energy = free_energy(free_view, vt, tuple(sides_free))
+        inside = f"log spectrum: {energy[sides_free.index(s_free)]:.1%} of the energy inside"
+        chart(lambda: spectrum_figure(log_magnitude(vt).numpy(), s_free, inside),
+              view=f"{free_view}|{s_free}", key="free_spectrum")
+        chart(lambda: image_figure(lowpass_reconstruction(vt, s_free).numpy(), "Low-pass reconstruction"),
+              view=f"{free_view}|{s_free}", key="free_lowpass")
+        chart(energy_curve_figure, sides_free, energy, s_free, "Energy inside the square",
+              view=f"{free_view}|{s_free}", key="free_energy")
     with b:
-        _, s_vals, _ = oriented_svd(vt)
+        s_vals = free_singular_values(free_view, vt)
         url_value(f"img_free_k_{n}", 4, int, lo=1, hi=n)
         k_free = st.slider("Rank k", 1, n, key=f"img_free_k_{n}")
         ev = explained_variance(s_vals).numpy()
-        st.plotly_chart(
-            image_figure(
-                rank_k_reconstruction(vt, k_free).numpy(),
-                f"Rank-{k_free} reconstruction: {ev[:k_free].sum():.1%} of the variance",
-            ),
-            key="free_rank",
-        )
-        st.plotly_chart(
-            image_figure((vt - rank_k_reconstruction(vt, k_free)).numpy(), "What rank k misses", signed=True),
-            key="free_residual",
-        )
-        st.plotly_chart(
-            explained_variance_figure(ev, k_free, "Explained variance per component"), key="free_ev"
-        )
+        chart(lambda: image_figure(rank_k_reconstruction(vt, k_free).numpy(),
+                                   f"Rank-{k_free} reconstruction: {ev[:k_free].sum():.1%} of the variance"),
+              view=f"{free_view}|{k_free}", key="free_rank")
+        chart(lambda: image_figure((vt - rank_k_reconstruction(vt, k_free)).numpy(), "What rank k misses",
+                                   signed=True),
+              view=f"{free_view}|{k_free}", key="free_residual")
+        chart(explained_variance_figure, ev, k_free, "Explained variance per component",
+              view=f"{free_view}|{k_free}", key="free_ev")
 url_publish(f"img_free_side_{n}", f"img_free_k_{n}")

@@ -11,6 +11,7 @@ from tefviz.analysis import MAX_CHARS, MAX_TOKENS, TextAnalysis, analyse_text
 from tefviz.data.heldout import heldout_samples
 from tefviz.viz.figures import surprisal_figure
 from tefviz.viz.tokens import token_strip_html
+from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
 from ui.loaders import get_lm, usable_lm_names
@@ -69,6 +70,7 @@ if choice == HUB and not hub_name:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@one_at_a_time
 def cached_analysis(model_key: str, text: str, _lm) -> TextAnalysis:
     """Scores keyed by (model, weights version, text): moving a slider never rescores."""
     with progress_bar("Scoring tokens…") as report:

@@ -19,6 +19,8 @@ from tefviz.text.view import (
 )
 from tefviz.viz.text_figures import cumulative_share_figure, loss_change_figure, perplexity_vs_kept_figure
 from tefviz.viz.tokens import token_strip_html
+from ui.charts import chart, digest
+from ui.compute import one_at_a_time
 from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.loaders import get_lm, get_tef, unusable_tef_checkpoints, usable_lm_names, usable_tef_checkpoints
@@ -128,6 +130,7 @@ scorer_id = f"{scorer_key}@{tef_version}" if is_tef else scorer_key
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@one_at_a_time
 def cached_scores(model_key: str, scorer_id: str, text: str, _lm, _scorer) -> ScoredText:
     """The scoring pass, once per (model, scorer, text): the threshold never re-runs it."""
     with progress_bar(f"Scoring tokens with {_scorer.label}…") as report:
@@ -135,6 +138,7 @@ def cached_scores(model_key: str, scorer_id: str, text: str, _lm, _scorer) -> Sc
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
+@one_at_a_time
 def cached_filter(model_key: str, scorer_id: str, text: str, t: float, policy: DropPolicy,
                   _lm, _scorer, _scored) -> FilteredText:
     return filter_text(_lm, _scorer, _scored, t, policy)
@@ -163,6 +167,8 @@ if layers > 1:
 else:
     layer = 0
 kept = filtered.kept_last[min(layer, filtered.kept_last.shape[0] - 1)]
+# everything the figures below depend on: they are built once per view for every session
+view = f"{model_key}|{scorer_id}|{digest(text)}|{float(t)}|{policy}|{layer}"
 shares = scored.shares(layer)
 
 # --- headline numbers ---------------------------------------------------------------------
@@ -196,12 +202,11 @@ st.caption("Colour: the token's rank by share (dark red = highest, white = lowes
 left, right = st.columns(2)
 with left:
     st.markdown("**Sorted shares and the cumulative curve**")
-    st.plotly_chart(cumulative_share_figure(scored.pieces, shares, kept, t), width="stretch",
-                    key="cumulative")
+    chart(cumulative_share_figure, scored.pieces, shares, kept, t, view=view, key="cumulative")
 with right:
     st.markdown("**Which predictions got worse** (loss change per token)")
     change = [r["loss_change_bits"] for r in rows]
-    st.plotly_chart(loss_change_figure(scored.pieces, change, list(kept)), width="stretch", key="change")
+    chart(loss_change_figure, scored.pieces, change, list(kept), view=view, key="change")
 worse = [0.0 if v is None else max(v, 0.0) for v in change]
 st.html(token_strip_html(scored.pieces[:shown], worse[:shown], titles[:shown], vmax=4.0,
                          dimmed=list(~kept[:shown])))
@@ -219,7 +224,7 @@ else:
     current = scorer_key.split(":", 1)[1] if is_tef else f"{scorer_key} ({policy.mode})"
     finite = n > 1 and math.isfinite(filtered.perplexity)
     point = (filtered.kept_fraction, filtered.perplexity) if finite else None
-    st.plotly_chart(perplexity_vs_kept_figure(table, current, t, point), width="stretch", key="table")
+    chart(perplexity_vs_kept_figure, table, current, t, point, view=view, key="table")
     st.caption(f"Dense reference perplexity {table['reference']['perplexity']:.2f} over "
                f"{table['reference']['windows']} windows of {table['reference']['block']} tokens of held-out "
                "Austen. The star is this text at the current t; the ring, the held-out point nearest t.")
