@@ -200,6 +200,15 @@ def _cmd_bench_approx(args: argparse.Namespace) -> None:
     print(f"saved {args.out}")
 
 
+def _cmd_bench_serve(args: argparse.Namespace) -> None:
+    from tefviz.serve_bench import ServeBenchOptions, run_serve_bench
+
+    run_serve_bench(ServeBenchOptions(
+        text_sessions=args.text_sessions, images_sessions=args.images_sessions, moves=args.moves,
+        move_timeout_s=args.move_timeout, max_seconds=args.max_seconds, checkpoints=args.checkpoints,
+        url=args.url, out=args.out))
+
+
 def _cmd_check_device(args: argparse.Namespace) -> None:
     from tefviz.device_check import check_device, exit_code
 
@@ -401,6 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--repeats", type=int, default=5)
     bi.add_argument("--out", type=Path, default=Path("artifacts/bench_images.json"))
     bi.set_defaults(func=_cmd_bench_images)
+
+    bs = bench.add_parser("serve", help="load test: N browser sessions move the same sliders at once")
+    bs.add_argument("--text-sessions", type=int, default=24, help="sessions on the Text page")
+    bs.add_argument("--images-sessions", type=int, default=6, help="sessions on the Images page")
+    bs.add_argument("--moves", type=int, default=5, help="slider moves per session, made in rounds")
+    bs.add_argument("--move-timeout", type=float, default=120.0, help="seconds before a run counts as failed")
+    bs.add_argument("--max-seconds", type=float, default=600.0,
+                    help="stop after this many seconds in all and report what completed")
+    bs.add_argument("--checkpoints", type=Path, default=None,
+                    help="checkpoints dir for the server it starts (default: the repository's checkpoints/)")
+    bs.add_argument("--url", default=None,
+                    help="target an app already running on this machine (127.0.0.1, localhost or ::1 only)")
+    bs.add_argument("--out", type=Path, default=Path("artifacts/bench_serve.json"))
+    bs.set_defaults(func=_cmd_bench_serve)
 
     check = sub.add_parser("check", help="end-to-end checks").add_subparsers(dest="check_command",
                                                                               required=True)
