@@ -154,7 +154,7 @@ st.subheader("Bytes vs perplexity for every method")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-@one_at_a_time
+@one_at_a_time(lane="long")
 def cached_pareto(model_key: str, n_windows: int, _lm, _wins) -> list[dict]:
     with progress_bar("Sweeping every method's settings…") as report:
         return pareto_sweep(_lm.model, _wins, progress=report)

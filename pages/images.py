@@ -281,7 +281,7 @@ def free_singular_values(view_key: str, _vt: torch.Tensor) -> torch.Tensor:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-@one_at_a_time
+@one_at_a_time(lane="long")
 def cached_subset(model_key: str, sel: Selection) -> dict:
     model, _ = get_image_model(model_key.split("@", 1)[0])
     with progress_bar("Classifying the 2,000 evaluation images at this setting…") as report:

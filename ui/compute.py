@@ -1,30 +1,38 @@
-"""Model compute runs one at a time per server.
+"""Model compute runs one at a time per server and lane.
 
 One forward pass already uses every core (torch's intra-op threads); two at once on a 2-core
 machine oversubscribe the cores and both finish later than they would one after the other. Under a
 class of sessions, cached functions already compute each distinct result once (Streamlit holds a
-lock per cache key); this lock serialises the distinct ones. Page scripts (figures, HTML) run
-concurrently as before.
+lock per cache key); a lock serialises the distinct ones. Long work (classifying the 2,000-image
+subset, about 2 s) has a lane of its own, so a 0.15 s text pass never queues behind it. Page
+scripts (figures, HTML) run concurrently as before.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_SLOT = threading.RLock()
+_LANES: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
 
 
-def one_at_a_time(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a function that runs a model (under st.cache_data / st.cache_resource)."""
+def one_at_a_time(fn: Callable[..., T] | None = None, *, lane: str = "interactive"):
+    """Decorate a function that runs a model (under st.cache_data / st.cache_resource):
+    `@one_at_a_time` or `@one_at_a_time(lane="long")`."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> T:
-        with _SLOT:
-            return fn(*args, **kwargs)
+    def decorate(f: Callable[..., T]) -> Callable[..., T]:
+        lock = _LANES[lane]
 
-    return wrapper
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs) -> T:
+            with lock:
+                return f(*args, **kwargs)
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
