@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import streamlit as st
 
 from tefviz.data.heldout import heldout_samples
@@ -186,17 +187,33 @@ if n < 2:
     st.info("One token only: nothing to predict and nothing to drop. Add more text.")
 
 # --- the tokens -------------------------------------------------------------------------------
-rows = token_rows(scored, filtered, layer)
-titles = [f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4f}, rank {r['rank']} of {n}\n"
-          + ("kept" if r["kept"] else "dropped")
-          + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
-          for r in rows]
-shown = min(n, 1024)
+@st.cache_resource(max_entries=256, show_spinner=False)
+def token_view(view: str, _scored: ScoredText, _filtered: FilteredText, _kept: np.ndarray,
+               layer: int) -> dict:
+    """The per-token table and both strips, once per view for every session (read-only)."""
+    rows = token_rows(_scored, _filtered, layer)
+    n = len(rows)
+    titles = [f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4f}, rank {r['rank']} of "
+              f"{n}\n" + ("kept" if r["kept"] else "dropped")
+              + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
+              for r in rows]
+    shown = min(n, 1024)
+    dimmed = list(~_kept[:shown])
+    # colour by rank, not raw share: trained scorers can be nearly flat, and their order is what counts
+    heat = [1.0 - (r["rank"] - 1) / max(n - 1, 1) for r in rows]
+    change = [r["loss_change_bits"] for r in rows]
+    worse = [0.0 if v is None else max(v, 0.0) for v in change]
+    return {"rows": rows, "change": change,
+            "shares": token_strip_html(_scored.pieces[:shown], heat[:shown], titles[:shown], vmax=1.0,
+                                       dimmed=dimmed),
+            "worse": token_strip_html(_scored.pieces[:shown], worse[:shown], titles[:shown], vmax=4.0,
+                                      dimmed=dimmed)}
+
+
+tokens = token_view(view, scored, filtered, kept, layer)
+rows = tokens["rows"]
 st.markdown(f"**Tokens by share** (block {layer}; struck-through grey = dropped at t = {t:.2f})")
-# colour by rank, not raw share: trained scorers can be nearly flat, and their order is what counts
-heat = [1.0 - (r["rank"] - 1) / max(n - 1, 1) for r in rows]
-st.html(token_strip_html(scored.pieces[:shown], heat[:shown], titles[:shown], vmax=1.0,
-                         dimmed=list(~kept[:shown])))
+st.html(tokens["shares"])
 st.caption("Colour: the token's rank by share (dark red = highest, white = lowest); hover for the share.")
 
 left, right = st.columns(2)
@@ -205,11 +222,8 @@ with left:
     chart(cumulative_share_figure, scored.pieces, shares, kept, t, view=view, key="cumulative")
 with right:
     st.markdown("**Which predictions got worse** (loss change per token)")
-    change = [r["loss_change_bits"] for r in rows]
-    chart(loss_change_figure, scored.pieces, change, list(kept), view=view, key="change")
-worse = [0.0 if v is None else max(v, 0.0) for v in change]
-st.html(token_strip_html(scored.pieces[:shown], worse[:shown], titles[:shown], vmax=4.0,
-                         dimmed=list(~kept[:shown])))
+    chart(loss_change_figure, scored.pieces, tokens["change"], list(kept), view=view, key="change")
+st.html(tokens["worse"])
 st.caption("Red = that token became harder to predict (up to 4+ bits worse); white = unchanged or easier.")
 download_buttons(rows, f"text-tokens-{scorer_key.replace(':', '_')}-t{t:.2f}", key="tokens-export")
 

@@ -87,3 +87,51 @@ def test_widget_states_as_the_frontend_sends_them():
     assert widget_state("selectbox", el.selectbox).string_value == "b"
     el.button.id = "$$ID-h-go"
     assert widget_state("button", el.button) is None  # triggers are only sent when clicked
+
+
+@pytest.mark.slow
+def test_two_replicas_behind_haproxy(tef_root, image_root, tmp_path):
+    """The recipe for classes beyond one server: scripts/replicas.sh starts 2 replicas behind
+    Debian's HAProxy; the load test drives sessions through the proxy, which spreads them."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.conftest import REPO
+
+    if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
+        if os.environ.get("TEFVIZ_REQUIRE_BROWSER") == "1":  # CI installs it with chromium
+            raise RuntimeError("haproxy is not installed")
+        pytest.skip("Debian haproxy not installed")
+    proc = subprocess.Popen(["scripts/replicas.sh", "2", "8680"], cwd=REPO, start_new_session=True,
+                            env={**os.environ, "TEFVIZ_CHECKPOINTS": str(tef_root), "HF_HUB_OFFLINE": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen("http://127.0.0.1:8680/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        out = tmp_path / "replicas.json"
+        assert main(["bench", "serve", "--url", "http://127.0.0.1:8680", "--text-sessions", "3",
+                     "--images-sessions", "1", "--moves", "2", "--max-seconds", "120",
+                     "--out", str(out)]) == 0
+        results = json.loads(out.read_text())
+        for page in ("text", "images"):
+            assert results["pages"][page]["errors"] == 0
+            assert results["pages"][page]["moves_completed"] == results["pages"][page]["moves_planned"]
+        # both replicas served sessions (round-robin over websocket connections): HAProxy's counts
+        stats = urllib.request.urlopen("http://127.0.0.1:8780/;csv", timeout=5).read().decode()
+        header = stats.splitlines()[0].lstrip("# ").split(",")
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in stats.splitlines()[1:]]
+        served = {r["svname"]: int(r["stot"]) for r in rows if r.get("pxname") == "replicas"
+                  and r["svname"] in ("r0", "r1")}
+        assert served.keys() == {"r0", "r1"} and min(served.values()) >= 2, served
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
