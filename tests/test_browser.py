@@ -187,6 +187,27 @@ def test_link_text_in_an_error_box_stays_text_and_the_favicon_is_local(server, b
     page.close()
 
 
+def test_short_and_split_character_texts_in_chromium(server, browser):
+    """Two tokens, and characters the byte-level BPE splits across tokens: finite bits per byte."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/language_model?sample=your+own+text")
+    _settle(page)
+    area = page.get_by_label("Your text")
+    for text in ("a b", "é", "naïve café", "日本語", "🙂👍🏽🇺🇦"):
+        area.fill(text)
+        area.press("Control+Enter")
+        page.wait_for_function(
+            "t => [...document.querySelectorAll('.tefviz-strip')].some(s => [...s.querySelectorAll("
+            "'span.tok')].map(x => x.textContent).join('').replaceAll('\u2026', '') === t)",
+            arg=text, timeout=60_000)
+        _settle(page)
+        _no_exception(page)
+        metric = page.locator('[data-testid="stMetric"]', has_text="Bits per byte")
+        value = metric.locator('[data-testid="stMetricValue"]').inner_text()
+        assert value not in ("nan", "inf", "n/a") and float(value) > 0, (text, value)
+    page.close()
+
+
 def test_a_lone_surrogate_in_a_paste_does_not_freeze_the_page(server, browser):
     """The browser encodes a lone surrogate as bytes that are not UTF-8; the server used to drop
     the message and every later one from that page."""

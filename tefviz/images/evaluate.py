@@ -72,9 +72,10 @@ def eval_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def predict(
-    model: ImageClassifier, x: torch.Tensor, sel: Selection, batch: int = 500
+    model: ImageClassifier, x: torch.Tensor, sel: Selection, batch: int = 128
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(probabilities (n, classes), tokens entering the encoder (n,), tokens after TNT (n,))."""
+    """(probabilities (n, classes), tokens entering the encoder (n,), tokens after TNT (n,)). Batches
+    of 128: on a 2-core CPU the 2,000 subset images take 1.3 s so, 1.5 s in batches of 500."""
     probs, tokens, final = [], [], []
     for i in range(0, len(x), batch):
         out: ClassifierOutput = model(x[i : i + batch], sel)
