@@ -37,7 +37,7 @@ def as_batch(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def analyse_image(model: ImageClassifier, image: np.ndarray, sel: Selection) -> ImageAnalysis:
     """Run one (32, 32) image with every token and at `sel` (one pass when they are the same)."""
     x = as_batch(image)
