@@ -25,7 +25,7 @@ from tefviz.viz.attention_figures import (
     receptive_field_figure,
 )
 from ui.bench import benchmark_button
-from ui.errors import guarded, show_error
+from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
 from ui.loaders import get_lm, usable_lm_names
 from ui.progress import progress_bar
@@ -423,5 +423,5 @@ if result:
     st.plotly_chart(bench_figure(result), width="stretch", key="bench")
     failed = [r for r in result["runs"] if "error" in r]
     for r in failed:
-        st.warning(f"{r['impl']} at {r['n']} tokens failed: {r['error']}")
+        st.warning(literal(f"{r['impl']} at {r['n']} tokens failed: {r['error']}"))
     download_buttons(result["runs"], "bench-attention", key="bench-export")

@@ -21,7 +21,7 @@ from tefviz.viz.attention_figures import (
 )
 from ui.bench import benchmark_button
 from ui.compute import one_at_a_time
-from ui.errors import guarded, show_error
+from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
 from ui.loaders import embedded_lm_or_stop
 from ui.routing import through_app
@@ -121,7 +121,7 @@ st.subheader("Error as the approximation grows")
 
 
 @st.cache_data(max_entries=16, show_spinner="Sweeping sizes for every method…")
-@one_at_a_time
+@one_at_a_time(lane="long")
 def cached_sweep(key: tuple, causal: bool, _q, _k, _v) -> list[dict]:
     return error_sweep(_q, _k, _v, causal)
 
@@ -185,5 +185,5 @@ if result:
     )
     for r in result["runs"]:
         if "median_s" not in r:
-            st.info(f"{r['method']} at {r['n']} tokens: {r.get('skipped') or r.get('error')}")
+            st.info(literal(f"{r['method']} at {r['n']} tokens: {r.get('skipped') or r.get('error')}"))
     download_buttons(result["runs"], "bench-approx", key="approx-bench-export")

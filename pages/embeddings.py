@@ -63,7 +63,7 @@ model_key = f"{lm.name}@{lm.version}"
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring the dense model…")
-@one_at_a_time
+@one_at_a_time(lane="long")
 def cached_windows(model_key: str, n_windows: int, _lm) -> tuple[list, float]:
     ids = _lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
     wins = windows_of(ids, _lm.context_length, n_windows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import streamlit as st
@@ -42,9 +43,9 @@ from tefviz.viz.image_figures import (
     score_heatmap_figure,
     spectrum_figure,
 )
-from ui.charts import chart
+from ui.charts import chart, digest
 from ui.compute import one_at_a_time
-from ui.errors import guarded
+from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.loaders import get_image_model, unusable_image_checkpoints, usable_image_checkpoints
 from ui.progress import progress_bar
@@ -65,7 +66,7 @@ st.caption(
 models = usable_image_checkpoints()
 for broken in unusable_image_checkpoints():
     st.warning(
-        f"Image checkpoint `{broken.name}` is unusable and not offered: {broken.error}",
+        literal(f"Image checkpoint {broken.name} is unusable and not offered: {broken.error}"),
         icon=":material/error:",
     )
 if not models:
@@ -352,7 +353,8 @@ elif tokenizer.name == "fft":
     chart(lambda: spectrum_figure(log_magnitude(image_t).numpy(), side, spectrum_title),
           view=fig_view, key="spectrum", where=cols[1])
     chart(lambda: image_figure(lowpass_reconstruction(image_t, side).numpy(),
-                               f"Rebuilt from the kept frequencies ({result.tokens_now - 1} tokens)"),
+                               f"Rebuilt from the kept frequencies ({result.tokens_now - 1} tokens) "
+                               "and their conjugate partners"),
           view=fig_view, key="lowpass", where=cols[2])
 elif tokenizer.name == "svd_exact":
     kept_k = int(result.keep.sum())
@@ -451,8 +453,8 @@ with tab_acc:
             f"correctly with **{tokens:.1f}** tokens on average (a star marks it)."
         )
     if curves:
-        chart(accuracy_tokens_figure, curves, current, view=f"{fig_view}|{sorted(current.items())}",
-              key="acc_tokens")
+        chart(accuracy_tokens_figure, curves, current, key="acc_tokens",  # the curves come from the cards
+              view=digest(json.dumps([curves, current], sort_keys=True, default=str)))
         st.caption(
             "Lines: the table `python -m tefviz eval images --write-cards` stored in each checkpoint's "
             "card. TNT's token count is averaged over the encoder blocks (it prunes inside)."
@@ -552,7 +554,8 @@ with tab_free:
         inside = f"log spectrum: {energy[sides_free.index(s_free)]:.1%} of the energy inside"
         chart(lambda: spectrum_figure(log_magnitude(vt).numpy(), s_free, inside),
               view=f"{free_view}|{s_free}", key="free_spectrum")
-        chart(lambda: image_figure(lowpass_reconstruction(vt, s_free).numpy(), "Low-pass reconstruction"),
+        chart(lambda: image_figure(lowpass_reconstruction(vt, s_free).numpy(),
+                                   "Low-pass reconstruction (the square and its conjugate partners)"),
               view=f"{free_view}|{s_free}", key="free_lowpass")
         chart(energy_curve_figure, sides_free, energy, s_free, "Energy inside the square",
               view=f"{free_view}|{s_free}", key="free_energy")

@@ -70,7 +70,7 @@ if choice == HUB and not hub_name:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-@one_at_a_time
+@one_at_a_time(lane="long")
 def cached_analysis(model_key: str, text: str, _lm) -> TextAnalysis:
     """Scores keyed by (model, weights version, text): moving a slider never rescores."""
     with progress_bar("Scoring tokens…") as report:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -238,7 +239,9 @@ else:
     current = scorer_key.split(":", 1)[1] if is_tef else f"{scorer_key} ({policy.mode})"
     finite = n > 1 and math.isfinite(filtered.perplexity)
     point = (filtered.kept_fraction, filtered.perplexity) if finite else None
-    chart(perplexity_vs_kept_figure, table, current, t, point, view=view, key="table")
+    # the table comes from a card, which `eval text --write-cards` can rewrite under a running server
+    chart(perplexity_vs_kept_figure, table, current, t, point, key="table",
+          view=f"{view}|{digest(json.dumps(table, sort_keys=True))}")
     st.caption(f"Dense reference perplexity {table['reference']['perplexity']:.2f} over "
                f"{table['reference']['windows']} windows of {table['reference']['block']} tokens of held-out "
                "Austen. The star is this text at the current t; the ring, the held-out point nearest t.")

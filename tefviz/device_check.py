@@ -265,6 +265,9 @@ def _attention_summary(r: dict) -> str:
         verdict = (f"at {n:,}: flex {speed:.1f}x faster than dense causal SDPA, peak "
                    f"{flex['peak_mb_over_inputs']:.0f} MB vs {dense['peak_mb_over_inputs']:.0f} MB "
                    f"({mem:.1f}x)")
+        if n >= 65_536:  # the GPU goal: at least 20x faster with a peak within 2x of dense
+            met = speed >= 20 and mem <= 2
+            verdict += f"; goal (>= 20x, peak <= 2x) {'met' if met else 'NOT met'}"
     return verdict or json.dumps(r["speedups_vs_dense"])
 
 
@@ -337,8 +340,9 @@ def run_checks(checks: list[Check], device: torch.device, budget_s: float = 480,
                                     f"the {budget_s:.0f} s budget was spent"))
             continue
         t = time.perf_counter()
+        mem = PeakMemory(device)
         try:
-            with PeakMemory(device) as mem:
+            with mem:
                 result = check.run()
             status = "pass"
         except Exception as e:  # a check's failure is a row in the table, not the end of the run
@@ -346,7 +350,6 @@ def run_checks(checks: list[Check], device: torch.device, budget_s: float = 480,
             result = f"{type(e).__name__}: {e}".splitlines()[0][:300]
             tb = traceback.format_exc().strip().splitlines()
             result += f" [{tb[-3].strip() if len(tb) >= 3 else ''}]"
-            mem = PeakMemory(device)
         outcome = Outcome(check.group, check.name, status, round(time.perf_counter() - t, 2), mem.mb, result)
         outcomes.append(outcome)
         progress(outcome.row())

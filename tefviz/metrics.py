@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tefviz.device import autocast
+from tefviz.device import autocast, device_of
 from tefviz.errors import InputError
 
 
@@ -89,7 +89,7 @@ def token_predictions(
     top_p = torch.zeros(max(n - 1, 0), topk)
     if n < 2:
         return TokenPredictions(out, top_i, top_p)
-    device = next(model.parameters()).device
+    device = device_of(model)
     # bound the logits held at once (~256 MB of fp32): 8 windows for small vocabularies,
     # one at a time for GPT-2-sized ones
     vocab = int(getattr(model.config, "vocab_size", 50_000))

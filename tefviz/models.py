@@ -134,23 +134,30 @@ def hub_preflight(name: str) -> None:
     """Refuse a hub name early, and say why: a local path, a model without safetensors weights or
     one that needs remote code, no network. Asks the local hub cache first, else one request with
     a short timeout (from_pretrained alone retries for about 40 s when offline)."""
-    if Path(name).expanduser().exists():
+    if Path(name).exists():
         raise HubUnavailableError(
-            f"{name!r} names a folder on this server, not a hub model: models are read only from "
+            f"{name!r} names a path on this server, not a hub model: models are read only from "
             "checkpoints/ (choose one by name) or from the Hugging Face hub")
     from huggingface_hub import try_to_load_from_cache
 
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     cached = try_to_load_from_cache(name, "config.json")
+    files: list[str] = []
+    config: dict = {}
     if isinstance(cached, str):
-        folder = Path(cached).parent
-        files = [p.name for p in folder.iterdir()]
-        config = json.loads(Path(cached).read_text())
-    elif os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise HubUnavailableError(f"could not load {name!r}: the Hugging Face hub is switched off "
-                                  "(HF_HUB_OFFLINE=1) and the model is not in the local cache. Use a "
-                                  "checkpoint under checkpoints/ instead.")
-    else:
-        files, config = _ask_the_hub(name)
+        files = [p.name for p in Path(cached).parent.iterdir()]
+        try:
+            config = json.loads(Path(cached).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise HubUnavailableError(f"the cached config.json of {name!r} is unreadable", repr(e)) from e
+    # a cache holding the config but no weights is a download that broke off: ask the hub itself
+    if not any(f.endswith(".safetensors") for f in files):
+        if offline and cached is None:
+            raise HubUnavailableError(f"could not load {name!r}: the Hugging Face hub is switched off "
+                                      "(HF_HUB_OFFLINE=1) and the model is not in the local cache. Use a "
+                                      "checkpoint under checkpoints/ instead.")
+        if not offline:
+            files, config = _ask_the_hub(name)
     if not any(f.endswith(".safetensors") for f in files):
         raise HubUnavailableError(f"{name!r} has no safetensors weights (only pickle files, which can run "
                                   "code when loaded): refused")
@@ -172,6 +179,8 @@ def _ask_the_hub(name: str) -> tuple[list[str], dict]:
         raise HubUnavailableError(
             f"could not load {name!r}: the Hugging Face hub cannot be reached (no network). "
             "Offline, use a checkpoint under checkpoints/ instead.", repr(e)) from e
+    if info.gated:  # its metadata is public, its files are not
+        raise HubUnavailableError(f"{name!r} is gated on the hub: it needs an access token")
     return [s.rfilename for s in (info.siblings or [])], dict(info.config or {})
 
 

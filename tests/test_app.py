@@ -172,7 +172,7 @@ def test_lm_page_hub_field_refuses_a_relative_folder(checkpoints_root, tiny_lm_d
     for name in ("checkpoints/tefviz-lm", "copied/model"):
         at = _lm_page(model="Hugging Face name (needs network)", hub=name)
         assert not at.exception and not at.metric
-        assert any("folder on this server" in e.value for e in at.error), [e.value for e in at.error]
+        assert any("path on this server" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_lm_page_starts_no_hub_request_before_a_name(checkpoints_root, monkeypatch):

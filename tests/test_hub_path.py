@@ -63,7 +63,7 @@ def test_a_hub_name_that_is_a_local_folder_is_refused(tmp_path, tiny_lm_dir, mon
 
     shutil.copytree(tiny_lm_dir, tmp_path / "org" / "model")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(HubUnavailableError, match="folder on this server"):
+    with pytest.raises(HubUnavailableError, match="path on this server"):
         load_from_hub("org/model")
 
 
@@ -87,3 +87,20 @@ def test_offline_is_detected_at_once(monkeypatch):
     with pytest.raises(HubUnavailableError, match="cannot be reached"):
         load_from_hub("openai-community/gpt2")
     assert time.perf_counter() - t < 2 and calls and calls[0] <= 10
+
+
+def test_a_half_cached_model_asks_the_hub_and_a_gated_one_says_so(hub_cache, monkeypatch):
+    """A cache holding config.json but no weights (a download that broke off) is not taken for a
+    pickle-only model: the hub is asked, and a gated model gets its own reason."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    snap = next((hub_cache / "models--tefviz-test--tiny-gpt2" / "snapshots").iterdir())
+    (snap / "model.safetensors").unlink()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    weights = [SimpleNamespace(rfilename="model.safetensors")]
+    info = SimpleNamespace(gated="manual", siblings=weights, config={})
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, **kw: info)
+    with pytest.raises(HubUnavailableError, match="gated"):
+        load_causal_lm("tefviz-test/tiny-gpt2", device="cpu")

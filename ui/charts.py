@@ -32,5 +32,9 @@ def chart(builder: Callable[..., go.Figure], *args, view: str, key: str, where=N
     """Draw builder(*args, **kwargs) full width in `where` (default: the page). `view` must name
     everything the inputs depend on: the figure is built once per (builder, chart key, view) for the
     whole server. Pass a lambda as the builder when the inputs themselves cost time to compute."""
-    name = f"{builder.__module__}.{builder.__qualname__}:{key}"
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    page = ctx.page_script_hash if ctx is not None else ""
+    name = f"{page}:{builder.__module__}.{builder.__qualname__}:{key}"  # chart keys are unique per page
     (where or st).plotly_chart(_shared_figure(name, view, builder, args, kwargs), width="stretch", key=key)

@@ -4,21 +4,21 @@ One forward pass already uses every core (torch's intra-op threads); two at once
 machine oversubscribe the cores and both finish later than they would one after the other. Under a
 class of sessions, cached functions already compute each distinct result once (Streamlit holds a
 lock per cache key); a lock serialises the distinct ones. Long work (classifying the 2,000-image
-subset, about 2 s) has a lane of its own, so a 0.15 s text pass never queues behind it. Page
-scripts (figures, HTML) run concurrently as before.
+subset, scoring a 4,096-token text, sweeps) has a lane of its own, so a 0.15 s text pass never
+queues behind it. Page scripts (figures, HTML) run concurrently as before. A session waiting here
+cannot be interrupted (Streamlit does not stop a run inside a cached function either).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_LANES: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
+_LANES = {"interactive": threading.RLock(), "long": threading.RLock()}
 
 
 def one_at_a_time(fn: Callable[..., T] | None = None, *, lane: str = "interactive"):
@@ -26,7 +26,7 @@ def one_at_a_time(fn: Callable[..., T] | None = None, *, lane: str = "interactiv
     `@one_at_a_time` or `@one_at_a_time(lane="long")`."""
 
     def decorate(f: Callable[..., T]) -> Callable[..., T]:
-        lock = _LANES[lane]
+        lock = _LANES[lane]  # KeyError for a lane that does not exist
 
         @functools.wraps(f)
         def wrapper(*args, **kwargs) -> T:

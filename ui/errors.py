@@ -14,7 +14,7 @@ from tefviz.errors import TefvizError
 
 T = TypeVar("T")
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=])")
 
 
 _AUTOLINK = re.compile(r"(://|www\.|@)", re.IGNORECASE)
@@ -25,7 +25,8 @@ def literal(text: object) -> str:
     a zero-width space inside "://", "www." and "@" (GitHub-flavoured markdown links bare URLs and
     addresses even when escaped), so a value from a link never becomes a link, an image or
     formatting."""
-    text = _AUTOLINK.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], str(text))
+    text = " ".join(str(text).splitlines())  # no line may start a heading, a list or a quote
+    text = _AUTOLINK.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
     return _MARKDOWN.sub(r"\\\1", text)
 
 

@@ -24,11 +24,13 @@ _log = logging.getLogger("tefviz")
 
 def repair_backmsg(data: bytes) -> bytes:
     """The frame as is when it parses; else with lone surrogates replaced by U+FFFD."""
+    if not _LONE_SURROGATE.search(data):  # nearly every frame: nothing to repair, no second parse
+        return data
     from streamlit.proto.BackMsg_pb2 import BackMsg
 
     try:
         BackMsg().ParseFromString(data)
-        return data
+        return data  # the bytes were inside a number, not a string
     except Exception:  # protobuf's DecodeError; a frame that stays broken is refused by Streamlit
         return _LONE_SURROGATE.sub(b"\xef\xbf\xbd", data)
 

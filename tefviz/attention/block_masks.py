@@ -6,11 +6,11 @@ Through `torch.compile` it evaluates tile by tile (+66 MB at 65,536 on the H200)
 once per mask_mod (5-25 s on a 2-core CPU, minutes on a GPU's first run) and, past Dynamo's
 recompile limit (8 mask_mods in one process, as on a server where users try patterns), it silently
 falls back to the eager build: +672 MB for the ninth mask at 8,192 tokens, measured. So masks are
-built here by evaluating the mask_mod one band of query tiles at a time (at most ~4 M cells at
-once, on the target device), reducing each tile to "any" and "all", and handing the tile lists to
-`BlockMask.from_kv_blocks`: the same BlockMask as `create_block_mask` (tested), no compile, memory
-bounded by the band (+66 MB at 16,384 tokens on the CPU, 1.7 s; 24 s at 65,536 there). Masks are
-cached per pattern, parameters, length, device and block size.
+built here by evaluating the mask_mod one band of query tiles at a time (about 4 M cells, at least
+one row of tiles, on the target device), reducing each tile to "any" and "all", and handing the
+tile lists to `BlockMask.from_kv_blocks`: the same BlockMask as `create_block_mask` (tested), no
+compile, memory bounded by the band (+24 MB at 16,384 tokens on the CPU, measured by a test; 1.7 s
+there, 24 s at 65,536). Masks are cached per pattern, parameters, length, device and block size.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from torch.nn.attention.flex_attention import BlockMask, and_masks
 
 from tefviz.attention.patterns.base import MaskMod
 from tefviz.attention.patterns.causal import causal_mod
+from tefviz.errors import InputError
 
 BLOCK = 128  # FlexAttention's default block: the kernels compute 128 x 128 tiles
 BAND_CELLS = 1 << 22  # mask cells evaluated at once
@@ -40,6 +41,9 @@ def build_block_mask(mod: MaskMod, n: int, device: torch.device | str = "cpu",
                      block: int = BLOCK) -> BlockMask:
     """The BlockMask of `mod` for n queries and keys (uncached). Like `create_block_mask`, a length
     that is not a multiple of the block is padded with masked-out cells, so edge tiles are partial."""
+    if n < 1 or block < 1:
+        raise InputError(f"a BlockMask needs at least one token and a block of at least 1, got n={n}, "
+                         f"block={block}")
     device = torch.device(device)
     tiles = math.ceil(n / block)
     zero = torch.zeros((), dtype=torch.long, device=device)

@@ -17,6 +17,7 @@ import torch
 
 from tefviz.bench import describe_device, save_results, synchronize, time_calls
 from tefviz.data.fashion_mnist import CLASSES
+from tefviz.device import device_of
 from tefviz.images.checkpoint import load_image_classifier
 from tefviz.images.evaluate import eval_inputs, evaluate_model, predict
 from tefviz.images.model import ImageClassifier, Selection
@@ -80,7 +81,7 @@ def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5, ta
     results = {"device": None, "threads": torch.get_num_threads(), "images": len(x), "models": {}}
     for path in checkpoints:
         model = load_image_classifier(path)
-        dev = next(model.parameters()).device
+        dev = device_of(model)
         results["device"] = describe_device(dev, next(model.parameters()).dtype)
         name = model.cfg.tokenizer
         reduced = REDUCED[name] if name != "patch" or model.cfg.tnt_layers else Selection()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from tefviz.analysis import token_pieces
+from tefviz.device import device_of
 from tefviz.errors import InputError
 from tefviz.models import LoadedLM
 from tefviz.text.filtering import DropPolicy, dense_pass
@@ -84,7 +85,7 @@ def score_text_tokens(lm: LoadedLM, scorer: TokenScorer, text: str, model=None, 
     if scorer.max_tokens is not None and len(ids) > scorer.max_tokens:
         raise InputError(f"{scorer.label} scores at most {scorer.max_tokens} tokens (one forward pass "
                          f"per token); this text has {len(ids)}. Pick a shorter text or another scorer.")
-    device = next(model.parameters()).device
+    device = device_of(model)
     x = torch.tensor(ids, device=device)
     scores = scorer.score(model, x, progress=progress)
     dense = dense_pass(model, x)
@@ -96,7 +97,7 @@ def score_text_tokens(lm: LoadedLM, scorer: TokenScorer, text: str, model=None, 
 def filter_text(lm: LoadedLM, scorer: TokenScorer, scored: ScoredText, t: float, policy: DropPolicy,
                 model=None) -> FilteredText:
     model = model if model is not None else lm.model
-    device = next(model.parameters()).device
+    device = device_of(model)
     fp = scorer.filtered(model, torch.tensor(scored.ids, device=device), scored.token_scores, t, policy)
     return FilteredText(fp.nll.numpy(), fp.masks.kept_by_last_query().numpy(), fp.masks.kept_fraction)
 

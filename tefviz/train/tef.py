@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from tefviz.device import device_of
 from tefviz.errors import DataError, InputError
 from tefviz.models import load_causal_lm
 from tefviz.text.tef import TEF_MODEL_TYPE, TEFConfig, TEFHeads
@@ -140,7 +141,7 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     model = lm.model.float()
     if cfg.block_size > lm.context_length:
         raise InputError(f"block size {cfg.block_size} exceeds the model's context of {lm.context_length}")
-    device = next(model.parameters()).device
+    device = device_of(model)
     state = cfg.run_dir / "state"
     tokens = {s: encode_split(lm.tokenizer, cfg.corpus_dir, s, cfg.run_dir / f"tokens_{s}.npy")
               for s in ("train", "valid")}
