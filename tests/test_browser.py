@@ -133,7 +133,10 @@ def test_page_renders_in_chromium(server, browser, spec):
     page.goto(f"{server}/{spec.url_path}")
     _settle(page)
     if page.locator(".js-plotly-plot").count():
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        # some charts sit in collapsed expanders (never visible): wait until one of them is drawn
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot .main-svg')]"
+            ".some(e => e.getBoundingClientRect().height > 0)", timeout=60_000)
     _no_exception(page)
     assert not dialogs
     _screenshot(page, Path(spec.path).stem)
