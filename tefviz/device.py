@@ -122,19 +122,11 @@ def device_of(reference: torch.nn.Module | torch.Tensor) -> torch.device:
     return torch.device("cpu")
 
 
-def place_beside(component: torch.nn.Module, reference: torch.nn.Module | torch.Tensor,
-                 dtype: torch.dtype | None = None) -> torch.nn.Module:
-    """Put a component made beside a model (TEF heads, a compressed embedding's factors, a probe)
-    on that model's device, and in `dtype` when given (components that keep their own precision,
-    like the fp32 TEF heads, pass none). The one place this happens, so no component is left on
-    the CPU beside a GPU model; a no-op when it is already there."""
+def place_beside(component: torch.nn.Module, reference: torch.nn.Module | torch.Tensor) -> torch.nn.Module:
+    """Move a component that runs beside a model (the TEF heads, which keep their own fp32) to that
+    model's device where the two meet, so none is left on the CPU beside a GPU model; a no-op when
+    it is already there (the loaders put it there first)."""
     device = device_of(reference)
-    if device_of(component) != device or (dtype is not None and _dtype_of(component) != dtype):
-        component.to(device=device, dtype=dtype)
+    if device_of(component) != device:
+        component.to(device)
     return component
-
-
-def _dtype_of(module: torch.nn.Module) -> torch.dtype | None:
-    for tensor in module.parameters():
-        return tensor.dtype
-    return None
