@@ -111,13 +111,14 @@ def token_predictions(
         x = torch.zeros(len(chunk), width, dtype=torch.long)
         for j, (s, _, e) in enumerate(chunk):
             x[j, : e - s] = ids[s:e]
+        x = x.to(device)
         with autocast(device, dtype):
-            logits = model(input_ids=x.to(device)).logits
+            logits = model(input_ids=x).logits
         for j, (s, first, e) in enumerate(chunk):
             # logits at position p predict token p+1; targets first..e-1
             pos = torch.arange(first - 1 - s, e - 1 - s, device=logits.device)
             logp = torch.log_softmax(logits[j, pos].float(), dim=-1)
-            tgt = x[j, pos + 1].to(logp.device)
+            tgt = x[j, pos + 1]
             out[first - 1 : e - 1] = -logp.gather(1, tgt[:, None])[:, 0].cpu()
             if topk:
                 p, k = logp.exp().topk(topk, dim=-1)
