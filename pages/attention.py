@@ -16,6 +16,7 @@ from tefviz.attention.on_model import run_pattern
 from tefviz.attention.patterns import PATTERNS, build_pattern
 from tefviz.data.heldout import heldout_samples
 from tefviz.errors import InputError
+from tefviz.lm import model_parts
 from tefviz.viz.attention_figures import (
     attention_pair_figure,
     bench_figure,
@@ -331,8 +332,7 @@ else:
     sample = m1.selectbox("Held-out text", list(samples), key="sample")
     lm = guarded(f"Loading {lm_names[0]!r}", get_lm, lm_names[0])
     if lm is not None:
-        n_layer = lm.model.config.n_layer
-        n_head = lm.model.config.n_head
+        n_layer, n_head = model_parts(lm.model).n_layer, model_parts(lm.model).n_head
         on_layers = m2.multiselect(
             "Apply to layers", list(range(n_layer)), default=list(range(n_layer)), key="on_layers"
         )

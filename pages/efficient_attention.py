@@ -13,6 +13,7 @@ from tefviz.attention.approx_view import SIZES, Comparison, compare, error_sweep
 from tefviz.attention.on_model import qkv_at
 from tefviz.data.heldout import heldout_samples
 from tefviz.errors import InputError
+from tefviz.lm import model_parts
 from tefviz.viz.attention_figures import (
     attention_pair_figure,
     bench_figure,
@@ -40,7 +41,7 @@ st.caption(
 lm = embedded_lm_or_stop()
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 methods = list(APPROXIMATIONS)
-n_layer, n_head = lm.model.config.n_layer, lm.model.config.n_head
+n_layer, n_head = model_parts(lm.model).n_layer, model_parts(lm.model).n_head
 max_tokens = min(512, lm.context_length)
 token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
 

@@ -13,6 +13,7 @@ from tefviz.embeddings.evaluate import (
     pareto_sweep,
     windows_perplexity,
 )
+from tefviz.lm import model_parts
 from tefviz.text.evaluate import windows_of
 from tefviz.viz.embedding_figures import pareto_figure, row_error_figure
 from tefviz.viz.tokens import token_strip_html
@@ -35,7 +36,7 @@ st.caption(
 )
 
 lm = embedded_lm_or_stop()
-vocab, dim = lm.model.config.vocab_size, lm.model.config.n_embd
+vocab, dim = lm.model.config.vocab_size, model_parts(lm.model).d_model
 methods = list(COMPRESSORS)
 
 # --- choices (kept in the URL) -------------------------------------------------------------------

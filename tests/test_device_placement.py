@@ -42,6 +42,11 @@ def reaches_the_end_on_meta(fn, must_run: torch.nn.Module | None = None) -> None
 def meta_policy(monkeypatch):
     monkeypatch.setenv("TEFVIZ_DEVICE", "meta")
     monkeypatch.setenv("TEFVIZ_DTYPE", "float32")
+    # transformers asks, data-dependently, whether position ids pack several sequences before
+    # building the causal mask; meta tensors cannot answer, and none of our inputs are packed
+    from transformers import masking_utils
+
+    monkeypatch.setattr(masking_utils, "find_packed_sequence_indices", lambda position_ids: None)
 
 
 def test_the_check_itself_catches_a_component_left_on_the_cpu():

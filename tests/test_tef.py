@@ -10,9 +10,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from tefviz.cli import main
 from tefviz.errors import CheckpointError, InputError
+from tefviz.lm import masked_forward
 from tefviz.text.filtering import dense_pass
 from tefviz.text.keep import causal_keep_mask
-from tefviz.text.masked_gpt2 import masked_forward
 from tefviz.text.scorers import get_scorer
 from tefviz.text.tef import TEFConfig, TEFHeads, causal_key_weights, tef_checkpoint_lm
 

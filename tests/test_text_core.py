@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from tefviz.errors import InputError
+from tefviz.lm import masked_forward, model_parts
 from tefviz.text.filtering import DropPolicy, dense_pass, filtered_pass, keep_masks
 from tefviz.text.keep import causal_keep_mask, cumulative_keep_mask, normalise_shares
-from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
 from tefviz.text.scorers import SCORERS, get_scorer
 
 
@@ -87,9 +87,9 @@ def test_skip_passes_the_residual_through(model, ids):
     keep = torch.ones(n)
     keep[3] = 0
     out = masked_forward(model, ids[None], token_keep=keep, mode="skip").logits[0, 3]
-    p = gpt2_parts(model)
-    h = p.wte(ids[3]) + p.wpe(torch.tensor(3))
-    torch.testing.assert_close(out, p.lm_head(p.ln_f(h)))
+    p = model_parts(model)
+    h = p.embedding(ids[3]) + model.transformer.wpe(torch.tensor(3))
+    torch.testing.assert_close(out, p.head(p.final_norm(h)))
 
 
 def test_bad_shapes_and_models_are_refused(model, ids):
@@ -97,8 +97,8 @@ def test_bad_shapes_and_models_are_refused(model, ids):
         masked_forward(model, ids[None], key_keep=torch.ones(3, ids.numel()))
     with pytest.raises(InputError, match="context"):
         masked_forward(model, torch.zeros(1, 65, dtype=torch.long))
-    with pytest.raises(InputError, match="GPT-2"):
-        gpt2_parts(torch.nn.Linear(2, 2))
+    with pytest.raises(InputError, match="supports the causal LM architectures gpt2, llama"):
+        model_parts(torch.nn.Linear(2, 2))
 
 
 def test_cumulative_keep_mask_examples():

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from tefviz.attention.approx_view import error_sweep
 from tefviz.attention.on_model import qkv_at
 from tefviz.data.heldout import heldout_text
+from tefviz.lm import model_parts
 from tefviz.models import load_causal_lm
 
 
@@ -23,9 +24,8 @@ def eval_approx(lm_name: str, out: Path | None, tokens: int = 256, sizes: tuple[
     n = min(tokens, lm.context_length)
     ids = lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n]
     ids = torch.tensor(ids, device=lm.device)
-    cfg = lm.model.config
     rows: list[dict] = []
-    cases = [(layer, causal) for layer in range(cfg.n_layer) for causal in (False, True)]
+    cases = [(layer, causal) for layer in range(model_parts(lm.model).n_layer) for causal in (False, True)]
     for layer, causal in tqdm(cases, desc="eval approx"):
         q, k, v = qkv_at(lm.model, ids, layer)
         for head in range(q.shape[0]):

@@ -2,7 +2,7 @@
 one layer and head's attention weights under the pattern beside dense.
 
 The LM is causal, so the pattern is intersected with causality; a query always keeps itself.
-Runs through `tefviz.text.masked_gpt2` (the same loop the text scorers use).
+Runs through the intervention layer `tefviz.lm` (as the text scorers do), on any supported LM.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from tefviz.errors import InputError
+from tefviz.lm import capture_qkv, masked_forward, model_parts
 from tefviz.text.filtering import token_nll
-from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def layer_masks(mask: torch.Tensor, n_layer: int, layers: list[int] | None) -> t
 @torch.no_grad()
 def run_pattern(model, ids: torch.Tensor, mask: torch.Tensor, layers: list[int] | None, show_layer: int
                 ) -> PatternedRun:
-    parts = gpt2_parts(model)
+    parts = model_parts(model)
     ids = ids.reshape(-1)
     n = ids.numel()
     if tuple(mask.shape) != (n, n):
@@ -63,21 +63,12 @@ def run_pattern(model, ids: torch.Tensor, mask: torch.Tensor, layers: list[int] 
     device = ids.device
     dense = masked_forward(model, ids[None], need_weights=True)
     keys = layer_masks(mask, parts.n_layer, layers).to(device)
-    patterned = masked_forward(model, ids[None], key_keep=keys.float(), need_weights=True)
+    patterned = masked_forward(model, ids[None], key_keep=keys, need_weights=True)
     return PatternedRun(token_nll(dense.logits[0], ids).cpu(), token_nll(patterned.logits[0], ids).cpu(),
                         dense.attentions[show_layer][0].cpu(), patterned.attentions[show_layer][0].cpu())
 
 
-@torch.no_grad()
 def qkv_at(model, ids: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The real queries, keys and values of block `layer` for a text: each (heads, n, head_dim)."""
-    parts = gpt2_parts(model)
-    if not 0 <= layer < parts.n_layer:
-        raise InputError(f"layer {layer} does not exist; the model has {parts.n_layer}")
-    ids = ids.reshape(1, -1)
-    hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[layer]  # input of block `layer`
-    block = parts.blocks[layer]
-    d = parts.d_model
-    q, k, v = block.attn.c_attn(block.ln_1(hidden)).split(d, dim=2)
-    heads = parts.n_head
-    return tuple(z[0].view(-1, heads, d // heads).transpose(0, 1).float() for z in (q, k, v))
+    """The real queries, keys and values of layer `layer` for a text, as the model uses them
+    (after rotary embedding; grouped-query heads repeated): each (heads, n, head_dim)."""
+    return capture_qkv(model, ids, layer)

@@ -12,8 +12,8 @@ import torch
 
 from tefviz.embeddings.compressors import COMPRESSORS, compress, dense_bytes
 from tefviz.errors import InputError
+from tefviz.lm import masked_forward, model_parts
 from tefviz.text.filtering import token_nll
-from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
 
 PARETO_GRID: dict[str, list[dict]] = {
     "quantised": [{"bits": b} for b in (8, 6, 4, 3, 2)],
@@ -57,7 +57,7 @@ def windows_perplexity(model, windows: list[torch.Tensor], embedding: torch.Tens
     if not windows:
         raise InputError("no held-out windows to evaluate")
     total, count = 0.0, 0
-    device = gpt2_parts(model).wte.weight.device
+    device = model_parts(model).embedding.weight.device
     for w in windows:
         w = w.to(device)
         nll = token_nll(masked_forward(model, w[None], embedding=embedding).logits[0], w)
@@ -73,7 +73,7 @@ def row_errors(original: torch.Tensor, approx: torch.Tensor) -> torch.Tensor:
 def evaluate_compression(
     model, windows: list[torch.Tensor], method: str, knobs: dict, dense_perplexity: float | None = None
 ) -> CompressionResult:
-    weight = gpt2_parts(model).wte.weight.detach().float().cpu()
+    weight = model_parts(model).embedding.weight.detach().float().cpu()
     compressed = compress(method, weight, **knobs)
     matrix = compressed.matrix()
     dense = dense_perplexity if dense_perplexity is not None else windows_perplexity(model, windows)

@@ -23,9 +23,9 @@ from tefviz.data.heldout import heldout_text
 from tefviz.embeddings.compressors import COMPRESSORS, compress, dense_bytes
 from tefviz.embeddings.evaluate import windows_perplexity
 from tefviz.errors import InputError
+from tefviz.lm import masked_forward, model_parts
 from tefviz.models import load_causal_lm
 from tefviz.text.evaluate import windows_of
-from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
 from tefviz.train.lm import _batch
 from tefviz.train.tef import encode_split
 
@@ -55,7 +55,7 @@ def finetune_embedding(cfg: FinetuneConfig) -> dict:
     model = lm.model
     for p in model.parameters():
         p.requires_grad_(False)
-    weight = gpt2_parts(model).wte.weight.detach().float()
+    weight = model_parts(model).embedding.weight.detach().float()
     compressed = compress(cfg.method, weight, **cfg.knobs)
     params = compressed.trainable()
     if not params:

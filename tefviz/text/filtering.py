@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from tefviz.errors import InputError
+from tefviz.lm import masked_forward, model_parts
 from tefviz.text.keep import causal_keep_mask, cumulative_keep_mask, kept_fractions, normalise_shares
-from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
 from tefviz.text.scores import TokenScores
 
 DropModeName = Literal["evict", "skip", "zero"]
@@ -104,7 +104,7 @@ def filtered_pass(
 ) -> FilteredPass:
     """The text's per-token loss with tokens dropped at threshold t."""
     ids = ids.reshape(-1)
-    masks = keep_masks(scores, t, policy, gpt2_parts(model).n_layer)
+    masks = keep_masks(scores, t, policy, model_parts(model).n_layer)
     device = ids.device
     if policy.mode == "evict":
         out = masked_forward(model, ids[None], key_keep=masks.keys.to(device))

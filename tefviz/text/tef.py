@@ -1,6 +1,7 @@
-"""Token evaluation functions (TEF) for GPT-2: the paper's design and a causal one that works.
+"""Token evaluation functions (TEF) for any supported causal LM: the paper's design and a causal
+one that works.
 
-Both put one small head per block on the block's input and read its output as each token's
+Both put one small head per layer on the layer's input and read its output as each token's
 share of "explained variance"; the keep rule (`tefviz.text.keep`) turns shares into a kept
 set at threshold t. They differ in everything that decides whether dropping works:
 
@@ -28,8 +29,9 @@ from torch import nn
 
 from tefviz.device import pick_device, place_beside
 from tefviz.errors import CheckpointError, InputError
+from tefviz.lm import LayerEdit, intervene, model_parts
+from tefviz.lm.forward import check_length
 from tefviz.text.keep import cumulative_keep_mask
-from tefviz.text.masked_gpt2 import block_step, gpt2_parts
 
 VARIANTS = ("paper", "causal")
 TEF_CONFIG = "tef.json"
@@ -84,51 +86,22 @@ class TEFHeads(nn.Module):
         """Run `model` on ids (B, n) with this TEF dropping tokens at threshold t (a float, or
         one per batch row for the causal variant). tau: straight-through temperature for
         training the causal heads (None: hard masks only)."""
-        parts = gpt2_parts(model)
+        parts = model_parts(model)
         if parts.n_layer != self.config.n_layer or parts.d_model != self.config.d_model:
             raise CheckpointError(
-                f"TEF heads for {self.config.n_layer} blocks x {self.config.d_model} do not fit a model "
+                f"TEF heads for {self.config.n_layer} layers x {self.config.d_model} do not fit a model "
                 f"with {parts.n_layer} x {parts.d_model}")
         if ids.dim() == 1:
             ids = ids[None]
-        n = ids.shape[1]
-        if n > parts.wpe.num_embeddings:
-            raise InputError(f"{n} tokens exceed the model's context of {parts.wpe.num_embeddings}")
-        place_beside(self, parts.wte.weight)  # heads stay fp32, on the LM's device
-        h = parts.wte(ids) + parts.wpe(torch.arange(n, device=ids.device))[None]
-        run = self._paper_blocks if self.config.variant == "paper" else self._causal_blocks
-        h, scores, tokens, keys = run(parts, h, t, tau)
-        return TEFPass(parts.lm_head(parts.ln_f(h)), scores, tokens, keys)
-
-    def _paper_blocks(self, parts, h, t, tau):
-        t = float(t)
-        b, n, _ = h.shape
-        active = torch.ones(b, n, dtype=torch.bool, device=h.device)
-        gates, kept = [], []
-        for head, block in zip(self.heads, parts.blocks, strict=True):
-            g = torch.sigmoid(head(h.to(head.weight.dtype)).squeeze(-1).float())  # heads stay fp32
-            with torch.no_grad():
-                shares = (g * active) / (g * active).sum(-1, keepdim=True).clamp_min(1e-30)
-                keep = cumulative_keep_mask(shares, t, valid=active)
-            w = keep.to(h.dtype)
-            x = h * (g.to(h.dtype) * w)[..., None]
-            h, _ = block_step(block, x, w[:, None, :].expand(b, n, n), parts.n_head)
-            active = keep
-            gates.append(g)
-            kept.append(keep)
-        return h, torch.stack(gates), torch.stack(kept), None
-
-    def _causal_blocks(self, parts, h, t, tau):
-        b = h.shape[0]
-        t_rows = torch.as_tensor(t, dtype=torch.float32, device=h.device).reshape(-1).expand(b)
-        scores, keys = [], []
-        for head, norm, block in zip(self.heads, self.norms, parts.blocks, strict=True):
-            logit = head(norm(h.to(norm.weight.dtype))).squeeze(-1).float()  # (B, n); heads stay fp32
-            w, keep = causal_key_weights(logit, t_rows, self.config.sink, self.config.recent, tau)
-            h, _ = block_step(block, h, w.to(h.dtype), parts.n_head)
-            scores.append(logit.exp())
-            keys.append(keep)
-        return h, torch.stack(scores), None, torch.stack(keys)
+        check_length(parts, ids.shape[1])
+        place_beside(self, parts.embedding.weight)  # heads stay fp32, on the LM's device
+        plan = _PaperPlan(self, float(t)) if self.config.variant == "paper" else _CausalPlan(self, t, tau)
+        with intervene(model, plan):
+            logits = model(input_ids=ids, use_cache=False).logits
+        scores = torch.stack(plan.scores)
+        if self.config.variant == "paper":
+            return TEFPass(logits, scores, torch.stack(plan.kept), None)
+        return TEFPass(logits, scores, None, torch.stack(plan.kept))
 
     # -- files ------------------------------------------------------------------------------
 
@@ -158,6 +131,51 @@ class TEFHeads(nn.Module):
         except RuntimeError as e:
             raise CheckpointError(f"{path.name!r}: {TEF_WEIGHTS} does not fit {TEF_CONFIG}", str(e)) from e
         return heads.eval().to(pick_device(device))
+
+
+class _PaperPlan:
+    """The paper's TEF as a plan: at each layer a sigmoid gate per token, read off the layer's
+    input; the gate multiplies the input, tokens outside the kept share are zeroed and hidden as
+    keys, and stay dropped in later layers."""
+
+    def __init__(self, heads: TEFHeads, t: float) -> None:
+        self.heads, self.t = heads, t
+        self.active: torch.Tensor | None = None
+        self.scores: list[torch.Tensor] = []
+        self.kept: list[torch.Tensor] = []
+
+    def edit(self, layer: int, h: torch.Tensor) -> LayerEdit:
+        head = self.heads.heads[layer]
+        g = torch.sigmoid(head(h.to(head.weight.dtype)).squeeze(-1).float())  # heads stay fp32
+        active = torch.ones_like(g, dtype=torch.bool) if self.active is None else self.active
+        with torch.no_grad():
+            shares = (g * active) / (g * active).sum(-1, keepdim=True).clamp_min(1e-30)
+            keep = cumulative_keep_mask(shares, self.t, valid=active)
+        self.active = keep
+        self.scores.append(g)
+        self.kept.append(keep)
+        return LayerEdit(token_weight=keep, mode="zero", gate=g.to(h.dtype))
+
+
+class _CausalPlan:
+    """This project's causal TEF as a plan: at each layer a score per token, read off the layer's
+    input; each query keeps the keys of its prefix by softmax shares (`causal_key_weights`)."""
+
+    def __init__(self, heads: TEFHeads, t: float | torch.Tensor, tau: float | None) -> None:
+        self.heads, self.t, self.tau = heads, t, tau
+        self.scores: list[torch.Tensor] = []
+        self.kept: list[torch.Tensor] = []
+
+    def edit(self, layer: int, h: torch.Tensor) -> LayerEdit:
+        head, norm = self.heads.heads[layer], self.heads.norms[layer]
+        t_rows = torch.as_tensor(self.t, dtype=torch.float32, device=h.device).reshape(-1).expand(h.shape[0])
+        logit = head(norm(h.to(norm.weight.dtype))).squeeze(-1).float()  # (B, n); heads stay fp32
+        cfg = self.heads.config
+        w, keep = causal_key_weights(logit, t_rows, cfg.sink, cfg.recent, self.tau)
+        self.scores.append(logit.exp())
+        self.kept.append(keep)
+        # hard masks as bool take the fast SDPA path; training needs the straight-through weights
+        return LayerEdit(key_weight=keep if self.tau is None else w.to(h.dtype))
 
 
 def causal_key_weights(

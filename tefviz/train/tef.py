@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from tefviz.device import device_of
 from tefviz.errors import DataError, InputError
+from tefviz.lm import model_parts
 from tefviz.models import load_causal_lm
 from tefviz.text.tef import TEF_MODEL_TYPE, TEFConfig, TEFHeads
 from tefviz.train.lm import _batch, command_line
@@ -145,8 +146,8 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     state = cfg.run_dir / "state"
     tokens = {s: encode_split(lm.tokenizer, cfg.corpus_dir, s, cfg.run_dir / f"tokens_{s}.npy")
               for s in ("train", "valid")}
-    parts_cfg = model.config
-    tcfg = TEFConfig(variant=cfg.variant, n_layer=parts_cfg.n_layer, d_model=parts_cfg.n_embd,
+    parts = model_parts(model)
+    tcfg = TEFConfig(variant=cfg.variant, n_layer=parts.n_layer, d_model=parts.d_model,
                      base=str(cfg.base), train_t=[cfg.t] if cfg.variant == "paper" else [cfg.t, 1.0],
                      sink=cfg.sink, recent=cfg.recent, gate_l1=cfg.gate_l1)
     heads = TEFHeads(tcfg).to(device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from tefviz.text.masked_gpt2 import masked_forward
+from tefviz.lm import masked_forward
 from tefviz.text.scorers import register
 from tefviz.text.scorers.base import TokenScorer, TokenScores
 

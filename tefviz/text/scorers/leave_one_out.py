@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tefviz.text.masked_gpt2 import gpt2_parts, masked_forward
+from tefviz.lm import masked_forward, model_parts
 from tefviz.text.scorers import register
 from tefviz.text.scorers.base import TokenScorer, TokenScores
 
@@ -34,14 +34,14 @@ class LeaveOneOutScorer(TokenScorer):
     def score(self, model, ids, progress=None) -> TokenScores:
         ids = ids.reshape(-1)
         n = ids.numel()
-        layers = gpt2_parts(model).n_layer
+        layers = model_parts(model).n_layer
         base = _summed_nll(masked_forward(model, ids[None]).logits, ids[None])[0]
         rise = torch.zeros(n)
         for start in range(0, n, self.batch_size):
             hidden = torch.arange(start, min(start + self.batch_size, n))
             b = hidden.numel()
-            keep = torch.ones(b, n, device=ids.device)
-            keep[torch.arange(b), hidden] = 0
+            keep = torch.ones(b, n, dtype=torch.bool, device=ids.device)
+            keep[torch.arange(b), hidden] = False
             keys = keep[None, :, None, :].expand(layers, b, n, n)
             batch = ids[None].expand(b, n)
             hidden_nll = _summed_nll(masked_forward(model, batch, key_keep=keys).logits, batch)
