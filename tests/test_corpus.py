@@ -110,3 +110,92 @@ def test_hf_dataset_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError, match="could not load Hugging Face dataset 'no-such/dataset'"):
         list(corpus.read_hf_dataset("no-such/dataset"))
+
+
+def test_named_corpora_keep_the_shipped_default():
+    # the shipped GPT-2 model's corpus (tefviz-lm card) must stay exactly these sources
+    assert corpus.CORPORA["default"] == ["austen", "foldoc", "jargon", "devil"]
+    assert set(corpus.CORPORA["default"]) < set(corpus.CORPORA["broad"]) <= set(corpus.SOURCES)
+    for name in corpus.CORPORA["broad"]:
+        src = corpus.SOURCES[name]
+        assert src.package and src.licence and src.description
+
+
+def test_per_source_held_out_files_add_up(tmp_path: Path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("\n\n\n".join(f"Alpha paragraph {i}." for i in range(300)))
+    b.write_text("\n\n\n".join(f"Beta paragraph {i}." for i in range(300)))
+    out = tmp_path / "out"
+    manifest = build_corpus(out, sources=[], text_files=[a, b])
+    held = manifest["held_out_by_source"]
+    assert set(held) == {"file:a.txt", "file:b.txt"}
+    for split in ("valid", "test"):
+        total = sum(held[s][split]["documents"] for s in held if split in held[s])
+        assert total == manifest["splits"][split]["documents"]
+        for s in held:
+            text = (out / held[s][split]["file"]).read_text()
+            assert text.count("paragraph") == held[s][split]["documents"]
+            assert ("Alpha" in text) != ("Beta" in text)  # one source per file
+
+
+def test_lzw_bible_reader_round_trip(tmp_path: Path):
+    # a .Z stream made with the same scheme (LZW, 9..16 bits, block mode) by a tiny encoder
+    def compress(data: bytes) -> bytes:
+        table = {bytes([i]): i for i in range(256)}
+        free, n_bits, w = 257, 9, b""
+        bits = []
+        for byte in data:
+            wc = w + bytes([byte])
+            if wc in table:
+                w = wc
+                continue
+            bits.append((table[w], n_bits))
+            table[wc] = free
+            free += 1
+            if free > (1 << n_bits) and n_bits < 16:
+                bits.append(("grow", n_bits))
+                n_bits += 1
+            w = bytes([byte])
+        bits.append((table[w], n_bits))
+        acc, nacc, group_start, pos = 0, 0, 0, 0
+        for code, width in bits:
+            if code == "grow":
+                used = (pos - group_start) % (width * 8)
+                pad = width * 8 - used if used else 0
+                pos += pad
+                nacc += pad
+                group_start = pos
+                continue
+            acc |= code << nacc
+            nacc += width
+            pos += width
+        return (acc.to_bytes((nacc + 7) // 8, "little"))
+
+    text = ("Ge1:1 In the beginning God created the heaven and the earth.\n"
+            "Ge1:2 And the earth was without form, and void.\nGe2:1 Thus the heavens were finished.\n") * 300
+    window = 4096
+    raw = text.encode()
+    windows = [compress(raw[i : i + window]) for i in range(0, len(raw), window)]
+    header = bytearray(b"EC02Compressed Data File".ljust(0x54, b"\0"))
+    header += struct.pack(">ii", window, len(windows))
+    start = len(header) + 4 * (len(windows) + 1)
+    offsets = [start]
+    for w in windows:
+        offsets.append(offsets[-1] + len(w))
+    data = bytes(header) + struct.pack(f">{len(offsets)}i", *offsets) + b"".join(windows)
+    assert corpus.read_brs_text(data) == text
+    path = tmp_path / "bible.data"
+    path.write_bytes(data)
+    docs = list(corpus.read_kjv(path))
+    assert [d.doc_id for d in docs] == ["Ge/001", "Ge/002"]
+    assert docs[0].text.startswith("Ge 1\n\nIn the beginning")
+
+
+def test_html_sections_drop_navigation_and_split_at_headings():
+    html = """<html><body><div class="related">nav</div><div role="main"><section>
+    <h1>Title<a class="headerlink">¶</a></h1><p>First   paragraph
+    wrapped.</p><pre>code  line 1
+    line 2</pre><h2>Second</h2><p>More <em>text</em>.</p><script>x()</script></section></div></body></html>"""
+    sections = corpus.html_sections(html, ("role", "main"))
+    assert sections == ["Title\n\nFirst paragraph wrapped.\n\ncode  line 1\n    line 2",
+                        "Second\n\nMore text."]
