@@ -23,14 +23,26 @@ def _int_settings(items: list[str], flag: str) -> dict[str, int]:
 
 
 def _cmd_data_build(args: argparse.Namespace) -> None:
-    from tefviz.data.corpus import build_corpus
+    from tefviz.data.corpus import CORPORA, build_corpus, pack_corpus
 
+    if args.corpus not in CORPORA:
+        raise InputError(f"unknown corpus {args.corpus!r}; known: {sorted(CORPORA)}")
+    out = args.out or Path("data/corpus" if args.corpus == "default" else f"data/corpus-{args.corpus}")
+    sources = args.sources if args.sources is not None else CORPORA[args.corpus]
     hf = (args.hf_dataset, args.hf_config) if args.hf_dataset else None
     manifest = build_corpus(
-        args.out, sources=args.sources, text_files=args.text_files, cache_dir=args.cache, hf_dataset=hf
+        out, sources=sources, text_files=args.text_files, cache_dir=args.cache, hf_dataset=hf
     )
+    for src in manifest["sources"]:
+        print(f"{src['name']:10s} {src['documents']:7d} documents, {src['characters'] / 1e6:6.2f} M chars"
+              f"  ({src.get('licence', '?')})")
     for split, info in manifest["splits"].items():
         print(f"{split:5s}: {info['documents']:6d} documents, {info['bytes'] / 1e6:6.2f} MB")
+    print(f"wrote {out}")
+    if args.pack:
+        sizes = pack_corpus(out, args.pack)
+        total = sum(v for k, v in sizes.items() if k.endswith(".xz"))
+        print(f"packed into {args.pack}: {total / 2**20:.1f} MiB of xz")
 
 
 def _cmd_data_heldout(args: argparse.Namespace) -> None:
@@ -43,17 +55,24 @@ def _cmd_data_heldout(args: argparse.Namespace) -> None:
 def _cmd_train_lm(args: argparse.Namespace) -> None:
     from tefviz.train.lm import PRESETS, TrainConfig, train_lm
 
-    values = dict(PRESETS[args.preset])
+    preset = args.preset or ("llama-small" if args.arch == "llama" else "small")
+    values = dict(PRESETS[preset])
+    if args.arch is not None and args.arch != values.get("arch", "gpt2"):
+        raise InputError(f"preset {preset!r} is a {values.get('arch', 'gpt2')} model, not {args.arch}")
     for key in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size", "batch_size", "lr", "dropout",
-                "max_steps", "max_minutes", "eval_every", "seed", "device", "dtype"):
+                "max_steps", "max_minutes", "eval_every", "seed", "device", "dtype", "n_kv_head",
+                "intermediate_size", "rope_theta", "finish_by", "save_every", "eval_windows",
+                "warmup_steps"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
+    if values.get("arch") == "llama":
+        values["extra"] = {"preset": preset}  # for the card (GPT-2 runs keep their config as it was)
     cfg = TrainConfig(corpus_dir=args.corpus, run_dir=args.run_dir, argv=args.argv, **values)
     train_lm(cfg)
     if args.export:
         from tefviz.train.export import export_lm
 
-        export_lm(args.run_dir, args.export, preset=args.preset)
+        export_lm(args.run_dir, args.export, preset=preset)
 
 
 def _cmd_train_tef(args: argparse.Namespace) -> None:
@@ -236,9 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="assemble the training corpus").add_subparsers(
         dest="data_command", required=True)
     b = data.add_parser("build", help="write train/valid/test splits from offline sources")
-    b.add_argument("--out", type=Path, default=Path("data/corpus"))
+    b.add_argument("--corpus", default="default",
+                   help="named source set: default (the shipped GPT-2 model's corpus) or broad")
+    b.add_argument("--out", type=Path, default=None,
+                   help="default: data/corpus, or data/corpus-<name> for another --corpus")
     b.add_argument("--cache", type=Path, default=Path("data/debs"))
-    b.add_argument("--sources", nargs="*", default=None, help="subset of sources (default: all)")
+    b.add_argument("--sources", nargs="*", default=None,
+                   help="these sources instead of the --corpus set (see tefviz/data/corpus.py)")
+    b.add_argument("--pack", type=Path, default=None,
+                   help="also write xz -9 copies of the splits + manifest here (to carry to a GPU machine)")
     b.add_argument("--text-files", nargs="*", type=Path, default=None,
                    help="your own UTF-8 text files, added as extra documents")
     b.add_argument("--hf-dataset", default=None,
@@ -252,17 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train models").add_subparsers(
         dest="train_command", required=True)
-    t = train.add_parser("lm", help="train the GPT-2-architecture LM from scratch")
+    t = train.add_parser("lm", help="train a GPT-2 or Llama LM from scratch")
     t.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     t.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
-    t.add_argument("--preset", choices=["small", "tiny"], default="small")
+    t.add_argument("--arch", choices=["gpt2", "llama"], default=None,
+                   help="architecture (default: the preset's; gpt2 without a preset)")
+    t.add_argument("--preset", choices=["small", "tiny", "llama-small", "llama-tiny"], default=None,
+                   help="default: small (gpt2) or llama-small (--arch llama)")
     t.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
     for name, typ in (("n_layer", int), ("n_embd", int), ("n_head", int), ("block_size", int),
                       ("vocab_size", int), ("batch_size", int), ("lr", float), ("dropout", float),
                       ("max_steps", int),
                       ("max_minutes", float), ("eval_every", int), ("seed", int), ("device", str),
-                      ("dtype", str)):
+                      ("dtype", str), ("n_kv_head", int), ("intermediate_size", int), ("rope_theta", float),
+                      ("save_every", int), ("eval_windows", int), ("warmup_steps", int)):
         t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    t.add_argument("--finish-by", dest="finish_by", type=float, default=None,
+                   help="unix time by which training must end (the time budget shrinks to fit)")
     t.set_defaults(func=_cmd_train_lm)
 
     tt = train.add_parser("tef", help="train TEF heads for a trained LM (paper or causal variant)")
@@ -316,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = ex.add_parser("lm", help="write an fp16 safetensors checkpoint with its card")
     e.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
     e.add_argument("--out", type=Path, default=Path("checkpoints/tefviz-lm"))
-    e.add_argument("--preset", default="small")
+    e.add_argument("--preset", default=None, help="for the card (default: the run's, else small)")
     e.add_argument("--command", default=None,
                    help="training command for the card (default: the commands the run recorded)")
     e.set_defaults(func=_cmd_export_lm)

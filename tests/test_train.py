@@ -100,3 +100,56 @@ def test_bench_lm_prints_and_saves(tiny_lm_dir, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert set(saved["forward"]) == {"float32", "bfloat16"} and saved["bf16_speedup"] > 0
     assert "fp32" in capsys.readouterr().out
+
+
+def test_llama_tiny_trains_exports_and_loads(tmp_path, tiny_corpus):
+    run = tmp_path / "llama"
+    assert main(["train", "lm", "--arch", "llama", "--preset", "llama-tiny", "--corpus", str(tiny_corpus),
+                 "--run-dir", str(run), "--vocab-size", "300", "--max-steps", "6", "--eval-every", "3"]) == 0
+    progress = _progress(run)
+    assert progress["step"] == 6 and progress["tokens_seen"] == 6 * 8 * 64
+    saved = json.loads((run / "state" / "config.json").read_text())
+    assert saved["arch"] == "llama" and saved["n_kv_head"] == 2 and saved["extra"]["preset"] == "llama-tiny"
+    # a GPT-2 preset cannot be asked to be a Llama
+    assert main(["train", "lm", "--arch", "llama", "--preset", "tiny", "--corpus", str(tiny_corpus),
+                 "--run-dir", str(tmp_path / "x")]) == 2
+
+    out = tmp_path / "ck"
+    assert main(["export", "lm", "--run-dir", str(run), "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "llama" and config["num_key_value_heads"] < config["num_attention_heads"]
+    card = json.loads((out / "card.json").read_text())
+    arch = card["architecture"]
+    assert arch["class"] == "LlamaForCausalLM" and arch["kv_heads"] == 2 and arch["heads"] == 4
+    assert arch["intermediate_size"] == 128 and arch["rope_theta"] == 10000.0 and arch["context"] == 64
+    assert card["training"]["preset"] == "llama-tiny"
+    assert card["training"]["command"].startswith("python -m tefviz train lm --arch llama")
+    lm = load_causal_lm(out, device="cpu")
+    assert lm.model.config.model_type == "llama" and lm.context_length == 64
+
+
+def test_gpt2_run_config_has_no_llama_fields(tmp_path):
+    cfg = TrainConfig(tmp_path, tmp_path)
+    assert not {"arch", "n_kv_head", "intermediate_size", "rope_theta"} & set(cfg.as_json())
+    llama = TrainConfig(tmp_path, tmp_path, arch="llama", n_embd=96, n_head=6, n_kv_head=2)
+    assert llama.as_json()["intermediate_size"] == 256  # 8/3 x width, rounded to 32
+
+
+def test_carry_pack_and_assemble_round_trip(tmp_path, tiny_corpus):
+    from tefviz.train.carry import assemble_state, pack_state
+
+    run = tmp_path / "run"
+    assert main(["train", "lm", "--preset", "llama-tiny", "--corpus", str(tiny_corpus), "--run-dir", str(run),
+                 "--vocab-size", "300", "--max-steps", "2", "--eval-every", "2"]) == 0
+    files = pack_state(run, tmp_path / "out", max_bytes=60_000)  # small shards force a split
+    shards = [f for f in files if f.suffix == ".safetensors"]
+    assert len(shards) > 1 and all(f.stat().st_size < 16 * 2**20 for f in files)
+    back = assemble_state(tmp_path / "out", tmp_path / "back", tokenizer_dir=run / "tokenizer")
+    from safetensors.torch import load_file
+
+    a, b = load_file(run / "state" / "model.safetensors"), load_file(back / "state" / "model.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k].half().float(), b[k]) for k in a)
+    # the assembled run resumes (without Adam's moments) and exports
+    assert main(["train", "lm", "--preset", "llama-tiny", "--corpus", str(tiny_corpus),
+                 "--run-dir", str(back), "--vocab-size", "300", "--max-steps", "3", "--eval-every", "3"]) == 0
+    assert _progress(back)["step"] == 3

@@ -19,7 +19,8 @@ from tefviz.train.lm import build_model, config_from_json, load_run_weights
 
 
 def evaluate_lm(lm: LoadedLM, corpus_dir: Path | None = None, dtype: torch.dtype | None = None) -> dict:
-    """Perplexity and bits per byte on the shipped held-out prose and, if given, the corpus splits."""
+    """Perplexity and bits per byte on the shipped held-out prose and, if given, the corpus splits,
+    and each source's held-out documents on their own where the corpus wrote them (`by_source`)."""
     dtype = dtype or lm.dtype
     block = lm.context_length
     results = {"heldout_austen": score_text(lm.model, lm.tokenizer, heldout_text(), block, dtype).as_dict()}
@@ -29,12 +30,72 @@ def evaluate_lm(lm: LoadedLM, corpus_dir: Path | None = None, dtype: torch.dtype
             if path.is_file():
                 text = path.read_text(encoding="utf-8")
                 results[f"corpus_{split}"] = score_text(lm.model, lm.tokenizer, text, block, dtype).as_dict()
+        by_source = heldout_by_source(corpus_dir)
+        if by_source:
+            results["corpus_by_source"] = {
+                source: {split: score_text(lm.model, lm.tokenizer, path.read_text(encoding="utf-8"),
+                                           block, dtype).as_dict()
+                         for split, path in splits.items()}
+                for source, splits in by_source.items()
+            }
     results["eval_dtype"] = str(dtype).replace("torch.", "")
     results["eval_context"] = {"block": block, "stride": block // 2}
     return results
 
 
-def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: str = "small") -> dict:
+def heldout_by_source(corpus_dir: Path) -> dict[str, dict[str, Path]]:
+    """{source: {split: file}} of the per-source held-out files a corpus build wrote (may be empty)."""
+    manifest_path = corpus_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return {}
+    entries = json.loads(manifest_path.read_text()).get("held_out_by_source", {})
+    found = {source: {split: corpus_dir / info["file"] for split, info in sorted(splits.items())
+                      if (corpus_dir / info["file"]).is_file()}
+             for source, splits in entries.items()}
+    return {source: splits for source, splits in found.items() if splits}
+
+
+def architecture_card(config, parameters: int) -> dict:
+    """The card's architecture block, from the exported model's config."""
+    if config.model_type == "llama":
+        rope = getattr(config, "rope_parameters", None) or {}
+        return {
+            "class": "LlamaForCausalLM",
+            "layers": config.num_hidden_layers,
+            "width": config.hidden_size,
+            "heads": config.num_attention_heads,
+            "kv_heads": config.num_key_value_heads,
+            "head_dim": config.hidden_size // config.num_attention_heads,
+            "intermediate_size": config.intermediate_size,
+            "mlp": "SwiGLU (SiLU-gated)",
+            "norm": f"RMSNorm (eps {config.rms_norm_eps})",
+            "positions": "rotary (RoPE)",
+            "rope_theta": rope.get("rope_theta", getattr(config, "rope_theta", None)),
+            "context": config.max_position_embeddings,
+            "vocab": config.vocab_size,
+            "parameters": parameters,
+            "tied_embeddings": bool(config.tie_word_embeddings),
+            "weights_dtype": "float16",
+        }
+    return {
+        "class": "GPT2LMHeadModel",
+        "layers": config.n_layer,
+        "width": config.n_embd,
+        "heads": config.n_head,
+        "context": config.n_positions,
+        "vocab": config.vocab_size,
+        "parameters": parameters,
+        "tied_embeddings": True,
+        "weights_dtype": "float16",
+    }
+
+
+def _licences(manifest: dict) -> str:
+    parts = [f"{s['name']}: {s['licence']}" for s in manifest.get("sources", []) if s.get("licence")]
+    return "weights derived from the training data below; the data licences apply (" + "; ".join(parts) + ")"
+
+
+def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: str | None = None) -> dict:
     """Write `out_dir` (config, fp16 safetensors, tokenizer, card.json) from a run's state.
 
     `command` overrides the training command(s) the run recorded.
@@ -43,6 +104,8 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
     if not (state / "model.safetensors").is_file():
         raise CheckpointError(f"{run_dir} has no trained state to export")
     train_cfg = json.loads((state / "config.json").read_text())
+    preset = preset or train_cfg.get("extra", {}).get("preset") or "small"
+    llama = train_cfg.get("arch", "gpt2") == "llama"
     progress = json.loads((state / "progress.json").read_text())
     tok = PreTrainedTokenizerFast.from_pretrained(run_dir / "tokenizer")
     model = build_model(config_from_json(train_cfg), tok)
@@ -62,28 +125,22 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     card = {
         "name": out_dir.name,
-        "summary": "GPT-2-architecture causal LM trained from scratch by tefviz on offline English text.",
-        "architecture": {
-            "class": "GPT2LMHeadModel",
-            "layers": config.n_layer,
-            "width": config.n_embd,
-            "heads": config.n_head,
-            "context": config.n_positions,
-            "vocab": config.vocab_size,
-            "parameters": lm.parameters,
-            "tied_embeddings": True,
-            "weights_dtype": "float16",
-        },
+        "summary": ("Llama-architecture causal LM (rotary positions, RMSNorm, SwiGLU, grouped-query "
+                    "attention) trained from scratch by tefviz on offline English text." if llama else
+                    "GPT-2-architecture causal LM trained from scratch by tefviz on offline English text."),
+        "architecture": architecture_card(config, lm.parameters),
         "tokenizer": f"byte-level BPE, {len(tok)} tokens, trained with `tokenizers` on the train split",
         "training_data": {
             "sources": manifest.get("sources", []),
             "splits": {k: {kk: v[kk] for kk in ("documents", "bytes", "sha256")}
                        for k, v in manifest.get("splits", {}).items()},
             "split_rule": "deterministic: sha256 of (source, document id); Austen 5%/5% valid/test "
-                          "by chapter, other sources 2%/2% by entry",
+                          "by chapter, other sources 2%/2% by entry"
+                          + (" (a Bible chapter, a fortune, a documentation section)" if llama else ""),
         },
         "licence": {
-            "model": "weights derived from the training data below; the data licences apply "
+            "model": _licences(manifest) if llama else
+                     "weights derived from the training data below; the data licences apply "
                      "(public domain, GFDL-1.1+ for FOLDOC)",
             "code": "see the repository",
         },
@@ -101,7 +158,9 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
         "metrics": metrics,
         "metrics_note": "heldout_austen: Austen chapters from the test split, shipped in "
                         "tefviz/assets/heldout_austen.json; bits_per_byte counts UTF-8 bytes of the "
-                        "text each scored token covers; windows of the full context, stride half.",
+                        "text each scored token covers; windows of the full context, stride half."
+                        + (" corpus_by_source: each source's valid and test documents scored on their own."
+                           if "corpus_by_source" in metrics else ""),
         "exported": dt.date.today().isoformat(),
     }
     (tmp / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))

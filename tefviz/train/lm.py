@@ -1,10 +1,15 @@
-"""Train the embedded GPT-2-architecture language model from scratch.
+"""Train the embedded language models from scratch: GPT-2 (`--arch gpt2`, the shipped
+tefviz-lm) or Llama (`--arch llama`: rotary positions, RMSNorm, SwiGLU, grouped-query attention).
 
-One process by default; under `torchrun --nproc-per-node N` it runs data-parallel
-(DDP; gloo on CPU, NCCL on GPU), each rank drawing its own windows. Training is
+Both architectures share one training loop; only `build_model` differs. One process by
+default; under `torchrun --nproc-per-node N` it runs data-parallel (DDP; gloo on CPU, NCCL on
+GPU), each rank drawing its own windows. Training is
 resumable: `state/` in the run directory holds weights, optimiser and progress.
 The learning-rate schedule follows whichever budget, steps or minutes, runs out
-first, so a time-boxed CPU run still ends with a fully decayed learning rate.
+first, so a time-boxed CPU run still ends with a fully decayed learning rate; `finish_by`
+(a wall-clock deadline) shortens the time budget so that a run on a lent machine ends, decayed
+and saved, before the machine is taken back. On CUDA the training split lives on the GPU and
+batches are gathered there; the loss is read back only when it is shown or logged.
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 from tefviz.device import autocast, pick_device, pick_dtype
 from tefviz.errors import DataError
@@ -37,7 +49,23 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=512,
                  batch_size=8, lr=3e-3, warmup_steps=5, max_steps=40, eval_every=20,
                  eval_windows=8),
+    # The second embedded model: Llama, 2,048-token context, sized so that its plain fp32 forward at
+    # 2,048 tokens takes ~0.3 s on the project's 2-core CPU (see LLAMA_CPU_TIMINGS) and its fp16
+    # weights stay far under 30 MB. Batch and steps are for a GPU; a CPU run is time-boxed anyway.
+    "llama-small": dict(arch="llama", n_layer=6, n_embd=320, n_head=4, n_kv_head=2,
+                        intermediate_size=864, rope_theta=10000.0, block_size=2048, vocab_size=8192,
+                        dropout=0.0, batch_size=48, lr=2e-3, warmup_steps=100, max_steps=100_000,
+                        eval_every=200, eval_windows=96, save_every=200),
+    # for tests: every Llama feature (GQA, rotary, SwiGLU), seconds on a CPU
+    "llama-tiny": dict(arch="llama", n_layer=2, n_embd=64, n_head=4, n_kv_head=2, intermediate_size=128,
+                       block_size=64, vocab_size=512, batch_size=8, lr=3e-3, warmup_steps=5, max_steps=40,
+                       eval_every=20, eval_windows=8),
 }
+
+ARCHS = ("gpt2", "llama")
+# fields only the Llama architecture uses; left out of a GPT-2 run's saved config, so GPT-2 runs
+# write exactly what they wrote before Llama support
+LLAMA_FIELDS = ("arch", "n_kv_head", "intermediate_size", "rope_theta")
 
 
 @dataclass
@@ -57,6 +85,7 @@ class TrainConfig:
     warmup_steps: int = 200
     max_steps: int = 20_000
     max_minutes: float | None = None
+    finish_by: float | None = None  # unix time by which the run must have ended (saved)
     eval_every: int = 500
     eval_windows: int = 64
     save_every: int = 250
@@ -65,11 +94,29 @@ class TrainConfig:
     dtype: str | None = None
     argv: list[str] | None = None  # the CLI arguments, recorded in the model card
     extra: dict = field(default_factory=dict)
+    arch: str = "gpt2"
+    n_kv_head: int | None = None  # llama: key/value heads (grouped-query attention); None = n_head
+    intermediate_size: int | None = None  # llama: SwiGLU width; None = 8/3 n_embd rounded to 32
+    rope_theta: float = 10000.0  # llama: rotary base
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise DataError(f"unknown architecture {self.arch!r}; choose one of {ARCHS}")
+        if self.arch == "llama":
+            self.n_kv_head = self.n_kv_head or self.n_head
+            self.intermediate_size = self.intermediate_size or 32 * round(8 * self.n_embd / 3 / 32)
+            if self.n_embd % self.n_head or self.n_head % self.n_kv_head:
+                raise DataError(f"n_embd {self.n_embd} must divide into n_head {self.n_head} heads, "
+                                f"and n_head into n_kv_head {self.n_kv_head} groups")
 
     def as_json(self) -> dict:
         d = asdict(self)
         d["corpus_dir"], d["run_dir"] = str(self.corpus_dir), str(self.run_dir)
         d.pop("argv")
+        d.pop("finish_by")
+        if self.arch == "gpt2":
+            for k in LLAMA_FIELDS:
+                d.pop(k)
         return d
 
 
@@ -93,15 +140,29 @@ def prepare_tokens(cfg: TrainConfig) -> tuple[PreTrainedTokenizerFast, dict[str,
     for split, path in files.items():
         cache = cfg.run_dir / f"tokens_{split}.npy"
         if rank == 0 and not cache.is_file():
-            text = path.read_text(encoding="utf-8")
-            # encode by paragraph blocks: the fast tokenizer is quick, this bounds memory
-            ids: list[int] = []
-            for chunk in text.split("\n\n"):
-                ids.extend(tok(chunk + "\n\n", add_special_tokens=False)["input_ids"])
-            np.save(cache, np.asarray(ids, dtype=np.uint16 if len(tok) < 65536 else np.int32))
+            t0 = time.time()
+            ids = encode_blocks(tok, path.read_text(encoding="utf-8"))
+            tmp = cache.with_name(cache.stem + ".partial.npy")
+            np.save(tmp, np.asarray(ids, dtype=np.uint16 if len(tok) < 65536 else np.int32))
+            tmp.rename(cache)  # an interrupted encode never leaves a truncated cache behind
+            print(f"encoded {split}: {len(ids):,} tokens in {time.time() - t0:.1f} s", file=sys.stderr,
+                  flush=True)
         _barrier()
         arrays[split] = np.load(cache, mmap_mode="r")
     return tok, arrays
+
+
+def encode_blocks(tok: PreTrainedTokenizerFast, text: str, batch: int = 8192) -> list[int]:
+    """Token ids of `text`, encoded by paragraph blocks ("\\n\\n"-separated, each with its
+    separator), in parallel batches. The same ids as encoding block by block: this bounds memory
+    and lets the Rust tokenizer use every core."""
+    blocks = [chunk + "\n\n" for chunk in text.split("\n\n")]
+    backend = tok.backend_tokenizer
+    ids: list[int] = []
+    for i in range(0, len(blocks), batch):
+        for enc in backend.encode_batch(blocks[i : i + batch], add_special_tokens=False):
+            ids.extend(enc.ids)
+    return ids
 
 
 def _barrier() -> None:
@@ -109,7 +170,7 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-ARCHITECTURE_KEYS = ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")
+ARCHITECTURE_KEYS = ("n_layer", "n_embd", "n_head", "block_size", "vocab_size", *LLAMA_FIELDS)
 
 
 def config_from_json(d: dict) -> TrainConfig:
@@ -120,7 +181,7 @@ def config_from_json(d: dict) -> TrainConfig:
     return TrainConfig(**kept)
 
 
-def load_run_weights(model: GPT2LMHeadModel, path: Path) -> None:
+def load_run_weights(model: PreTrainedModel, path: Path) -> None:
     """Load a run's saved weights; only the tied lm_head may be absent from the file."""
     missing, unexpected = model.load_state_dict(load_file(path), strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:
@@ -129,7 +190,19 @@ def load_run_weights(model: GPT2LMHeadModel, path: Path) -> None:
     model.tie_weights()
 
 
-def build_model(cfg: TrainConfig, tok: PreTrainedTokenizerFast) -> GPT2LMHeadModel:
+def build_model(cfg: TrainConfig, tok: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """A freshly initialised model of the run's architecture, embeddings tied to the LM head."""
+    if cfg.arch == "llama":
+        config = LlamaConfig(
+            vocab_size=len(tok), hidden_size=cfg.n_embd, intermediate_size=cfg.intermediate_size,
+            num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+            num_key_value_heads=cfg.n_kv_head, max_position_embeddings=cfg.block_size,
+            rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+            rms_norm_eps=1e-5, attention_dropout=cfg.dropout, hidden_act="silu",
+            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.eos_token_id, tie_word_embeddings=True,
+        )
+        return LlamaForCausalLM(config)
     config = GPT2Config(
         vocab_size=len(tok), n_positions=cfg.block_size, n_embd=cfg.n_embd,
         n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
@@ -152,8 +225,15 @@ def lr_at(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
-def _batch(tokens: np.ndarray, block: int, batch: int, rng: np.random.Generator) -> torch.Tensor:
+def _batch(tokens: np.ndarray, block: int, batch: int, rng: np.random.Generator,
+           on_device: torch.Tensor | None = None) -> torch.Tensor:
+    """`batch` random windows of `block + 1` tokens. With `on_device` (the same tokens, already on
+    the GPU) the windows are gathered there: the same windows, no host-side copying."""
     starts = rng.integers(0, len(tokens) - block - 1, size=batch)
+    if on_device is not None:
+        idx = torch.from_numpy(starts).to(on_device.device)[:, None] + torch.arange(
+            block + 1, device=on_device.device)
+        return on_device[idx].long()
     return torch.from_numpy(np.stack([tokens[s : s + block + 1].astype(np.int64) for s in starts]))
 
 
@@ -192,27 +272,46 @@ def train_lm(cfg: TrainConfig) -> Path:
     model = build_model(cfg, tok).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    fused = {"fused": True} if device.type == "cuda" else {}  # one kernel per step on a GPU
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95),
+        lr=cfg.lr, betas=(0.9, 0.95), **fused,
     )
     state_dir = cfg.run_dir / "state"
     progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": [], "commands": []}
     if (state_dir / "progress.json").is_file():
         saved = json.loads((state_dir / "config.json").read_text())
-        changed = {k: (saved.get(k), getattr(cfg, k)) for k in ARCHITECTURE_KEYS
-                   if saved.get(k) != getattr(cfg, k)}
+        saved.setdefault("arch", "gpt2")  # GPT-2 runs do not record it
+        keys = ARCHITECTURE_KEYS if "llama" in (cfg.arch, saved["arch"]) else ARCHITECTURE_KEYS[:5]
+        changed = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != getattr(cfg, k)}
         if changed:
             raise DataError(f"{cfg.run_dir} was trained with a different architecture {changed} "
                             "(saved, requested); use a new --run-dir")
         load_run_weights(model, state_dir / "model.safetensors")
-        opt.load_state_dict(torch.load(state_dir / "optimizer.pt", weights_only=True, map_location=device))
+        if (state_dir / "optimizer.pt").is_file():
+            saved_opt = torch.load(state_dir / "optimizer.pt", weights_only=True, map_location=device)
+            opt.load_state_dict(saved_opt)
+        elif rank == 0:  # weights carried back from another machine without Adam's moments
+            print("no saved optimiser state: Adam starts afresh", file=sys.stderr)
         progress = json.loads((state_dir / "progress.json").read_text())
         if rank == 0:
             print(f"resuming at step {progress['step']}", file=sys.stderr)
     # every command that trained this run, first one first: the model card quotes them
     progress.setdefault("commands", []).append(command_line(cfg.argv))
+    if cfg.finish_by is not None:
+        # the deadline caps the time budget (and so the lr schedule) from here on
+        left_s = max(0.0, cfg.finish_by - time.time())
+        budget_min = (progress["elapsed_s"] + left_s) / 60
+        if not cfg.max_minutes or budget_min < cfg.max_minutes:
+            cfg.max_minutes = budget_min
+            if rank == 0:
+                print(f"deadline: {left_s:.0f} s left, time budget {budget_min:.2f} min",
+                      file=sys.stderr, flush=True)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # on a GPU the training tokens live there and batches are gathered on the device
+    train_on_device = (torch.from_numpy(np.asarray(data["train"]).astype(np.int32)).to(device)
+                       if device.type == "cuda" else None)
+    sync_every = 1 if device.type == "cpu" else 25  # reading the loss waits for the GPU
     # batches and dropout depend on (seed, rank, step): distinct per rank, reproducible on resume
     seeds = np.random.SeedSequence([cfg.seed, rank, progress["step"]])
     rng = np.random.default_rng(seeds)
@@ -245,8 +344,10 @@ def train_lm(cfg: TrainConfig) -> Path:
         return not cfg.max_minutes or progress["elapsed_s"] < cfg.max_minutes * 60
 
     model.train()
+    # a terminal gets a live bar; a log file (a remote run) gets a line every 20 s
+    tty = sys.stderr.isatty()
     bar = tqdm(total=cfg.max_steps, initial=progress["step"], disable=rank != 0, desc="train lm",
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=0.1 if tty else 20, maxinterval=10 if tty else 60)
     t_last = time.time()
     while True:
         stop = not budget_left()
@@ -261,7 +362,7 @@ def train_lm(cfg: TrainConfig) -> Path:
         lr = lr_at(cfg, step, progress["elapsed_s"])
         for g in opt.param_groups:
             g["lr"] = lr
-        x = _batch(data["train"], cfg.block_size, cfg.batch_size, rng).to(device)
+        x = _batch(data["train"], cfg.block_size, cfg.batch_size, rng, train_on_device).to(device)
         with autocast(device, dtype):
             loss = ddp(input_ids=x[:, :-1], labels=x[:, :-1]).loss
         opt.zero_grad(set_to_none=True)
@@ -274,16 +375,20 @@ def train_lm(cfg: TrainConfig) -> Path:
         progress["step"] = step + 1
         progress["tokens_seen"] += cfg.batch_size * cfg.block_size * world
         bar.update(1)
-        postfix = {"loss": f"{loss.item():.3f}", "lr": f"{lr:.2e}"}
-        if cfg.max_minutes:  # the step total is a cap; time usually ends the run first
-            postfix["time_left"] = f"{max(0.0, cfg.max_minutes - progress['elapsed_s'] / 60):.0f}m"
-        bar.set_postfix(postfix)
-        last_loss = loss.item()
-        if rank == 0 and progress["step"] % cfg.eval_every == 0:
+        evaluating = rank == 0 and progress["step"] % cfg.eval_every == 0
+        if evaluating or progress["step"] % sync_every == 0:
+            last_loss = loss.item()
+            postfix = {"loss": f"{last_loss:.3f}", "lr": f"{lr:.2e}"}
+            if cfg.max_minutes:  # the step total is a cap; time usually ends the run first
+                postfix["time_left"] = f"{max(0.0, cfg.max_minutes - progress['elapsed_s'] / 60):.0f}m"
+            bar.set_postfix(postfix, refresh=False)
+        if evaluating:
             log_eval(last_loss)
         if progress["step"] % cfg.save_every == 0:
             save()
     bar.close()
+    if progress["step"] and progress["step"] % sync_every:
+        last_loss = loss.item()
     if rank == 0 and (not progress["log"] or progress["log"][-1]["step"] != progress["step"]):
         log_eval(last_loss)
     save()
