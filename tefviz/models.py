@@ -107,6 +107,15 @@ def _finish(model: PreTrainedModel, info: dict, tokenizer, what: str, error: typ
         tokenizer.pad_token = tokenizer.eos_token
 
 
+def _ready(model: PreTrainedModel, attention: Attention) -> None:
+    """Install the intervention layer now, while no other thread can be running this model
+    (installing registers hooks). A model asked for with eager attention keeps it as it is."""
+    from tefviz.lm import SUPPORTED, install
+
+    if attention == "sdpa" and getattr(model.config, "model_type", None) in SUPPORTED:
+        install(model)
+
+
 def _tied_keys(model: PreTrainedModel) -> set[str]:
     tied = getattr(model, "_tied_weights_keys", None) or {}
     return set(tied) if not isinstance(tied, dict) else set(tied.keys())
@@ -125,7 +134,7 @@ def load_from_dir(
     except Exception as e:  # transformers and tokenizers raise many types for bad files
         raise CheckpointError(f"checkpoint {path.name!r} could not be loaded", repr(e)) from e
     _finish(model, info, tokenizer, f"checkpoint {path.name!r}", CheckpointError)
-    model.to(dev).eval()
+    _ready(model.to(dev).eval(), attention)
     return LoadedLM(model, tokenizer, path.name, "checkpoint", dev, dt, read_card(path), path,
                     version=checkpoint_version(path))
 
@@ -199,5 +208,5 @@ def load_from_hub(name: str, attention: Attention = "sdpa", device=None, dtype=N
         raise HubUnavailableError(f"could not load {name!r} from the Hugging Face hub as a causal LM",
                                   repr(e)) from e
     _finish(model, info, tokenizer, f"hub model {name!r}", HubUnavailableError)
-    model.to(dev).eval()
+    _ready(model.to(dev).eval(), attention)
     return LoadedLM(model, tokenizer, name, "hub", dev, dt)
