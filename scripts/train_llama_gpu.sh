@@ -40,7 +40,7 @@ LOG="$OUT/llama/train.log"
 : > "$LOG"
 exec > >(tee -a "$LOG") 2>&1
 
-say "host $(hostname), $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")')"
+say "host $(hostname 2>/dev/null || echo "?"), $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")')"
 
 # 1. the corpus: unpack the xz splits unless an identical corpus is already there
 if [ ! -f "$CORPUS/train.txt" ] || ! cmp -s "$PACKED/manifest.json" "$CORPUS/manifest.json"; then
