@@ -223,7 +223,7 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     soft = weight is not None and weight.dtype != torch.bool
     dropout = dropout if module.training else 0.0
     if weight is not None and not soft and not (wants and capture.weights):
-        mask = weight[:, None] > 0
+        mask = weight[:, None]
         mask = mask & allowed if allowed.dtype == torch.bool else mask
         if allowed.dtype != torch.bool:
             mask = torch.where(mask, allowed, torch.finfo(query.dtype).min).to(query.dtype)

@@ -166,13 +166,19 @@ class _CausalPlan:
         self.scores: list[torch.Tensor] = []
         self.kept: list[torch.Tensor] = []
 
-    def edit(self, layer: int, h: torch.Tensor) -> LayerEdit:
+    def edit(self, layer: int, h: torch.Tensor) -> LayerEdit | None:
         head, norm = self.heads.heads[layer], self.heads.norms[layer]
         t_rows = torch.as_tensor(self.t, dtype=torch.float32, device=h.device).reshape(-1).expand(h.shape[0])
         logit = head(norm(h.to(norm.weight.dtype))).squeeze(-1).float()  # (B, n); heads stay fp32
+        self.scores.append(logit.exp())
+        if self.tau is None and isinstance(self.t, float | int) and self.t >= 1:
+            # the scoring pass (t = 1) keeps every key: the dense pass, without building n x n masks
+            n = h.shape[1]
+            causal = torch.ones(n, n, dtype=torch.bool, device=h.device).tril()
+            self.kept.append(causal.expand(h.shape[0], n, n))
+            return None
         cfg = self.heads.config
         w, keep = causal_key_weights(logit, t_rows, cfg.sink, cfg.recent, self.tau)
-        self.scores.append(logit.exp())
         self.kept.append(keep)
         # hard masks as bool take the fast SDPA path; training needs the straight-through weights
         return LayerEdit(key_weight=keep if self.tau is None else w.to(h.dtype))
@@ -202,10 +208,12 @@ def causal_key_weights(
     share_at_or_above = running / total
     tt = t.to(logit.dtype)[:, None, None]
     keep_sorted = visible & (share_at_or_above <= tt * (1 + 1e-6))
-    first = visible & (visible.long().cumsum(-1) == 1)
-    keep_sorted = keep_sorted | first | (tt >= 1.0) & visible
+    keep_sorted = keep_sorted | (tt >= 1.0) & visible
     index = order[:, None, :].expand(b, n, n)
     hard = torch.zeros_like(keep_sorted).scatter(-1, index, keep_sorted)
+    # each query's top key (the prefix maximum; ties to the later key, as the rank order has them)
+    top = torch.cummax(logit.detach(), dim=-1).indices
+    hard.scatter_(-1, top[..., None], True)
     always = torch.eye(n, dtype=torch.bool, device=logit.device)
     if sink:
         always = always.clone()
