@@ -284,3 +284,34 @@ def test_hub_cache_path_loads_each_family(arch, tmp_path, monkeypatch):
         dense = masked_forward(lm.model, ids).logits
         evicted = masked_forward(lm.model, ids, key_keep=keep).logits
     assert not torch.allclose(dense[0, 3:], evicted[0, 3:])
+
+
+@pytest.mark.parametrize("variant", ["causal", "paper"])
+def test_train_tef_cli_on_a_llama_checkpoint(variant, tmp_path, tiny_corpus):
+    """`train tef --base DIR` and `export tef` on a Llama-architecture checkpoint; the exported
+    heads load and score beside their LM as the Text page loads them."""
+    import json
+
+    from tefviz.cli import main
+    from tefviz.models import load_causal_lm
+    from tefviz.text.scorers import get_scorer
+    from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
+    from tests.lm_zoo import save_tiny
+
+    ck = tmp_path / "checkpoints"
+    base = save_tiny("llama", ck / "tiny-llama")
+    run = tmp_path / f"run-{variant}"
+    assert main(["train", "tef", "--variant", variant, "--base", str(base), "--corpus", str(tiny_corpus),
+                 "--run-dir", str(run), "--steps", "3", "--batch-size", "2", "--block-size", "32"]) == 0
+    out = ck / f"tiny-llama-tef-{variant}"
+    assert main(["export", "tef", "--run-dir", str(run), "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["architecture"]["base_architecture"] == "llama"
+    lm_dir = tef_checkpoint_lm(out)
+    assert lm_dir == (out if variant == "paper" else base)
+    lm = load_causal_lm(lm_dir, device="cpu", dtype=torch.float32)
+    assert lm.model.config.model_type == "llama"
+    heads = TEFHeads.load(out, "cpu")
+    ids = torch.tensor(lm.tokenizer("It is a truth universally acknowledged, that a single man.")["input_ids"])
+    scores = get_scorer(f"tef_{variant}", heads=heads).score(lm.model, ids)
+    assert scores.values.shape[-1] == ids.numel()

@@ -260,14 +260,15 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
     card = {
         "name": out_dir.name,
         "kind": "tef",
-        "summary": ("GPT2-TEF as published: sigmoid gates per block, the LM fine-tuned with them"
+        "summary": ("The paper's TEF (GPT2-TEF design): sigmoid gates per layer, the LM fine-tuned with them"
                     if heads_cfg.variant == "paper" else
-                    "Causal TEF heads (one LayerNorm + Linear per block) for a frozen LM, distilled from it"),
+                    "Causal TEF heads (one LayerNorm + Linear per layer) for a frozen LM, distilled from it"),
         "variant": heads_cfg.variant,
         "base_model": heads_cfg.base,
         "architecture": {"heads": heads_cfg.n_layer, "width": heads_cfg.d_model,
                          "head_parameters": sum(p.numel() for p in heads.parameters()),
-                         "class": "GPT2LMHeadModel" if heads_cfg.variant == "paper" else "TEFHeads"},
+                         "class": type(lm.model).__name__ if heads_cfg.variant == "paper" else "TEFHeads",
+                         "base_architecture": lm.model.config.model_type},
         "training_data": {"sources": [{"name": "the base LM's corpus",
                                        "description": "train split of the corpus the base LM was trained on",
                                        "licence": "see the base model's card"}]},
