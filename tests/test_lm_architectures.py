@@ -312,6 +312,6 @@ def test_train_tef_cli_on_a_llama_checkpoint(variant, tmp_path, tiny_corpus):
     lm = load_causal_lm(lm_dir, device="cpu", dtype=torch.float32)
     assert lm.model.config.model_type == "llama"
     heads = TEFHeads.load(out, "cpu")
-    ids = torch.tensor(lm.tokenizer("It is a truth universally acknowledged, that a single man.")["input_ids"])
+    ids = torch.tensor(lm.tokenizer("It is a truth universally acknowledged.")["input_ids"])
     scores = get_scorer(f"tef_{variant}", heads=heads).score(lm.model, ids)
     assert scores.values.shape[-1] == ids.numel()
