@@ -80,10 +80,19 @@ def url_value(key: str, default: T, parse: Callable[[str], T] | None = None,
     """Seed widget `key` (once per session and page visit) from the URL, else from the value
     kept from an earlier visit, else `default`; invalid values fall back to `default`.
 
-    The widget must use the same key and no `value=` argument.
+    The widget must use the same key and no `value=` argument. A value already in the session
+    that the current choices or bounds no longer allow (another model with fewer layers or heads,
+    a checkpoint that went away) falls back to `default` before the widget is drawn.
     """
     if key in st.session_state:
-        return st.session_state[key]
+        value = st.session_state[key]
+        if not _valid(value, choices, lo, hi):
+            value = default
+        # Set through the Session State API even when unchanged: a widget whose options changed
+        # (another model, another page's list) is a new widget to Streamlit and would otherwise
+        # start again from its first option.
+        st.session_state[key] = value
+        return value
     parser = parse or (_parse_bool if isinstance(default, bool) else type(default))
     value = default
     raw = st.query_params.get(key)
