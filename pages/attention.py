@@ -28,7 +28,7 @@ from tefviz.viz.attention_figures import (
 from ui.bench import benchmark_button
 from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
-from ui.loaders import get_lm, usable_lm_names
+from ui.loaders import get_lm, lm_picker
 from ui.progress import progress_bar
 from ui.routing import through_app
 from ui.state import url_publish, url_value
@@ -321,24 +321,26 @@ if show_flex:
         )
 
 # --- on the real model -------------------------------------------------------------------------
-st.subheader("On the embedded language model")
-lm_names = usable_lm_names()
-if not lm_names:
-    st.info("No usable language model in checkpoints/.")
-else:
+st.subheader("On a language model")
+m1, m2, m3 = st.columns(3)
+lm_name = lm_picker(m1)
+if lm_name is not None:
     samples = {s["id"]: s["text"] for s in heldout_samples()}
-    m1, m2, m3 = st.columns(3)
     url_value("sample", next(iter(samples)), str, choices=list(samples))
     sample = m1.selectbox("Held-out text", list(samples), key="sample")
-    lm = guarded(f"Loading {lm_names[0]!r}", get_lm, lm_names[0])
+    lm = guarded(f"Loading {lm_name!r}", get_lm, lm_name)
     if lm is not None:
         n_layer, n_head = model_parts(lm.model).n_layer, model_parts(lm.model).n_head
-        on_layers = m2.multiselect(
-            "Apply to layers", list(range(n_layer)), default=list(range(n_layer)), key="on_layers"
-        )
+        # another model may have fewer layers: a choice it cannot take starts again from all layers
+        chosen = st.session_state.get("on_layers")
+        if chosen is None or any(i >= n_layer for i in chosen):
+            st.session_state["on_layers"] = list(range(n_layer))
+        on_layers = m2.multiselect("Apply to layers", list(range(n_layer)), key="on_layers")
+        url_value("show_layer", 0, int, lo=0, hi=n_layer - 1)
         show_layer = m3.selectbox("Show layer", list(range(n_layer)), key="show_layer")
+        url_value("head", 0, int, lo=0, hi=n_head - 1)
         head = m3.selectbox("Head", list(range(n_head)), key="head")
-        url_publish("sample")
+        url_publish("sample", "show_layer", "head")
         ids = lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][: lm.context_length]
         n_text = len(ids)
         block = max(params_a.get("block", 1), params_b.get("block", 1))

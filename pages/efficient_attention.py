@@ -24,7 +24,7 @@ from ui.bench import benchmark_button
 from ui.compute import one_at_a_time
 from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
-from ui.loaders import embedded_lm_or_stop
+from ui.loaders import lm_or_stop, lm_picker
 from ui.routing import through_app
 from ui.state import url_publish, url_value
 
@@ -34,19 +34,21 @@ st.title("Efficient attention")
 st.caption(
     "Exact attention costs n² in time and memory. Performer replaces the softmax kernel with random "
     "features, Linformer projects keys and values to k rows, and the ∞-former keeps a continuous "
-    "memory of N basis functions. Here each runs on the real queries, keys and values of the "
-    "embedded model, beside the exact attention it approximates."
+    "memory of N basis functions. Here each runs on the real queries, keys and values of a "
+    "language model (pick one), beside the exact attention it approximates."
 )
-
-lm = embedded_lm_or_stop()
-samples = {s["id"]: s["text"] for s in heldout_samples()}
-methods = list(APPROXIMATIONS)
-n_layer, n_head = model_parts(lm.model).n_layer, model_parts(lm.model).n_head
-max_tokens = min(512, lm.context_length)
-token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
 
 # --- choices (kept in the URL) ----------------------------------------------------------------
 a, b, c = st.columns(3)
+with a:
+    model_name = lm_picker()
+lm = lm_or_stop(model_name)
+samples = {s["id"]: s["text"] for s in heldout_samples()}
+methods = list(APPROXIMATIONS)
+parts = model_parts(lm.model)
+n_layer, n_head = parts.n_layer, parts.n_head
+max_tokens = min(512, lm.context_length)
+token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
 with a:
     url_value("sample", next(iter(samples)), str, choices=list(samples))
     sample = st.selectbox("Held-out text", list(samples), key="sample")
@@ -56,7 +58,10 @@ with b:
     url_value("layer", 0, int, lo=0, hi=n_layer - 1)
     layer = st.selectbox("Layer", list(range(n_layer)), key="layer")
     url_value("head", 0, int, lo=0, hi=n_head - 1)
-    head = st.selectbox("Head", list(range(n_head)), key="head")
+    head = st.selectbox("Head", list(range(n_head)), key="head",
+                        help=f"{n_head} query heads" + (f" sharing {parts.n_kv_head} key/value heads "
+                                                        "(grouped-query attention)"
+                                                        if parts.n_kv_head != n_head else ""))
 with c:
     url_value("method", "performer", str, choices=methods)
     method = st.selectbox(

@@ -20,7 +20,7 @@ from tefviz.viz.tokens import token_strip_html
 from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
-from ui.loaders import embedded_lm_or_stop
+from ui.loaders import lm_or_stop, lm_picker
 from ui.progress import progress_bar
 from ui.routing import through_app
 from ui.state import url_publish, url_value
@@ -35,12 +35,16 @@ st.caption(
     "tokens suffer."
 )
 
-lm = embedded_lm_or_stop()
-vocab, dim = lm.model.config.vocab_size, model_parts(lm.model).d_model
-methods = list(COMPRESSORS)
-
 # --- choices (kept in the URL) -------------------------------------------------------------------
 left, right = st.columns([1, 2])
+with left:
+    model_name = lm_picker()
+lm = lm_or_stop(model_name)
+parts = model_parts(lm.model)
+vocab, dim = parts.embedding.weight.shape[0], parts.d_model
+methods = list(COMPRESSORS)
+if not parts.tied:
+    st.caption(f"`{lm.name}` has a separate output head: only its input embedding is compressed.")
 with left:
     url_value("method", "quantised", str, choices=methods)
     method = st.selectbox("Method", methods, key="method", format_func=lambda m: COMPRESSORS[m].label)

@@ -14,7 +14,7 @@ from tefviz.viz.tokens import token_strip_html
 from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
-from ui.loaders import get_lm, usable_lm_names
+from ui.loaders import ARCHITECTURES_TEXT, NO_LM, get_lm, usable_lm_names
 from ui.progress import progress_bar
 from ui.routing import through_app
 from ui.state import keep, url_publish, url_value
@@ -32,8 +32,7 @@ st.caption(
 HUB = "Hugging Face name (needs network)"
 names = usable_lm_names()
 if not names:
-    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with "
-               "each). You can still load a model from the Hugging Face hub when online.")
+    st.warning(f"{NO_LM} You can still load a model from the Hugging Face hub when online.")
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 
 # --- choices (all kept in the URL) -----------------------------------------------------
@@ -42,11 +41,13 @@ with left:
     model_choices = [*names, HUB]
     url_value("model", names[0] if names else HUB, str, choices=model_choices)
     choice = st.selectbox("Model", model_choices, key="model",
-                          help="Checkpoints shipped in checkpoints/, or any causal LM on the hub.")
+                          help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}), "
+                               "or any causal LM on the hub.")
     hub_name = ""
     if choice == HUB:
         url_value("hub", "", str)  # nothing is asked of the hub before a name is typed
-        hub_name = st.text_input("Hub model name", key="hub", help="e.g. gpt2, distilgpt2").strip()
+        hub_name = st.text_input("Hub model name", key="hub", help="e.g. gpt2, EleutherAI/pythia-70m, "
+                                "Qwen/Qwen2.5-0.5B").strip()
     sample_choices = [*samples, "your own text"]
     url_value("sample", next(iter(samples)), str, choices=sample_choices)
     sample = st.selectbox("Text", sample_choices, key="sample",

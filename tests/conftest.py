@@ -85,6 +85,7 @@ def make_tiny_tef(root: Path, variant: str = "causal", base: str = "tefviz-lm") 
     with a real held-out table computed on two short windows."""
     import torch
 
+    from tefviz.lm import model_parts
     from tefviz.models import load_causal_lm
     from tefviz.text.cli_eval import eval_text
     from tefviz.text.tef import TEF_MODEL_TYPE, TEFConfig, TEFHeads
@@ -92,8 +93,8 @@ def make_tiny_tef(root: Path, variant: str = "causal", base: str = "tefviz-lm") 
     out = root / f"{base}-tef-{variant}"
     lm = load_causal_lm(root / base, device=torch.device("cpu"), dtype=torch.float32)
     torch.manual_seed(3)
-    cfg = lm.model.config
-    heads = TEFHeads(TEFConfig(variant=variant, n_layer=cfg.n_layer, d_model=cfg.n_embd, base=base,
+    parts = model_parts(lm.model)  # any supported architecture
+    heads = TEFHeads(TEFConfig(variant=variant, n_layer=parts.n_layer, d_model=parts.d_model, base=base,
                                train_t=[0.99] if variant == "paper" else [0.5, 1.0]))
     with torch.no_grad():
         for h in heads.heads:
@@ -132,6 +133,46 @@ def tef_root(checkpoints_root, tiny_tef_root) -> Path:
     for name in ("tefviz-lm-tef-causal", "tefviz-lm-tef-paper"):
         shutil.copytree(tiny_tef_root / name, checkpoints_root / name)
     return checkpoints_root
+
+
+LLAMA = "tefviz-llama"  # the second embedded model's name: pages must pick it up when it lands
+LLAMA_CHECKPOINTS = (LLAMA, f"{LLAMA}-tef-causal", f"{LLAMA}-tef-paper")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_root(tmp_path_factory) -> Path:
+    """Built once: a tiny random Llama (context 128, the shipped tokenizer) under the second embedded
+    model's name, with random causal and paper TEF heads trained on it."""
+    from .lm_zoo import save_tiny
+
+    root = tmp_path_factory.mktemp("llama") / "checkpoints"
+    save_tiny("llama", root / LLAMA, context=128)
+    make_tiny_tef(root, "causal", base=LLAMA)
+    make_tiny_tef(root, "paper", base=LLAMA)
+    return root
+
+
+@pytest.fixture()
+def llama_root(tef_root, tiny_llama_root) -> Path:
+    """checkpoints/ (a fresh copy per test) with both embedded models, each with its two TEF heads:
+    the tiny GPT-2 as tefviz-lm (context 64) and the tiny Llama as tefviz-llama (context 128)."""
+    for name in LLAMA_CHECKPOINTS:
+        shutil.copytree(tiny_llama_root / name, tef_root / name)
+    return tef_root
+
+
+@pytest.fixture()
+def zoo_root(checkpoints_root, tmp_path):
+    """Adds a tiny random checkpoint of any supported architecture to checkpoints/:
+    zoo_root("gpt_neox") -> its name there."""
+    from .lm_zoo import save_tiny
+
+    def add(arch: str, context: int = 128) -> str:
+        name = f"tiny-{arch}"
+        save_tiny(arch, checkpoints_root / name, context=context)
+        return name
+
+    return add
 
 
 IMAGE_TOKENIZERS = {"tefviz-image-svd-tef": "svd_tef", "tefviz-image-fft": "fft",

@@ -23,6 +23,12 @@ def _charts(at) -> int:
     return sum(1 for e in at.main if type(e).__name__ == "UnknownElement")
 
 
+def _pair(at) -> str:
+    """The dense-vs-patterned attention figure of the model section."""
+    return next(str(e.proto) for e in at.main
+                if type(e).__name__ == "UnknownElement" and "pair" in str(e.proto))
+
+
 def test_attention_page_default_view_and_widgets(checkpoints_root):
     at = _page()
     assert not at.exception
@@ -107,3 +113,29 @@ def test_flex_tiles_only_when_asked(checkpoints_root, monkeypatch):
     assert "Tiles computed, of 256" in m and int(m["Full tiles"]) > 0
     assert at.query_params["flex_block"] == "32"
     assert any("tiles of 32x32" in c.value for c in at.caption)
+
+
+def test_pattern_on_the_llama_and_rebounded_head(llama_root):
+    at = _page(n="64")
+    assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]
+    at.selectbox(key="model").select("tefviz-llama").run()
+    assert not at.exception and not at.error
+    m = _metrics(at)
+    assert m["Perplexity, dense"] and m["Perplexity, patterned"] and m["Tokens"] == "128"  # its context
+    assert at.selectbox(key="head").options == ["0", "1", "2", "3"]
+    at.selectbox(key="head").select(3).run()
+    at.selectbox(key="show_layer").select(1).run()
+    before = _pair(at)
+    at.number_input(key="a_sliding_window").set_value(16).run()  # the default is 4
+    assert not at.exception and not at.error
+    # a random Llama predicts almost uniformly, so its perplexity hardly moves; its attention does
+    assert _pair(at) != before and _metrics(at)["Active cells"] != m["Active cells"]
+    q = at.query_params
+    assert (q["model"], q["head"], q["show_layer"], q["a_sliding_window"]) == ("tefviz-llama", "3", "1", "16")
+    # the tiny GPT-2 has 2 heads: head 3 falls back to 0 instead of failing
+    at.selectbox(key="model").select("tefviz-lm").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="head").value == 0 and _metrics(at)["Tokens"] == "64"
+    at = _page(model="gpt-17", head="1")
+    assert not at.exception and at.selectbox(key="model").value == "tefviz-lm"
+    assert any("model=gpt-17 (not one of the choices)" in i.value.replace("\\", "") for i in at.info)

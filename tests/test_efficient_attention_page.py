@@ -77,3 +77,31 @@ def test_bench_approx_cli_and_slopes(tmp_path, capsys):
         bench_approx([512], ("linformer",), causal=True)
     with pytest.raises(InputError, match="at least 256"):
         bench_approx([100])
+
+
+def test_page_picks_the_llama_and_rebounds_layer_and_head(llama_root):
+    at = _page(tokens="64")
+    assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]
+    at.selectbox(key="model").select("tefviz-llama").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="head").options == ["0", "1", "2", "3"]  # 4 query heads over 2 key/value heads
+    assert at.select_slider(key="tokens").options == ["32", "64", "128"]  # up to its 128-token context
+    first = _metrics(at)["Relative output error"]
+    at.selectbox(key="head").select(3).run()
+    at.selectbox(key="layer").select(1).run()
+    at.select_slider(key="tokens").set_value(128).run()
+    assert not at.exception and not at.error
+    assert _metrics(at)["Tokens"] == "128" and _metrics(at)["Relative output error"] != first
+    q = at.query_params
+    assert (q["model"], q["head"], q["layer"]) == ("tefviz-llama", "3", "1")
+    # back to the GPT-2 (2 heads, 64 tokens): choices it cannot take fall back, nothing crashes
+    at.selectbox(key="model").select("tefviz-lm").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="head").value == 0 and at.select_slider(key="tokens").value == 64
+    assert at.query_params["model"] == "tefviz-lm" and at.query_params["head"] == "0"
+    # a link to the Llama opens it; an unknown model falls back with the link notice
+    at = _page(model="tefviz-llama", head="3", tokens="128")
+    assert not at.exception and at.selectbox(key="head").value == 3 and _metrics(at)["Tokens"] == "128"
+    at = _page(model="nope", head="3")
+    assert at.selectbox(key="model").value == "tefviz-lm"
+    assert any("model=nope (not one of the choices)" in i.value.replace("\\", "") for i in at.info)

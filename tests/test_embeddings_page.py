@@ -72,3 +72,26 @@ def test_model_pages_without_a_usable_lm(tmp_path, monkeypatch):
         at.run()
         assert not at.exception, page
         assert any("No usable language-model checkpoint" in w.value for w in at.warning), page
+
+
+def test_embeddings_page_picks_the_llama(llama_root):
+    at = _page(windows="1")
+    assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]
+    gpt2 = _metrics(at)
+    at.selectbox(key="model").select("tefviz-llama").run()
+    assert not at.exception and not at.error
+    llama = _metrics(at)
+    # the shipped tokenizer's 8,192 rows x 32 (the tiny GPT-2 has 320 rows)
+    assert llama["Embedding bytes"] != gpt2["Embedding bytes"] and llama["Held-out perplexity"]
+    at.slider(key="quantised_bits").set_value(2).run()
+    assert not at.exception and not at.error
+    assert _metrics(at)["Embedding bytes"] != llama["Embedding bytes"]
+    assert at.query_params["model"] == "tefviz-llama" and at.query_params["quantised_bits"] == "2"
+    at.selectbox(key="method").select("low_rank").run()
+    assert not at.exception and not at.error and _metrics(at)["Held-out perplexity"]
+    # the choice is kept for the next visit to the page, and a link opens it
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
+    at = _page(windows="1", model="tefviz-llama")
+    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"

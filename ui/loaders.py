@@ -8,6 +8,7 @@ means a re-exported checkpoint is picked up without restarting the server.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Literal
@@ -23,12 +24,16 @@ from tefviz.checkpoints import (
 )
 from tefviz.images.checkpoint import load_image_classifier
 from tefviz.images.model import ImageClassifier
+from tefviz.lm import SUPPORTED
 from tefviz.models import LoadedLM, load_checkpoint, load_from_hub
 from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
 
 MODEL_LOCK = threading.Lock()
 DEFAULT_LM = "tefviz-lm"
-LM_TYPES = {"gpt2", "gpt_neox", "llama", "mistral", "qwen2", "opt"}
+LM_TYPES = SUPPORTED  # the architectures the intervention layer (tefviz.lm) knows
+ARCHITECTURES_TEXT = ", ".join(SUPPORTED)
+NO_LM = ("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each). "
+         f"Supported architectures: {ARCHITECTURES_TEXT}.")
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
@@ -56,7 +61,8 @@ def cached_checkpoints() -> list[CheckpointInfo]:
 
 
 def usable_lm_names() -> list[str]:
-    """Checkpoints that load as causal LMs, the embedded default first."""
+    """Checkpoints that load as causal LMs of a supported architecture: the embedded default
+    first, then the others by name (a second embedded model appears as soon as it lands)."""
     names = [c.name for c in cached_checkpoints()
              if c.usable and c.kind == "lm" and (c.config or {}).get("model_type") in LM_TYPES]
     return sorted(names, key=lambda n: (n != DEFAULT_LM, n))
@@ -83,16 +89,42 @@ def get_tef(name: str) -> tuple[TEFHeads, str, str]:
     return _cached_tef(name, version), tef_checkpoint_lm(path).name, version
 
 
-def embedded_lm_or_stop() -> LoadedLM:
-    """The embedded LM for pages that study it; a clear message and a stopped page otherwise."""
-    from ui.errors import guarded
+def tef_base(info: CheckpointInfo) -> str | None:
+    """The LM checkpoint a TEF checkpoint's heads were trained on (`base` in its tef.json; the
+    card's `base_model` for older exports)."""
+    try:
+        base = json.loads((info.path / "tef.json").read_text()).get("base")
+    except (OSError, ValueError, AttributeError):
+        base = None
+    return base or (info.card or {}).get("base_model")
 
+
+def lm_picker(where=None, key: str = "model", default: str | None = None, help: str = "") -> str | None:
+    """The model picker of every page that studies a language model: each usable checkpoint, the
+    embedded default first (or `default`). The choice is kept in the URL under `key`; an unknown
+    name in a link falls back to the default with the page's link notice. None (with a warning)
+    when there is no usable checkpoint."""
+    from ui.state import url_publish, url_value
+
+    where = where or st
     names = usable_lm_names()
     if not names:
-        st.warning("No usable language-model checkpoint in checkpoints/ "
-                   "(Home lists what is wrong with each).")
+        st.warning(NO_LM)
+        return None
+    url_value(key, default if default in names else names[0], str, choices=names)
+    name = where.selectbox("Model", names, key=key,
+                           help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}). {help}")
+    url_publish(key)
+    return name
+
+
+def lm_or_stop(name: str | None) -> LoadedLM:
+    """The picked checkpoint, loaded; a clear message and a stopped page otherwise."""
+    from ui.errors import guarded
+
+    if name is None:
         st.stop()
-    lm = guarded(f"Loading {names[0]!r}", get_lm, names[0])
+    lm = guarded(f"Loading {name!r}", get_lm, name)
     if lm is None:
         st.stop()
     return lm
