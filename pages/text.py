@@ -25,7 +25,16 @@ from ui.charts import chart, digest
 from ui.compute import one_at_a_time
 from ui.errors import guarded, literal
 from ui.export import download_buttons
-from ui.loaders import get_lm, get_tef, unusable_tef_checkpoints, usable_lm_names, usable_tef_checkpoints
+from ui.loaders import (
+    NO_LM,
+    get_lm,
+    get_tef,
+    lm_picker,
+    tef_base,
+    unusable_tef_checkpoints,
+    usable_lm_names,
+    usable_tef_checkpoints,
+)
 from ui.progress import progress_bar
 from ui.routing import through_app
 from ui.state import keep, url_publish, url_value
@@ -51,29 +60,36 @@ BASELINES = [name for name in ("attention", "uniform", "random", "leave_one_out"
 
 names = usable_lm_names()
 if not names:
-    st.warning("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each).")
+    st.warning(NO_LM)
     st.stop()
-tefs = usable_tef_checkpoints()
+tefs = [c for c in usable_tef_checkpoints() if (c.card or {}).get("variant") in ("paper", "causal")]
+bases = {c.name: tef_base(c) for c in tefs}
 for broken in unusable_tef_checkpoints():
     st.warning(literal(f"TEF checkpoint {broken.name} is unusable and not offered: {broken.error}"),
                icon=":material/error:")
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 
 # --- choices (kept in the URL) -----------------------------------------------------------
-scorer_labels = {f"tef:{c.name}": f"{SCORERS['tef_' + (c.card or {}).get('variant', 'causal')].label}"
-                 f" · {c.name}" for c in tefs if (c.card or {}).get("variant") in ("paper", "causal")}
-scorer_labels.update({name: SCORERS[name].label for name in BASELINES})
+# A link from before the model picker names a TEF scorer only: open the model it runs on.
+linked = str(st.query_params.get("scorer", ""))
 left, right = st.columns([1, 2])
 with left:
+    picked = lm_picker(default=bases.get(linked[4:]) if linked.startswith("tef:") else None,
+                       help="TEF scorers are offered for the model they were trained on.")
+    if picked is None:
+        st.stop()
+    model_tefs = [c for c in tefs if bases[c.name] == picked]
+    # TEF heads trained on the picked model, then the baselines (they work with any model)
+    scorer_labels = {f"tef:{c.name}": f"{SCORERS['tef_' + c.card['variant']].label} · {c.name}"
+                     for c in model_tefs}
+    scorer_labels.update({name: SCORERS[name].label for name in BASELINES})
     url_value("scorer", next(iter(scorer_labels)), str, choices=list(scorer_labels))
     scorer_key = st.selectbox("Scorer", list(scorer_labels), key="scorer", format_func=scorer_labels.get,
-                              help="TEF heads shipped in checkpoints/, or a baseline scorer.")
+                              help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline "
+                                   "scorer.")
     is_tef = scorer_key.startswith("tef:")
-    if is_tef:
-        model_name = None
-    else:
-        url_value("model", names[0], str, choices=names)
-        model_name = st.selectbox("Model", names, key="model")
+    model_name = None if is_tef else picked
+    if not is_tef:
         url_value("mode", "evict", str, choices=list(POLICY_MODES))
         st.radio("Dropping means", list(POLICY_MODES), key="mode", horizontal=True,
                  help="; ".join(f"{k}: {v}" for k, v in MODES_HELP.items()))
@@ -89,8 +105,8 @@ with left:
 with right:
     if sample == "your own text":
         text = text_box("Your text", "text_own", 150,
-                        f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, one context window "
-                        "of tokens, are used.")
+                        f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up to one context "
+                        "window of the model's tokens, are used.")
     else:
         text = samples[sample]
         with st.expander(f"Sample text: {sample}"):
@@ -98,7 +114,7 @@ with right:
     url_value("t", 0.9, float, lo=0.0, hi=1.0)
     t = st.slider("Threshold t (cumulative share kept)", 0.0, 1.0, step=0.01, key="t",
                   help="1.0 keeps every token; lower keeps fewer. The top token is always kept.")
-url_publish("scorer", "sample", "t", *([] if is_tef else ["model", "mode", "sink"]),
+url_publish("scorer", "sample", "t", *([] if is_tef else ["mode", "sink"]),
             *(["recent"] if not is_tef and st.session_state.get("mode") == "evict" else []))
 keep("text_own")
 
@@ -198,7 +214,7 @@ def token_view(view: str, _scored: ScoredText, _filtered: FilteredText, _kept: n
               f"{n}\n" + ("kept" if r["kept"] else "dropped")
               + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
               for r in rows]
-    shown = min(n, 1024)
+    shown = n  # the whole scored text: at most one context window of the model (2,048 tokens)
     dimmed = list(~_kept[:shown])
     # colour by rank, not raw share: trained scorers can be nearly flat, and their order is what counts
     heat = [1.0 - (r["rank"] - 1) / max(n - 1, 1) for r in rows]
@@ -230,11 +246,11 @@ download_buttons(rows, f"text-tokens-{scorer_key.replace(':', '_')}-t{t:.2f}", k
 
 # --- the held-out table ---------------------------------------------------------------------
 st.subheader("Perplexity vs tokens kept, on held-out text")
-table = next(((c.card or {}).get("metrics", {}).get("heldout_table") for c in tefs
+table = next(((c.card or {}).get("metrics", {}).get("heldout_table") for c in model_tefs
               if (c.card or {}).get("metrics", {}).get("heldout_table")), None)
 if table is None:
-    st.info("No held-out table in the TEF cards yet: `python -m tefviz eval text --tef checkpoints/<tef> "
-            "--write-cards` writes one.")
+    st.info(f"No held-out table for {picked} in its TEF cards yet: `python -m tefviz eval text --lm "
+            f"checkpoints/{picked} --tef checkpoints/<tef> --write-cards` writes one.")
 else:
     current = scorer_key.split(":", 1)[1] if is_tef else f"{scorer_key} ({policy.mode})"
     finite = n > 1 and math.isfinite(filtered.perplexity)

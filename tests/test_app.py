@@ -293,3 +293,28 @@ def test_export_payloads_roundtrip():
     assert json.loads(js) == rows
     csv, js = export_payloads({"a": {"b": 1}})
     assert csv is None and json.loads(js) == {"a": {"b": 1}}
+
+
+def test_lm_page_picks_the_llama(llama_root):
+    at = _lm_page()
+    options = at.selectbox(key="model").options
+    assert options == ["tefviz-lm", "tefviz-llama", "Hugging Face name (needs network)"]
+    at.selectbox(key="model").select("tefviz-llama").run()
+    assert not at.exception and not at.error
+    m = _metrics(at)
+    assert float(m["Perplexity"].replace(",", "")) > 1 and m["Bits per byte"]
+    assert any("Longer than the model's context (128 tokens)" in i.value for i in at.info)
+    at.slider(key="pos").set_value(5).run()
+    assert not at.exception and not at.error
+    assert at.query_params["model"] == "tefviz-llama" and at.query_params["pos"] == "5"
+    at = _lm_page(model="tefviz-llama", pos="5")
+    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
+    assert at.slider(key="pos").value == 5
+
+
+def test_model_choice_follows_the_user_across_pages(llama_root):
+    at = _lm_page(model="tefviz-llama")
+    for page in ("pages/efficient_attention.py", "pages/text.py", "pages/attention.py"):
+        at.switch_page(page).run()
+        assert not at.exception and not at.error, page
+        assert at.selectbox(key="model").value == "tefviz-llama", page

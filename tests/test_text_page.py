@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -142,3 +144,86 @@ def test_home_shows_tef_cards(tef_root):
     variants = {m.value for m in at.metric if m.label == "Variant"}
     assert variants == {"causal", "paper"}
     assert any("python -m tefviz train tef --variant causal" in c.value for c in at.code)
+
+
+# --- any model: the picker, TEF heads per model, the model's own context ----------------------
+
+def _tef_options(at) -> list[str]:
+    """The TEF checkpoints the scorer picker offers (its options are shown as 'label · name')."""
+    return [o.split(" · ")[-1] for o in at.selectbox(key="scorer").options if " · " in o]
+
+
+def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
+    at = _page()
+    assert not at.exception
+    assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]  # the embedded default first
+    assert _tef_options(at) == ["tefviz-lm-tef-causal", "tefviz-lm-tef-paper"]
+    at.selectbox(key="model").select("tefviz-llama").run()
+    assert not at.exception and not at.error
+    # the other model's TEF heads are no longer offered: the choice falls back to the first of its own
+    assert _tef_options(at) == ["tefviz-llama-tef-causal", "tefviz-llama-tef-paper"]
+    assert len(at.selectbox(key="scorer").options) == 2 + 4  # and the four baselines
+    assert at.selectbox(key="scorer").value == "tef:tefviz-llama-tef-causal"
+    assert at.query_params["model"] == "tefviz-llama"
+    assert at.query_params["scorer"] == "tef:tefviz-llama-tef-causal"
+    kept1 = int(_metrics(at)["Tokens kept (last token's view)"].split(" of ")[0])
+    at.slider(key="t").set_value(0.3).run()
+    assert not at.exception and not at.error
+    kept2, n = map(int, _metrics(at)["Tokens kept (last token's view)"].split(" of "))
+    assert kept2 < kept1 and n == 128  # the sample fills the Llama's whole 128-token context
+    assert any("longer than one context window of 128 tokens" in w.value for w in at.warning)
+    assert at.query_params["t"] == "0.3" and at.query_params["model"] == "tefviz-llama"
+    assert "line-through" in _html(at)
+    # the held-out table is the Llama TEF cards' own
+    card = json.loads((llama_root / "tefviz-llama-tef-causal" / "card.json").read_text())
+    ref = card["metrics"]["heldout_table"]["reference"]["perplexity"]
+    assert any(f"Dense reference perplexity {ref:.2f}" in c.value for c in at.caption)
+    # the paper variant runs on its own fine-tuned Llama
+    at.selectbox(key="scorer").select("tef:tefviz-llama-tef-paper").run()
+    assert not at.exception and not at.error
+    assert any("tefviz-llama-tef-paper" in c.value and "fine-tuned" in c.value for c in at.caption)
+    assert _metrics(at)["Perplexity, dropped at t"] != "n/a"
+
+
+def test_text_page_llama_from_a_link_baselines_and_a_bad_model(llama_root):
+    at = _page(model="tefviz-llama", scorer="attention", mode="skip", t="0.5")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="model").value == "tefviz-llama" and at.radio(key="mode").value == "skip"
+    at.select_slider(key="layer").set_value(1).run()  # the tiny Llama has two blocks
+    assert not at.exception and at.query_params["layer"] == "1"
+    assert at.query_params["model"] == "tefviz-llama"
+    # a link from before the picker names only a TEF: the page opens the model it runs on
+    at = _page(scorer="tef:tefviz-llama-tef-paper")
+    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
+    # an unknown model falls back to the default with the link notice
+    at = _page(model="tefviz-mamba", scorer="uniform")
+    assert not at.exception and at.selectbox(key="model").value == "tefviz-lm"
+    assert any("model=tefviz-mamba (not one of the choices)" in i.value.replace("\\", "") for i in at.info)
+    assert at.selectbox(key="scorer").value == "uniform"
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox"])
+def test_text_page_other_architecture_with_baselines(zoo_root, arch):
+    name = zoo_root(arch)
+    at = _page(model=name)
+    assert not at.exception and not at.error
+    assert _tef_options(at) == [] and len(at.selectbox(key="scorer").options) == 4  # baselines only
+    m = _metrics(at)
+    assert m["Perplexity, all tokens"] != "n/a" and m["Tokens kept (last token's view)"].endswith("of 128")
+    at.selectbox(key="scorer").select("uniform").run()
+    at.slider(key="t").set_value(0.5).run()
+    assert not at.exception and not at.error
+    assert at.query_params["model"] == name and at.query_params["scorer"] == "uniform"
+    kept, n = map(int, _metrics(at)["Tokens kept (last token's view)"].split(" of "))
+    assert kept < n
+
+
+def test_text_page_scores_a_whole_2048_token_context(zoo_root):
+    name = zoo_root("llama", context=2048)  # the second embedded model's context, tiny otherwise
+    at = _page(model=name, scorer="uniform", sample="your own text")
+    at.text_area(key="text_own").input("The cat sat on the mat. " * 500).run()
+    assert not at.exception and not at.error
+    assert _metrics(at)["Tokens kept (last token's view)"].endswith("of 2048")
+    assert any("longer than one context window of 2048 tokens" in w.value for w in at.warning)
+    strips = [e.proto.body for e in at.main if type(e).__name__ == "Html" and "tefviz-strip" in e.proto.body]
+    assert strips and all(s.count('class="tok"') == 2048 for s in strips)  # every scored token is shown
