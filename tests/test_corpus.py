@@ -172,7 +172,7 @@ def test_lzw_bible_reader_round_trip(tmp_path: Path):
         return (acc.to_bytes((nacc + 7) // 8, "little"))
 
     text = ("Ge1:1 In the beginning God created the heaven and the earth.\n"
-            "Ge1:2 And the earth was without form, and void.\nGe2:1 Thus the heavens were finished.\n") * 300
+            "Exo1:1 Now these are the names.\nExo2:1 And there went a man.\n") * 300
     window = 4096
     raw = text.encode()
     windows = [compress(raw[i : i + window]) for i in range(0, len(raw), window)]
@@ -187,8 +187,9 @@ def test_lzw_bible_reader_round_trip(tmp_path: Path):
     path = tmp_path / "bible.data"
     path.write_bytes(data)
     docs = list(corpus.read_kjv(path))
-    assert [d.doc_id for d in docs] == ["Ge/001", "Ge/002"]
-    assert docs[0].text.startswith("Ge 1\n\nIn the beginning")
+    # Genesis is an outside evaluation text: never in a training corpus
+    assert [d.doc_id for d in docs] == ["Exo/001", "Exo/002"]
+    assert docs[0].text.startswith("Exo 1\n\nNow these are the names")
 
 
 def test_html_sections_drop_navigation_and_split_at_headings():

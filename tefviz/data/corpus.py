@@ -208,12 +208,18 @@ def read_brs_text(data: bytes) -> str:
 _VERSE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
 
 
+# Genesis is one of the outside texts the causal TEF is judged on (issue "TEF beyond Austen"): it
+# never enters a training corpus, and is shipped as the scripture domain's held-out sample
+KJV_HELD_OUT_BOOKS = frozenset({"Ge"})  # the data file abbreviates: Ge, Exo, Lev, ...
+
+
 def read_kjv(path: Path) -> Iterator[Document]:
-    """The King James Bible, one document per chapter ("Book Chapter" heading, then verses)."""
+    """The King James Bible without Genesis, one document per chapter ("Book Chapter" heading,
+    then verses)."""
     chapters: dict[tuple[str, str], list[str]] = {}
     for line in read_brs_text(path.read_bytes()).splitlines():
         m = _VERSE.match(line)
-        if m:
+        if m and m[1] not in KJV_HELD_OUT_BOOKS:
             chapters.setdefault((m[1], m[2]), []).append(m[4].strip())
     for (book, chapter), verses in chapters.items():
         yield Document("kjv", f"{book}/{int(chapter):03d}", f"{book} {chapter}\n\n" + "\n".join(verses))
@@ -440,7 +446,8 @@ SOURCES: dict[str, Source] = {
 # Named corpora. "default" is exactly the corpus of the shipped GPT-2 model (tefviz-lm).
 CORPORA: dict[str, list[str]] = {
     "default": ["austen", "foldoc", "jargon", "devil"],
-    "broad": ["austen", "foldoc", "jargon", "devil", "kjv", "fortunes", "debref", "pydoc", "gcide"],
+    # the Debian Reference is left out: with KJV Genesis it is an outside evaluation text
+    "broad": ["austen", "foldoc", "jargon", "devil", "kjv", "fortunes", "pydoc", "gcide"],
 }
 
 
