@@ -189,3 +189,19 @@ def test_tef_runs_on_a_gpt2_small_sized_model():
             fp = scorer.filtered(model, ids, scores, 0.7)
         assert scores.values.shape == (12, 24) and fp.nll.shape == (23,)
         assert torch.isfinite(fp.nll).all()
+
+
+@pytest.mark.parametrize("sink,recent", [(True, 0), (False, 0), (True, 3)])
+def test_fast_hard_mask_equals_the_rank_order_rule(sink, recent):
+    """The inference path (`tau=None`, one count per query) gives exactly the mask of the
+    training path (scatter back from rank order), ties in the scores included."""
+    torch.manual_seed(0)
+    for n in (1, 2, 17, 64):
+        logit = torch.randn(3, n)
+        logit[1] = torch.randint(0, 3, (n,)).float()  # many ties
+        logit[2] = 0.0  # all tied
+        for t in (0.0, 0.3, 0.5, 0.8, 0.99, 1.0):
+            tt = torch.tensor([t, t, min(1.0, t + 0.1)])
+            _, fast = causal_key_weights(logit, tt, sink, recent, tau=None)
+            _, reference = causal_key_weights(logit, tt, sink, recent, tau=0.1)
+            assert torch.equal(fast, reference), (n, t)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -174,8 +175,7 @@ class _CausalPlan:
         if self.tau is None and isinstance(self.t, float | int) and self.t >= 1:
             # the scoring pass (t = 1) keeps every key: the dense pass, without building n x n masks
             n = h.shape[1]
-            causal = torch.ones(n, n, dtype=torch.bool, device=h.device).tril()
-            self.kept.append(causal.expand(h.shape[0], n, n))
+            self.kept.append(_causal(n, h.device).expand(h.shape[0], n, n))
             return None
         cfg = self.heads.config
         w, keep = causal_key_weights(logit, t_rows, cfg.sink, cfg.recent, self.tau)
@@ -197,33 +197,28 @@ def causal_key_weights(
     (straight-through), so the heads learn which keys to keep.
     """
     b, n = logit.shape
-    causal = torch.ones(n, n, dtype=torch.bool, device=logit.device).tril()
+    causal = _causal(n, logit.device)
     # one max over the text keeps exp finite; shares are invariant to the shift
     e = (logit - logit.detach().amax(-1, keepdim=True)).exp()  # (B, n)
     order = n - 1 - torch.sort(logit.detach().flip(-1), dim=-1, descending=True, stable=True).indices
     sorted_e = torch.gather(e, -1, order)  # (B, n) in rank order
+    always = _always_kept(n, sink, recent, logit.device)
+    if tau is None:
+        hard = _hard_keep(logit, t, order, sorted_e, always, causal)
+        return hard.float(), hard
     visible = order[:, None, :] <= torch.arange(n, device=logit.device)[None, :, None]  # (B, q, r)
     running = (sorted_e[:, None, :] * visible).cumsum(-1)
     total = running[..., -1:].clamp_min(1e-30)
     share_at_or_above = running / total
     tt = t.to(logit.dtype)[:, None, None]
-    keep_sorted = visible & (share_at_or_above <= tt * (1 + 1e-6))
+    keep_sorted = visible & (running <= tt * (1 + 1e-6) * total)
     keep_sorted = keep_sorted | (tt >= 1.0) & visible
     index = order[:, None, :].expand(b, n, n)
     hard = torch.zeros_like(keep_sorted).scatter(-1, index, keep_sorted)
     # each query's top key (the prefix maximum; ties to the later key, as the rank order has them)
     top = torch.cummax(logit.detach(), dim=-1).indices
     hard.scatter_(-1, top[..., None], True)
-    always = torch.eye(n, dtype=torch.bool, device=logit.device)
-    if sink:
-        always = always.clone()
-        always[:, 0] = True
-    if recent:
-        q = torch.arange(n, device=logit.device)
-        always = always | ((q[:, None] - q[None, :]) <= recent)
     hard = (hard | always) & causal
-    if tau is None:
-        return hard.float(), hard
     # relax on the share strictly above a key: raising a key's own score then always raises its
     # chance to be kept (on "at or above", its own share would count against it)
     soft_sorted = torch.sigmoid((tt - (share_at_or_above - sorted_e[:, None, :] / total)) / tau)
@@ -231,6 +226,49 @@ def causal_key_weights(
     soft = torch.where(always, torch.ones_like(soft), soft) * causal
     weights = hard.float() + (soft - soft.detach())
     return weights, hard
+
+
+@lru_cache(maxsize=8)
+def _causal(n: int, device: torch.device) -> torch.Tensor:
+    """(n, n) lower-triangular mask; the same for every layer and threshold (read-only)."""
+    q = torch.arange(n, device=device)
+    return q[:, None] >= q[None, :]
+
+
+@lru_cache(maxsize=8)
+def _always_kept(n: int, sink: bool, recent: int, device: torch.device) -> torch.Tensor:
+    """(n, n): each query's own key, the sink and the recent window (cached, read-only)."""
+    q = torch.arange(n, device=device)
+    always = q[:, None] == q[None, :]
+    if sink:
+        always[:, 0] = True
+    if recent:
+        always |= (q[:, None] - q[None, :]) <= recent
+    return always
+
+
+def _hard_keep(logit, t, order, sorted_e, always, causal) -> torch.Tensor:
+    """The hard mask of `causal_key_weights` with fewer n x n passes (it runs once per layer on
+    every threshold move): the kept keys of query i are a prefix of its visible keys in rank
+    order, so one count per query and a rank comparison replace the scatter back from rank order.
+    The same comparison as the training path, so the same mask (tested)."""
+    b, n = logit.shape
+    arange = torch.arange(n, device=logit.device)
+    visible = order[:, None, :] <= arange[None, :, None]  # (B, q, rank)
+    running = torch.where(visible, sorted_e[:, None, :], 0.0).cumsum_(-1)  # mass ranked at or above
+    tt = t.to(logit.dtype)[:, None, None]
+    # ranks up to the last one whose share is still within t; invisible ranks in between add
+    # nothing and are removed by causality below
+    limit = tt * (1 + 1e-6) * running[..., -1:].clamp_min(1e-30)
+    # running is non-decreasing along the ranks: a binary search counts the ranks within the limit
+    last = torch.searchsorted(running, limit.expand(-1, n, 1).contiguous(), right=True) - 1  # (B, q, 1)
+    last = torch.where(tt[..., 0:1].expand_as(last) >= 1.0, torch.full_like(last, n - 1), last)
+    rank = torch.empty_like(order).scatter_(-1, order, arange.expand(b, n))  # rank of each position
+    hard = rank[:, None, :] <= last
+    # each query's top key (the prefix maximum; ties to the later key, as the rank order has them)
+    top = torch.cummax(logit.detach(), dim=-1).indices
+    hard.scatter_(-1, top[..., None], True)
+    return (hard | always) & causal
 
 
 def tef_checkpoint_lm(path: Path) -> Path:
