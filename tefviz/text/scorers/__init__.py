@@ -27,9 +27,14 @@ def get_scorer(name: str, **kwargs) -> TokenScorer:
 
 from tefviz.text.scorers import (  # noqa: E402,F401
     attention_mass,
+    h2o,
+    key_norm,
     leave_one_out,
     random_drop,
+    snapkv,
+    streaming_llm,
     tef_scorers,
+    tova,
     uniform,
 )
 
