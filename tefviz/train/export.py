@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerFast
 from tefviz.data.heldout import heldout_text
 from tefviz.device import device_info
 from tefviz.errors import CheckpointError
-from tefviz.metrics import score_text
+from tefviz.metrics import LMScore, score_text
 from tefviz.models import LoadedLM, load_causal_lm
 from tefviz.train.lm import build_model, config_from_json, load_run_weights
 
@@ -25,19 +25,28 @@ def evaluate_lm(lm: LoadedLM, corpus_dir: Path | None = None, dtype: torch.dtype
     block = lm.context_length
     results = {"heldout_austen": score_text(lm.model, lm.tokenizer, heldout_text(), block, dtype).as_dict()}
     if corpus_dir is not None:
-        for split in ("valid", "test"):
-            path = corpus_dir / f"{split}.txt"
-            if path.is_file():
-                text = path.read_text(encoding="utf-8")
-                results[f"corpus_{split}"] = score_text(lm.model, lm.tokenizer, text, block, dtype).as_dict()
         by_source = heldout_by_source(corpus_dir)
         if by_source:
-            results["corpus_by_source"] = {
-                source: {split: score_text(lm.model, lm.tokenizer, path.read_text(encoding="utf-8"),
-                                           block, dtype).as_dict()
-                         for split, path in splits.items()}
-                for source, splits in by_source.items()
-            }
+            # each held-out token is scored once: per source, and the splits as their sums
+            scores = {source: {split: score_text(lm.model, lm.tokenizer, path.read_text(encoding="utf-8"),
+                                                 block, dtype)
+                               for split, path in splits.items()}
+                      for source, splits in by_source.items()}
+            results["corpus_by_source"] = {source: {split: sc.as_dict() for split, sc in splits.items()}
+                                           for source, splits in scores.items()}
+            for split in ("valid", "test"):
+                parts = [splits[split] for splits in scores.values() if split in splits]
+                if parts:
+                    total = LMScore(sum(p.tokens for p in parts), sum(p.bytes for p in parts),
+                                    sum(p.nll_nats for p in parts))
+                    results[f"corpus_{split}"] = {**total.as_dict(), "scored": "per source, summed"}
+        else:
+            for split in ("valid", "test"):
+                path = corpus_dir / f"{split}.txt"
+                if path.is_file():
+                    text = path.read_text(encoding="utf-8")
+                    score = score_text(lm.model, lm.tokenizer, text, block, dtype)
+                    results[f"corpus_{split}"] = score.as_dict()
     results["eval_dtype"] = str(dtype).replace("torch.", "")
     results["eval_context"] = {"block": block, "stride": block // 2}
     return results
