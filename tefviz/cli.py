@@ -100,7 +100,8 @@ def _cmd_eval_text(args: argparse.Namespace) -> None:
     from tefviz.text.cli_eval import eval_text
 
     eval_text(lm_name=args.lm, tef_dirs=args.tef, out=args.out, windows=args.windows,
-              block=args.block, write_cards=args.write_cards)
+              block=args.block, write_cards=args.write_cards, samples=args.samples,
+              text_files=args.text_files)
 
 
 def _cmd_train_images(args: argparse.Namespace) -> None:
@@ -365,12 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--corpus", type=Path, default=None, help="corpus dir (default: shipped held-out)")
     el.set_defaults(func=_cmd_eval_lm)
 
-    etx = ev.add_parser("text", help="Table 1 analogue: perplexity and tokens kept vs t, every scorer")
+    from tefviz.data.heldout import SAMPLE_FILES
+
+    etx = ev.add_parser("text", help="Table 1 analogue: perplexity and tokens kept vs t, every scorer, with "
+                                     "per-window paired comparisons against the best baseline")
     etx.add_argument("--lm", default="checkpoints/tefviz-lm", help="the base LM")
     etx.add_argument("--tef", type=Path, action="append", default=[], help="TEF checkpoint dir (repeat)")
+    etx.add_argument("--sample", dest="samples", action="append", default=[], choices=[*SAMPLE_FILES, "all"],
+                     help="a shipped held-out sample (repeat; 'all' for every domain; default: austen "
+                          "unless --text-file is given)")
+    etx.add_argument("--text-file", dest="text_files", type=Path, action="append", default=[],
+                     help="any UTF-8 text file to evaluate (repeat)")
     etx.add_argument("--windows", type=int, default=None, help="at most this many windows")
     etx.add_argument("--block", type=int, default=512)
-    etx.add_argument("--out", type=Path, default=Path("artifacts/eval_text.json"))
+    etx.add_argument("--out", type=Path, default=Path("artifacts/eval_text.json"),
+                     help="JSON: one text's table, or {lm, texts: [table, ...]} for several")
     etx.add_argument("--write-cards", action="store_true", help="store the table in each TEF card")
     etx.set_defaults(func=_cmd_eval_text)
 
