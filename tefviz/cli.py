@@ -198,6 +198,16 @@ def _cmd_bench_text(args: argparse.Namespace) -> None:
     bench_text(args.model, args.tef, args.out, tokens=args.tokens, repeats=args.repeats)
 
 
+GENERATE_POLICIES = ("streaming_llm", "h2o", "tova", "key_norm", "tef_causal")
+
+
+def _cmd_bench_generate(args: argparse.Namespace) -> None:
+    from tefviz.generate.bench import bench_generate
+
+    bench_generate(args.model, args.out, tokens=args.tokens, new_tokens=args.new_tokens,
+                   budget=args.budget, policies=tuple(args.policies), tef=args.tef)
+
+
 def _cmd_bench_attention(args: argparse.Namespace) -> None:
     from tefviz.attention.bench import IMPLEMENTATIONS, bench_attention, print_table
 
@@ -417,6 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--repeats", type=int, default=5)
     bt.add_argument("--out", type=Path, default=Path("artifacts/bench_text.json"))
     bt.set_defaults(func=_cmd_bench_text)
+
+    bg = bench.add_parser("generate", help="evicted-KV-cache decoding vs dense: speed, cache bytes, KL")
+    bg.add_argument("model", nargs="?", default="checkpoints/tefviz-llama")
+    bg.add_argument("--tef", type=Path, default=None, help="causal TEF checkpoint (adds tef_causal)")
+    bg.add_argument("--tokens", type=int, default=2048, help="prompt + generated tokens")
+    bg.add_argument("--new-tokens", type=int, default=128)
+    bg.add_argument("--budget", type=int, default=None, help="cache entries per layer (default: prompt / 2)")
+    bg.add_argument("--policies", nargs="*", default=list(GENERATE_POLICIES))
+    bg.add_argument("--out", type=Path, default=Path("artifacts/bench_generate.json"))
+    bg.set_defaults(func=_cmd_bench_generate)
 
     ba = bench.add_parser("attention", help="dense vs mask SDPA vs compiled flex vs block gather, by length")
     ba.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])

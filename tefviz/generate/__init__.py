@@ -1,0 +1,1 @@
+"""Generation with an evicted KV cache, beside dense generation of the same prompt."""
