@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How the shipped checkpoints were made, in order (each step is resumable; see the cards for the
 # exact commands and numbers of the shipped runs). Takes about 2.5 hours on a 2-core CPU.
-#   scripts/train_checkpoints.sh [lm|tef|eval|images|all]
+#   scripts/train_checkpoints.sh [lm|tef|eval|llama|images|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -24,6 +24,27 @@ if [ "$step" = eval ] || [ "$step" = all ]; then
       --tef checkpoints/tefviz-lm-tef-paper --write-cards
   $PY -m tefviz bench text checkpoints/tefviz-lm --tef checkpoints/tefviz-lm-tef-causal \
       --tef checkpoints/tefviz-lm-tef-paper
+fi
+if [ "$step" = llama ] || [ "$step" = all ]; then
+  # The second embedded model (Llama: RoPE, RMSNorm, SwiGLU, grouped-query attention; 2,048 context)
+  # on the broad corpus. Shipped run: 65 min on this 2-core CPU (with a GPU lent, scripts/train_llama_gpu.sh
+  # trains the llama-small preset instead). Then its causal and paper TEF heads.
+  $PY -m tefviz data build --corpus broad --pack data/carry/corpus-broad
+  mkdir -p runs/llama/tokenizer
+  $PY -m tefviz.train.carry tokenizer data/corpus-broad runs/llama/tokenizer --vocab-size 8192
+  $PY -m tefviz train lm --arch llama --preset llama-small --n-embd 256 --intermediate-size 704 \
+      --batch-size 4 --warmup-steps 30 --lr 2e-3 --eval-every 100 --eval-windows 8 --save-every 25 \
+      --corpus data/corpus-broad --run-dir runs/llama --max-minutes 65
+  $PY -m tefviz export lm --run-dir runs/llama --out checkpoints/tefviz-llama
+  $PY -m tefviz train tef --variant causal --base checkpoints/tefviz-llama --corpus data/corpus-broad \
+      --run-dir runs/tef-llama-causal --batch-size 4 --block-size 512 --steps 400 --max-minutes 10 \
+      --export checkpoints/tefviz-llama-tef-causal
+  $PY -m tefviz train tef --variant paper --base checkpoints/tefviz-llama --corpus data/corpus-broad \
+      --run-dir runs/tef-llama-paper --batch-size 4 --block-size 512 --steps 150 --max-minutes 6 \
+      --export checkpoints/tefviz-llama-tef-paper
+  $PY -m tefviz eval text --lm checkpoints/tefviz-llama --tef checkpoints/tefviz-llama-tef-causal \
+      --tef checkpoints/tefviz-llama-tef-paper --block 2048 --windows 4 --write-cards
+  $PY -m tefviz bench text checkpoints/tefviz-llama --tef checkpoints/tefviz-llama-tef-causal --tokens 2048
 fi
 if [ "$step" = images ] || [ "$step" = all ]; then
   # Fashion-MNIST from the Debian package dataset-fashion-mnist; every model gets 5 epochs in all.

@@ -125,6 +125,22 @@ def _no_exception(page) -> None:
     assert dialogs.count() == 0, dialogs.first.inner_text()  # e.g. "Page not found" over a link
 
 
+LM_PAGES = ("text", "attention", "efficient_attention", "embeddings", "language_model")
+
+
+@pytest.mark.parametrize("stem", LM_PAGES)
+def test_lm_pages_render_the_second_embedded_model(server, browser, stem):
+    """Each page that runs a language model, opened on the shipped Llama by a link."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/{stem}?model=tefviz-llama")
+    _settle(page, timeout_ms=240_000)
+    _no_exception(page)
+    assert page.locator('[data-testid="stSelectbox"]', has_text="tefviz-llama").count() >= 1
+    assert page.locator('[data-testid="stAlert"]', has_text="Not used from the link").count() == 0
+    _screenshot(page, f"{stem}_llama")
+    page.close()
+
+
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
 def test_page_renders_in_chromium(server, browser, spec):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
