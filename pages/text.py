@@ -56,7 +56,9 @@ MODES_HELP = {
     "skip": "dropped tokens (whole-text rule) pass every block unchanged and are hidden as keys",
     "zero": "as in the paper: dropped tokens' block inputs are zeroed and hidden as keys",
 }
-BASELINES = [name for name in ("attention", "uniform", "random", "leave_one_out") if name in SCORERS]
+# the KV-cache baselines a researcher expects first, then the project's older ones
+BASELINES = [name for name in ("streaming_llm", "h2o", "tova", "snapkv", "key_norm", "attention", "uniform",
+                               "random", "leave_one_out") if name in SCORERS]
 
 names = usable_lm_names()
 if not names:

@@ -75,10 +75,16 @@ def test_text_page_baselines_modes_and_layers(tef_root):
     assert at.query_params["mode"] == "zero"
     at.select_slider(key="layer").set_value(1).run()
     assert not at.exception and at.query_params["layer"] == "1"
-    for scorer in ("uniform", "random", "leave_one_out"):
+    at.radio(key="mode").set_value("evict").run()
+    seen = set()
+    for scorer in ("uniform", "random", "leave_one_out", "streaming_llm", "h2o", "tova", "snapkv",
+                   "key_norm"):
         at.selectbox(key="scorer").select(scorer).run()
         assert not at.exception, scorer
+        assert not at.error, scorer
         assert _metrics(at)["Tokens kept (last token's view)"]
+        seen.add(_metrics(at)["Perplexity, dropped at t"])
+    assert len(seen) >= 4  # the baselines keep different keys
 
 
 def test_text_page_paper_tef_runs_on_its_own_model(tef_root):
@@ -162,7 +168,7 @@ def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
     assert not at.exception and not at.error
     # the other model's TEF heads are no longer offered: the choice falls back to the first of its own
     assert _tef_options(at) == ["tefviz-llama-tef-causal", "tefviz-llama-tef-paper"]
-    assert len(at.selectbox(key="scorer").options) == 2 + 4  # and the four baselines
+    assert len(at.selectbox(key="scorer").options) == 2 + 9  # and the nine baselines
     assert at.selectbox(key="scorer").value == "tef:tefviz-llama-tef-causal"
     assert at.query_params["model"] == "tefviz-llama"
     assert at.query_params["scorer"] == "tef:tefviz-llama-tef-causal"
@@ -207,7 +213,7 @@ def test_text_page_other_architecture_with_baselines(zoo_root, arch):
     name = zoo_root(arch)
     at = _page(model=name)
     assert not at.exception and not at.error
-    assert _tef_options(at) == [] and len(at.selectbox(key="scorer").options) == 4  # baselines only
+    assert _tef_options(at) == [] and len(at.selectbox(key="scorer").options) == 9  # baselines only
     m = _metrics(at)
     assert m["Perplexity, all tokens"] != "n/a" and m["Tokens kept (last token's view)"].endswith("of 128")
     at.selectbox(key="scorer").select("uniform").run()
