@@ -19,7 +19,12 @@ from tefviz.text.view import (
     score_text_tokens,
     token_rows,
 )
-from tefviz.viz.text_figures import cumulative_share_figure, loss_change_figure, perplexity_vs_kept_figure
+from tefviz.viz.text_figures import (
+    RATIO_CAP,
+    cumulative_share_figure,
+    loss_change_figure,
+    perplexity_vs_kept_figure,
+)
 from tefviz.viz.tokens import token_strip_html
 from ui.charts import chart, digest
 from ui.compute import one_at_a_time
@@ -248,21 +253,37 @@ download_buttons(rows, f"text-tokens-{scorer_key.replace(':', '_')}-t{t:.2f}", k
 
 # --- the held-out table ---------------------------------------------------------------------
 st.subheader("Perplexity vs tokens kept, on held-out text")
-table = next(((c.card or {}).get("metrics", {}).get("heldout_table") for c in model_tefs
-              if (c.card or {}).get("metrics", {}).get("heldout_table")), None)
+# the cards hold one table per evaluated domain (`eval text --sample all --write-cards`), else Austen's
+tables: dict[str, dict] = {}
+for c in model_tefs:
+    metrics = (c.card or {}).get("metrics", {})
+    for name, tab in (metrics.get("heldout_tables") or {}).items():
+        tables.setdefault(name, tab)
+    if metrics.get("heldout_table"):
+        tables.setdefault("austen", metrics["heldout_table"])
+domain = None
+if len(tables) > 1:
+    url_value("domain", "austen" if "austen" in tables else sorted(tables)[0], choices=sorted(tables))
+    domain = st.radio("Held-out text", sorted(tables), key="domain", horizontal=True,
+                      help="Each shipped held-out sample, a different domain, never trained on.")
+    url_publish("domain")
+table = tables.get(domain) if domain else next(iter(tables.values()), None)
 if table is None:
     st.info(f"No held-out table for {picked} in its TEF cards yet: `python -m tefviz eval text --lm "
             f"checkpoints/{picked} --tef checkpoints/<tef> --write-cards` writes one.")
 else:
     current = scorer_key.split(":", 1)[1] if is_tef else f"{scorer_key} ({policy.mode})"
     finite = n > 1 and math.isfinite(filtered.perplexity)
-    point = (filtered.kept_fraction, filtered.perplexity) if finite else None
+    point = (filtered.kept_fraction, ratio) if finite and math.isfinite(ratio) else None
     # the table comes from a card, which `eval text --write-cards` can rewrite under a running server
     chart(perplexity_vs_kept_figure, table, current, t, point, key="table",
           view=f"{view}|{digest(json.dumps(table, sort_keys=True))}")
     st.caption(f"Dense reference perplexity {table['reference']['perplexity']:.2f} over "
-               f"{table['reference']['windows']} windows of {table['reference']['block']} tokens of held-out "
-               "Austen. The star is this text at the current t; the ring, the held-out point nearest t.")
+               f"{table['reference']['windows']} windows of {table['reference']['block']} held-out tokens "
+               f"({literal(table.get('name') or domain or 'austen')}). Perplexity is a ratio to dense "
+               f"on a linear scale up to {RATIO_CAP:g}x; a method that runs away beyond it is drawn dotted, "
+               "clipped at the top, and its legend says how far it went. The star is this text at the "
+               "current t (ratio to its own dense perplexity); the ring, the held-out point nearest t.")
     flat = [{"scorer": label, "mode": g["mode"], **r}
             for label, g in table["scorers"].items() for r in g["rows"]]
     download_buttons(flat, "heldout-table", key="table-export")

@@ -57,30 +57,44 @@ def loss_change_figure(pieces: Sequence[str], change_bits: Sequence[float | None
     return fig
 
 
+RATIO_CAP = 2.0  # the chart's top: beyond 2x dense a method has failed; its line is clipped and labelled
+
+
 def perplexity_vs_kept_figure(table: dict, current: str | None = None, current_t: float | None = None,
-                              this_text: tuple[float, float] | None = None) -> go.Figure:
-    """Held-out perplexity against kept fraction, one line per scorer (from `eval text`); the
-    current scorer's row nearest to the current t, and this text's own point, marked."""
+                              this_text: tuple[float, float] | None = None, cap: float = RATIO_CAP
+                              ) -> go.Figure:
+    """Held-out perplexity as a ratio to dense against kept fraction, one line per scorer (from
+    `eval text`), on a linear scale up to `cap`: a line that runs away beyond it is clipped at the
+    top and its legend says how far it went. The current scorer's row nearest to the current t, and
+    this text's own point (kept fraction, ratio to its own dense perplexity), are marked."""
     fig = go.Figure()
-    ref = table.get("reference", {}).get("perplexity")
+    ref = table.get("reference", {}).get("perplexity") or 1.0
     for label, group in table.get("scorers", {}).items():
         rows = group["rows"]
-        fig.add_scatter(x=[r["kept_fraction"] for r in rows], y=[r["perplexity"] for r in rows],
-                        mode="lines+markers", name=label, customdata=[r["t"] for r in rows],
-                        line=dict(width=3 if label == current else 1.5),
-                        hovertemplate=label + "<br>t = %{customdata}<br>kept %{x:.2f}, "
-                                              "perplexity %{y:.2f}<extra></extra>")
+        ratios = [r["perplexity"] / ref for r in rows]
+        worst = max(ratios, default=1.0)
+        name = label if worst <= cap else f"{label} (clipped: up to {worst:,.0f}x)"
+        fig.add_scatter(x=[r["kept_fraction"] for r in rows], y=[min(q, cap) for q in ratios],
+                        mode="lines+markers", name=name,
+                        customdata=[[r["t"], r["perplexity"], q] for r, q in zip(rows, ratios, strict=True)],
+                        line=dict(width=3 if label == current else 1.5,
+                                  dash="dot" if worst > cap else None),
+                        hovertemplate=(label + "<br>t = %{customdata[0]}<br>kept %{x:.2f}, perplexity "
+                                       "%{customdata[1]:.2f} (%{customdata[2]:.3f}x dense)<extra></extra>"))
         if label == current and current_t is not None and rows:
             r = min(rows, key=lambda r: abs(r["t"] - current_t))
-            fig.add_scatter(x=[r["kept_fraction"]], y=[r["perplexity"]], mode="markers", showlegend=False,
+            fig.add_scatter(x=[r["kept_fraction"]], y=[min(r["perplexity"] / ref, cap)], mode="markers",
+                            showlegend=False,
                             marker=dict(size=16, symbol="circle-open", line=dict(width=3, color="black")),
                             hovertemplate=f"held-out at t = {r['t']}<extra></extra>")
     if this_text is not None:
-        fig.add_scatter(x=[this_text[0]], y=[this_text[1]], mode="markers", name="this text, now",
-                        marker=dict(size=13, symbol="star", color="black"))
-    if ref:
-        fig.add_hline(y=ref, line=dict(color="grey", dash="dot"), annotation_text=f"dense {ref:.1f}")
-    fig.update_layout(height=360, margin=dict(l=50, r=20, t=10, b=40), yaxis_type="log",
-                      xaxis_title="kept fraction (of query-key pairs)", yaxis_title="perplexity (log)",
-                      legend=dict(orientation="h", y=-0.25))
+        fig.add_scatter(x=[this_text[0]], y=[min(this_text[1], cap)], mode="markers",
+                        name="this text, now",
+                        marker=dict(size=13, symbol="star", color="black"),
+                        hovertemplate=(f"this text: kept %{{x:.2f}}, {this_text[1]:.3f}x its dense"
+                                       "<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"), annotation_text=f"dense ({ref:.1f})")
+    fig.update_layout(height=380, margin=dict(l=50, r=20, t=10, b=40),
+                      xaxis_title="kept fraction (of query-key pairs)", yaxis_title="perplexity / dense",
+                      yaxis_range=[0.95, cap * 1.02], legend=dict(orientation="h", y=-0.25))
     return fig
