@@ -27,6 +27,10 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/text.py", "Text", ":material/content_cut:",
              "Per-token TEF scores and a live threshold: which tokens are dropped and what it costs "
              "in perplexity, against random, uniform and attention-mass baselines.", "text"),
+    PageSpec("pages/generate.py", "Generation", ":material/auto_stories:",
+             "A prompt continued with a KV cache cut back after every token (StreamingLLM, H2O, TOVA, "
+             "key norm, causal TEF) beside dense generation: evicted tokens struck through, cache size, "
+             "per-step KL to dense and where the two texts part.", "generate"),
     PageSpec("pages/images.py", "Images", ":material/image:",
              "Kept and dropped patches under SVD-TEF, the FFT low-pass, exact SVD and TNT pruning on "
              "Fashion-MNIST, your uploads and photos: prediction at the threshold, accuracy vs tokens, "
