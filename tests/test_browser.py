@@ -288,6 +288,31 @@ def test_text_page_threshold_from_a_shared_link(server, browser):
     page.close()
 
 
+def test_generate_page_runs_on_a_button_press(server, browser):
+    """Generation with an evicted cache on the shipped model: pressed, it shows the two texts (evicted
+    tokens struck through), the metrics and both charts; the choices stay in the address bar."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/generate?policy=streaming_llm&budget=24&new_tokens=48")
+    _settle(page)
+    _no_exception(page)
+    assert page.locator('[data-testid="stMetric"]').count() == 0  # nothing runs before the press
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=180_000)
+    _settle(page, timeout_ms=180_000)
+    _no_exception(page)
+    body = page.text_content("body")
+    for want in ("Tokens generated", "Final cache vs dense", "Mean KL", "Diverges at step",
+                 "Cache size per step", "KL(dense ‖ evicted) per step"):
+        assert want in body, want
+    assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "48"
+    assert page.locator('.tefviz-strip span[style*="line-through"]').count() > 0
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
+                           timeout=60_000)
+    assert "budget=24" in page.url and "policy=streaming_llm" in page.url
+    _screenshot(page, "generate")
+    page.close()
+
+
 def test_images_page_fft_link_and_tabs(server, browser):
     """A shared link opens the FFT tokenizer at side 16; the flip gallery and the training-free
     views open in real Chromium."""
