@@ -37,10 +37,10 @@ if [ "$step" = llama ] || [ "$step" = all ]; then
       --corpus data/corpus-broad --run-dir runs/llama --max-minutes 65
   $PY -m tefviz export lm --run-dir runs/llama --out checkpoints/tefviz-llama
   $PY -m tefviz train tef --variant causal --base checkpoints/tefviz-llama --corpus data/corpus-broad \
-      --run-dir runs/tef-llama-causal --batch-size 4 --block-size 512 --steps 400 --max-minutes 10 \
+      --run-dir runs/tef-llama-causal --batch-size 4 --block-size 512 --steps 400 --max-minutes 9 \
       --export checkpoints/tefviz-llama-tef-causal
   $PY -m tefviz train tef --variant paper --base checkpoints/tefviz-llama --corpus data/corpus-broad \
-      --run-dir runs/tef-llama-paper --batch-size 4 --block-size 512 --steps 150 --max-minutes 6 \
+      --run-dir runs/tef-llama-paper --batch-size 4 --block-size 512 --steps 150 --max-minutes 5 \
       --export checkpoints/tefviz-llama-tef-paper
   $PY -m tefviz eval text --lm checkpoints/tefviz-llama --tef checkpoints/tefviz-llama-tef-causal \
       --tef checkpoints/tefviz-llama-tef-paper --block 2048 --windows 4 --write-cards
