@@ -315,3 +315,16 @@ def test_train_tef_cli_on_a_llama_checkpoint(variant, tmp_path, tiny_corpus):
     ids = torch.tensor(lm.tokenizer("It is a truth universally acknowledged.")["input_ids"])
     scores = get_scorer(f"tef_{variant}", heads=heads).score(lm.model, ids)
     assert scores.values.shape[-1] == ids.numel()
+
+
+def test_a_copied_model_is_intervenable_and_independent(pair, ids):
+    import copy
+
+    model, plain = pair
+    masked_forward(model, ids)  # installed
+    twin = copy.deepcopy(model)
+    keep = torch.zeros(N, dtype=torch.bool)
+    with torch.no_grad():
+        evicted = masked_forward(twin, ids, key_keep=keep).logits
+        torch.testing.assert_close(masked_forward(twin, ids).logits, plain(input_ids=ids).logits, **TOL)
+    assert not torch.allclose(evicted, plain(input_ids=ids).logits, atol=1e-3)

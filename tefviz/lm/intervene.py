@@ -115,6 +115,8 @@ def install(model: nn.Module) -> nn.Module:
     """Make `model` intervenable (once; idempotent): its attention goes through the "tefviz"
     function (sdpa when no intervention is active) and each decoder layer gets the hooks."""
     if getattr(model, "_tefviz_installed", False):
+        if not _owns(model, model):  # a deep copy of an installed model: hooks copied, owner not
+            _claim(model)
         return model
     parts = model_parts(model)  # refuses unsupported architectures
     with _INSTALL_LOCK:
@@ -122,14 +124,19 @@ def install(model: nn.Module) -> nn.Module:
             return model
         _register()
         model.set_attn_implementation(ATTENTION)
-        owner = weakref.ref(model)
-        for module in model.modules():  # so a run of this model ignores other models' layers
-            module._tefviz_owner = owner
+        _claim(model)
         for index, layer in enumerate(parts.layers):
             layer.register_forward_pre_hook(_pre_hook(index), with_kwargs=True)
             layer.register_forward_hook(_post_hook(index), with_kwargs=True)
         model._tefviz_installed = True
     return model
+
+
+def _claim(model: nn.Module) -> None:
+    """Mark every module as this model's, so a run of this model ignores other models' layers."""
+    owner = weakref.ref(model)
+    for module in model.modules():
+        module._tefviz_owner = owner
 
 
 @contextmanager
