@@ -101,6 +101,21 @@ def test_baseline_scorers_follow_the_model(tiny_lm_dir, meta_policy, scorer_name
                                                     DropPolicy("evict")))
 
 
+def test_generation_with_an_evicted_cache_follows_the_model(tiny_lm_dir, meta_policy):
+    """The Generation page's core: causal TEF heads made on the CPU run beside a meta LM."""
+    from tefviz.generate.evicted import generate_evicted
+    from tefviz.lm import model_parts
+    from tefviz.models import load_causal_lm
+    from tefviz.text.tef import TEFConfig, TEFHeads
+
+    lm = load_causal_lm(tiny_lm_dir)
+    parts = model_parts(lm.model)
+    heads = TEFHeads(TEFConfig("causal", parts.n_layer, parts.d_model, "tefviz-lm", [0.5, 1.0]))
+    reaches_the_end_on_meta(lambda: generate_evicted(lm.model, list(range(1, 20)), "tef_causal",
+                                                     max_new_tokens=4, budget=8, heads=heads, compare=False),
+                            heads.heads[-1])
+
+
 def test_language_model_page_follows_the_model(tiny_lm_dir, meta_policy):
     from tefviz.analysis import analyse_text
     from tefviz.models import load_causal_lm

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from tefviz.device import place_beside
 from tefviz.errors import InputError
 from tefviz.lm import Capture, LayerEdit, intervene, model_parts
 
@@ -123,6 +124,8 @@ def generate_evicted(
         raise InputError(f"prompt and generation ({len(prompt_ids)} + {max_new_tokens} tokens) exceed the "
                          f"model's context of {parts.context}")
     device = parts.embedding.weight.device
+    if heads is not None:
+        place_beside(heads, parts.embedding.weight)  # heads stay fp32, on the LM's device
     gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
 
     def pick(logits: torch.Tensor, draw: float | None) -> int:
