@@ -154,7 +154,10 @@ model_key = f"{model_name}@{lm.version}"
 scorer_id = f"{scorer_key}@{tef_version}" if is_tef else scorer_key
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+# a resource, not data: every session and rerun gets the same object, so the key ranking the
+# "evict" rule builds on its first threshold (a sort of up to L x n x n scores) is reused by every
+# later one, and a rerun does not unpickle up to 100 MB of per-query scores; read-only
+@st.cache_resource(max_entries=8, show_spinner=False)
 @one_at_a_time
 def cached_scores(model_key: str, scorer_id: str, text: str, _lm, _scorer) -> ScoredText:
     """The scoring pass, once per (model, scorer, text): the threshold never re-runs it."""

@@ -7,6 +7,8 @@ called one by one in a loop written here (hook-free), on tiny random configs of 
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -69,6 +71,30 @@ def test_evict_masks_equal_an_explicit_4d_mask(pair, ids):
     # the soft (float) path with 0/1 weights is the same computation
     torch.testing.assert_close(masked_forward(model, ids, key_keep=pairwise.float()).logits, expected,
                                **TOL)
+
+
+@torch.no_grad()
+def test_evict_masks_in_query_blocks_equal_an_explicit_4d_mask(pair, ids, monkeypatch):
+    """Long texts run the masked attention in blocks of queries (each reads keys only up to its
+    last query); blocks of 5 make these 24 tokens take that path."""
+    # the module, not the function of the same name that tefviz.lm exports
+    intervene_module = importlib.import_module("tefviz.lm.intervene")
+    monkeypatch.setattr(intervene_module, "_QUERY_BLOCK", 5)
+    key_lengths = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        key_lengths.append(k.shape[2])
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(intervene_module.F, "scaled_dot_product_attention", recording_sdpa)
+    model, plain = pair
+    torch.manual_seed(3)
+    keep = torch.rand(2, N, N) > 0.5
+    expected = plain(input_ids=ids, attention_mask=causal_and(keep, plain)).logits
+    pairwise = keep[None].expand(model_parts(model).n_layer, -1, -1, -1)
+    torch.testing.assert_close(masked_forward(model, ids, key_keep=pairwise).logits, expected, **TOL)
+    assert min(key_lengths) == 5 and max(key_lengths) == N  # the first block read 5 keys
 
 
 @torch.no_grad()

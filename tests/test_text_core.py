@@ -11,7 +11,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from tefviz.errors import InputError
 from tefviz.lm import masked_forward, model_parts
 from tefviz.text.filtering import DropPolicy, dense_pass, filtered_pass, keep_masks
-from tefviz.text.keep import causal_keep_mask, cumulative_keep_mask, normalise_shares
+from tefviz.text.keep import CausalRanking, causal_keep_mask, cumulative_keep_mask, normalise_shares
 from tefviz.text.scorers import SCORERS, get_scorer
 
 
@@ -154,6 +154,41 @@ def test_causal_rule_is_causal_and_its_last_row_is_the_whole_text_rule():
     s2 = s.clone()
     s2[10:] = torch.rand(20, generator=g) * 5
     assert causal_keep_mask(s2, 0.7, sink=False)[9].tolist() == keep[9].tolist()
+
+
+def test_one_ranking_serves_every_threshold_and_each_query_row():
+    g = torch.Generator().manual_seed(1)
+    n = 24
+    per_query = torch.randint(0, 4, (2, n, n), generator=g).float()  # ties on purpose
+    ranking = CausalRanking(per_query)
+    for t in (0.0, 0.3, 0.7, 0.95, 1.0):
+        for sink, recent in ((False, 0), (True, 2)):
+            got = ranking.mask(t, sink=sink, recent=recent)
+            for layer in range(2):
+                for i in (0, 5, n - 1):
+                    # query i of a per-query tensor decides exactly as the one-score-per-token
+                    # rule does on that query's own row of scores
+                    want = causal_keep_mask(per_query[layer, i], t, sink=sink, recent=recent)[i]
+                    assert got[layer, i].tolist() == want.tolist(), (t, sink, recent, layer, i)
+
+
+def test_filtered_passes_sort_the_scores_once(model, ids, monkeypatch):
+    import tefviz.text.scores as scores_module
+
+    built = []
+
+    class Counting(CausalRanking):
+        def __init__(self, values):
+            built.append(values.shape)
+            super().__init__(values)
+
+    monkeypatch.setattr(scores_module, "CausalRanking", Counting)
+    s = get_scorer("attention").score(model, ids)
+    a = filtered_pass(model, ids, s, 0.5, DropPolicy("evict"))
+    b = filtered_pass(model, ids, s, 0.9, DropPolicy("evict"))
+    assert len(built) == 1
+    assert a.masks.kept_fraction < b.masks.kept_fraction
+    assert torch.equal(a.masks.keys, causal_keep_mask(s.values, 0.5).expand_as(a.masks.keys))
 
 
 def test_uniform_scores_keep_a_recent_window_of_share_t():

@@ -21,7 +21,7 @@ from torch import nn
 
 from tefviz.errors import InputError
 from tefviz.lm import masked_forward, model_parts
-from tefviz.text.keep import causal_keep_mask, cumulative_keep_mask, kept_fractions, normalise_shares
+from tefviz.text.keep import cumulative_keep_mask, kept_fractions, normalise_shares
 from tefviz.text.scores import TokenScores
 
 DropModeName = Literal["evict", "skip", "zero"]
@@ -63,7 +63,7 @@ def keep_masks(scores: TokenScores, t: float, policy: DropPolicy, n_layer: int) 
     v = scores.values
     n = v.shape[-1]
     if policy.mode == "evict":
-        keys = causal_keep_mask(v, t, sink=policy.sink, recent=policy.recent)
+        keys = scores.causal_ranking.mask(t, sink=policy.sink, recent=policy.recent)
         return KeepMasks(keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys, None)
     rows = v[:, -1, :] if scores.per_query else v
     tokens = cumulative_keep_mask(normalise_shares(rows), t, always_keep=(0,) if policy.sink else ())

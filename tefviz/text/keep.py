@@ -65,6 +65,49 @@ def sorted_cumulative(shares: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return order, shares.float()[order].cumsum(0)
 
 
+class CausalRanking:
+    """The threshold-free half of `causal_keep_mask`, computed once per scores tensor.
+
+    Each query's visible keys are ranked by score once (the sort is the expensive part: one
+    per row of an (L, n, n) tensor); what a threshold move then needs is one comparison per
+    (query, key) of the score mass ranked at or above the key with t times the row's total.
+    """
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        n = scores.shape[-1]
+        s = scores.float().clamp_min(0)
+        if s.dim() == 1 or s.shape[-2:] != (n, n):
+            s = s[..., None, :].expand(*s.shape[:-1], n, n)
+        self.n = n
+        self.causal = torch.ones(n, n, dtype=torch.bool, device=s.device).tril()
+        s = s.masked_fill(~self.causal, -1.0)  # keys a query cannot see sort last
+        # a stable sort of the reversed row ranks the more recent of two equal scores first
+        order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+        running = torch.gather(s, -1, order).clamp_min_(0).cumsum_(-1)
+        self.total = running[..., -1:].clone()  # (..., n, 1) each query's visible mass
+        # score mass ranked at or above each key, back in key order
+        self.mass_at_or_above = torch.empty_like(running).scatter_(-1, order, running)
+        self.top = order[..., :1].clone()  # (..., n, 1) each query's top key
+
+    def mask(self, t: float, sink: bool = True, recent: int = 0) -> torch.Tensor:
+        """(..., n, n) bool: the keys each query keeps at threshold t."""
+        if not 0.0 <= t <= 1.0:
+            raise InputError(f"threshold t must lie in [0, 1], got {t}")
+        if recent < 0:
+            raise InputError(f"the recent window must be >= 0, got {recent}")
+        if t >= 1.0:
+            return self.causal.expand(self.mass_at_or_above.shape).clone()
+        keep = (self.mass_at_or_above <= t * self.total * (1 + 1e-6)) | (self.total <= 0)
+        keep.scatter_(-1, self.top, True)  # each query's top key
+        keep |= torch.eye(self.n, dtype=torch.bool, device=keep.device)
+        if sink:
+            keep[..., :, 0] = True
+        if recent:
+            q = torch.arange(self.n, device=keep.device)
+            keep |= (q[:, None] - q[None, :]) <= recent
+        return keep.logical_and_(self.causal)
+
+
 def causal_keep_mask(
     scores: torch.Tensor, t: float, sink: bool = True, recent: int = 0
 ) -> torch.Tensor:
@@ -76,36 +119,12 @@ def causal_keep_mask(
     `cumulative_keep_mask` does for a whole text. It needs nothing after i, so it works token
     by token during generation. Every query also keeps itself, the first token when `sink`
     (GPT-style models park attention there) and its `recent` predecessors. Of two equal
-    scores the more recent key ranks first.
+    scores the more recent key ranks first. For many thresholds on the same scores, build a
+    `CausalRanking` once and call its `mask`.
     """
     if not 0.0 <= t <= 1.0:
         raise InputError(f"threshold t must lie in [0, 1], got {t}")
-    if recent < 0:
-        raise InputError(f"the recent window must be >= 0, got {recent}")
-    n = scores.shape[-1]
-    s = scores.float().clamp_min(0)
-    if s.dim() == 1 or s.shape[-2:] != (n, n):
-        s = s[..., None, :].expand(*s.shape[:-1], n, n)
-    causal = torch.ones(n, n, dtype=torch.bool, device=s.device).tril()
-    if t >= 1.0:
-        return causal.expand(s.shape).clone()
-    s = s.masked_fill(~causal, -1.0)  # keys a query cannot see sort last
-    # a stable sort of the reversed row ranks the more recent of two equal scores first
-    order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
-    sorted_s = torch.gather(s, -1, order)
-    visible = sorted_s >= 0
-    running = sorted_s.clamp_min(0).cumsum(-1)
-    total = running[..., -1:]
-    keep_sorted = visible & ((running <= t * total * (1 + 1e-6)) | (total <= 0))
-    keep_sorted[..., 0] = True  # each query's top key
-    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
-    keep |= torch.eye(n, dtype=torch.bool, device=s.device)
-    if sink:
-        keep[..., :, 0] = True
-    if recent:
-        q = torch.arange(n, device=s.device)
-        keep |= (q[:, None] - q[None, :]) <= recent
-    return keep & causal
+    return CausalRanking(scores).mask(t, sink=sink, recent=recent)
 
 
 def kept_fractions(keep: torch.Tensor) -> torch.Tensor:

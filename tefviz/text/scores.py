@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
+
+from tefviz.text.keep import CausalRanking
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,12 @@ class TokenScores:
     """
 
     values: torch.Tensor
+
+    @cached_property
+    def causal_ranking(self) -> CausalRanking:
+        """The per-query ranking of the keys, sorted once and reused by every threshold (the
+        "evict" keep rule); kept on this object, so reuse the object across thresholds."""
+        return CausalRanking(self.values)
 
     @property
     def per_block(self) -> bool:

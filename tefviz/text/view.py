@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -34,9 +35,10 @@ class ScoredText:
     truncated_tokens: int  # tokens cut to fit one context window
     truncated_chars: int
 
-    @property
+    @cached_property
     def token_scores(self) -> TokenScores:
-        return TokenScores(torch.from_numpy(self.scores))
+        """The scores as a tensor, made once: its key ranking is then reused by every threshold."""
+        return TokenScores(torch.tensor(self.scores))  # a copy: the array is read-only
 
     @property
     def n_layers_scored(self) -> int:
@@ -90,7 +92,10 @@ def score_text_tokens(lm: LoadedLM, scorer: TokenScorer, text: str, model=None, 
     scores = scorer.score(model, x, progress=progress)
     dense = dense_pass(model, x)
     values = scores.values.float().cpu().numpy()
-    return ScoredText(pieces, ids, values, dense.nll.numpy(), cut_tokens, cut_chars)
+    nll = dense.nll.numpy()
+    for a in (values, nll):  # the page shares one ScoredText between sessions
+        a.setflags(write=False)
+    return ScoredText(pieces, ids, values, nll, cut_tokens, cut_chars)
 
 
 @torch.no_grad()
