@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -26,7 +25,7 @@ from tefviz.viz.text_figures import (
     perplexity_vs_kept_figure,
 )
 from tefviz.viz.tokens import token_strip_html
-from ui.charts import chart, digest
+from ui.charts import PreparedHtml, chart, digest
 from ui.compute import one_at_a_time
 from ui.errors import guarded, literal
 from ui.export import download_buttons
@@ -231,10 +230,10 @@ def token_view(view: str, _scored: ScoredText, _filtered: FilteredText, _kept: n
     change = [r["loss_change_bits"] for r in rows]
     worse = [0.0 if v is None else max(v, 0.0) for v in change]
     return {"rows": rows, "change": change,
-            "shares": token_strip_html(_scored.pieces[:shown], heat[:shown], titles[:shown], vmax=1.0,
-                                       dimmed=dimmed),
-            "worse": token_strip_html(_scored.pieces[:shown], worse[:shown], titles[:shown], vmax=4.0,
-                                      dimmed=dimmed)}
+            "shares": PreparedHtml(token_strip_html(_scored.pieces[:shown], heat[:shown], titles[:shown],
+                                                    vmax=1.0, dimmed=dimmed)),
+            "worse": PreparedHtml(token_strip_html(_scored.pieces[:shown], worse[:shown], titles[:shown],
+                                                   vmax=4.0, dimmed=dimmed))}
 
 
 tokens = token_view(view, scored, filtered, kept, layer)
@@ -258,19 +257,23 @@ download_buttons(rows, f"text-tokens-{scorer_key.replace(':', '_')}-t{t:.2f}", k
 st.subheader("Perplexity vs tokens kept, on held-out text")
 # the cards hold one table per evaluated domain (`eval text --sample all --write-cards`), else Austen's
 tables: dict[str, dict] = {}
+table_source: dict[str, str] = {}  # domain -> the card's checkpoint and fingerprint (the figure's key)
 for c in model_tefs:
     metrics = (c.card or {}).get("metrics", {})
     for name, tab in (metrics.get("heldout_tables") or {}).items():
         tables.setdefault(name, tab)
+        table_source.setdefault(name, f"{c.name}:{c.fingerprint}")
     if metrics.get("heldout_table"):
         tables.setdefault("austen", metrics["heldout_table"])
+        table_source.setdefault("austen", f"{c.name}:{c.fingerprint}")
 domain = None
 if len(tables) > 1:
     url_value("domain", "austen" if "austen" in tables else sorted(tables)[0], choices=sorted(tables))
     domain = st.radio("Held-out text", sorted(tables), key="domain", horizontal=True,
                       help="Each shipped held-out sample, a different domain, never trained on.")
     url_publish("domain")
-table = tables.get(domain) if domain else next(iter(tables.values()), None)
+domain = domain or next(iter(tables), None)
+table = tables.get(domain) if domain else None
 if table is None:
     st.info(f"No held-out table for {picked} in its TEF cards yet: `python -m tefviz eval text --lm "
             f"checkpoints/{picked} --tef checkpoints/<tef> --write-cards` writes one.")
@@ -280,7 +283,7 @@ else:
     point = (filtered.kept_fraction, ratio) if finite and math.isfinite(ratio) else None
     # the table comes from a card, which `eval text --write-cards` can rewrite under a running server
     chart(perplexity_vs_kept_figure, table, current, t, point, key="table",
-          view=f"{view}|{digest(json.dumps(table, sort_keys=True))}")
+          view=f"{view}|{domain}|{table_source[domain]}")
     st.caption(f"Dense reference perplexity {table['reference']['perplexity']:.2f} over "
                f"{table['reference']['windows']} windows of {table['reference']['block']} held-out tokens "
                f"({literal(table.get('name') or domain or 'austen')}). Perplexity is a ratio to dense "

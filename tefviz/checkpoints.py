@@ -7,6 +7,7 @@ from the checkpoints root (never arbitrary paths), resolved here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -38,6 +39,8 @@ class CheckpointInfo:
     parameters: int | None
     weight_bytes: int
     error: str | None  # why it is unusable, or None
+    tef: dict | None = None  # tef.json of TEF heads (variant, base LM), read with the rest
+    fingerprint: str = ""  # changes whenever a file of the directory is rewritten
 
     @property
     def usable(self) -> bool:
@@ -46,7 +49,7 @@ class CheckpointInfo:
     @property
     def kind(self) -> str:
         """"tef" for TEF heads (tef.json beside them), "image" for image classifiers, else "lm"."""
-        if (self.path / "tef.json").is_file():
+        if self.tef is not None:
             return "tef"
         return "image" if (self.config or {}).get("model_type") == "tefviz-image" else "lm"
 
@@ -148,6 +151,13 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
             config = json.loads((path / "config.json").read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             config = None
+    tef = None
+    if (path / "tef.json").is_file():
+        try:
+            tef = json.loads((path / "tef.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            tef = {}  # still TEF heads, just broken ones: validation reports why
+        tef = tef if isinstance(tef, dict) else {}
     return CheckpointInfo(
         name=path.name,
         path=path,
@@ -156,15 +166,39 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         parameters=_count_parameters(path) if error is None else None,
         weight_bytes=sum(w.stat().st_size for w in _weight_files(path)) if path.is_dir() else 0,
         error=error,
+        tef=tef,
     )
 
 
+def directory_fingerprint(path: Path) -> str:
+    """Name, size and modification time of every file directly in `path`: cheap (stat calls
+    only) and different whenever a file is added, removed or rewritten."""
+    try:
+        entries = sorted((e.name, e.stat()) for e in os.scandir(path) if e.is_file())
+    except OSError:
+        return ""
+    return "|".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in entries)
+
+
+_INSPECTED: dict[Path, CheckpointInfo] = {}
+
+
 def list_checkpoints(root: Path | None = None) -> list[CheckpointInfo]:
+    """Every checkpoint directory under `root`, inspected; a directory whose files did not change
+    since it was last inspected is not read again (validation parses every JSON file in it)."""
     root = root or checkpoints_root()
     if not root.is_dir():
         return []
     dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    return [inspect_checkpoint(p) for p in dirs]
+    found = []
+    for p in dirs:
+        fingerprint = directory_fingerprint(p)
+        info = _INSPECTED.get(p)
+        if info is None or not fingerprint or info.fingerprint != fingerprint:
+            info = dataclasses.replace(inspect_checkpoint(p), fingerprint=fingerprint)
+            _INSPECTED[p] = info
+        found.append(info)
+    return found
 
 
 def resolve_checkpoint(name: str, root: Path | None = None) -> Path:

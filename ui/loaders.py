@@ -8,7 +8,6 @@ means a re-exported checkpoint is picked up without restarting the server.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Literal
@@ -50,14 +49,16 @@ def get_lm(name: str, kind: Literal["checkpoint", "hub"] = "checkpoint",
     return _cached_lm(name, kind, attention, version)
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _checkpoints_in(root: str) -> list[CheckpointInfo]:
-    return list_checkpoints(Path(root))
+# a resource (one shared, read-only list), not data: every widget run reads it several times, and
+# unpickling the cards (held-out tables included) each time cost more than the rest of a Text move
+@st.cache_resource(ttl=30, show_spinner=False)
+def _checkpoints_in(root: str) -> tuple[CheckpointInfo, ...]:
+    return tuple(list_checkpoints(Path(root)))
 
 
 def cached_checkpoints() -> list[CheckpointInfo]:
     """The checkpoints under the current root (re-read at most every 30 s)."""
-    return _checkpoints_in(str(checkpoints_root()))
+    return list(_checkpoints_in(str(checkpoints_root())))
 
 
 def usable_lm_names() -> list[str]:
@@ -92,11 +93,7 @@ def get_tef(name: str) -> tuple[TEFHeads, str, str]:
 def tef_base(info: CheckpointInfo) -> str | None:
     """The LM checkpoint a TEF checkpoint's heads were trained on (`base` in its tef.json; the
     card's `base_model` for older exports)."""
-    try:
-        base = json.loads((info.path / "tef.json").read_text()).get("base")
-    except (OSError, ValueError, AttributeError):
-        base = None
-    return base or (info.card or {}).get("base_model")
+    return (info.tef or {}).get("base") or (info.card or {}).get("base_model")
 
 
 def lm_picker(where=None, key: str = "model", default: str | None = None, help: str = "") -> str | None:
