@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from PIL import Image
 
 from tefviz.data.fashion_mnist import CLASSES
-from tefviz.images.evaluate import eval_inputs, predict
+from tefviz.images.evaluate import eval_inputs, predict, tokenize_batches
 from tefviz.images.model import Selection
 from tefviz.images.preprocess import (
     INVERT_MODES,
@@ -124,6 +125,17 @@ def shipped_subset():
 
 
 subset_x, subset_y = shipped_subset()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def gallery_png(cls: str) -> bytes:
+    """The class's 200 subset images as one PNG, encoded once per server (every session's rerun
+    would otherwise re-encode 1,120 x 560 pixels)."""
+    members = np.flatnonzero(subset_y.numpy() == CLASSES.index(cls))
+    sheet = np.kron(montage(subset_x[members, 0, 2:30, 2:30].numpy(), columns=20), np.ones((2, 2)))
+    out = io.BytesIO()
+    Image.fromarray((np.clip(sheet, 0, 1) * 255).round().astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
 SOURCES = ["Evaluation subset", "Upload", "Natural photo"]
 left, right = st.columns([1, 2])
 with left:
@@ -149,8 +161,7 @@ with left:
         index = int(members[idx])
         image, label = subset_x[index, 0].numpy(), CLASSES.index(cls)
         with st.expander(f"Gallery: the 200 {cls} images (numbered row by row from 0)"):
-            sheet = montage(subset_x[members, 0, 2:30, 2:30].numpy(), columns=20)
-            st.image(np.kron(sheet, np.ones((2, 2))), clamp=True, width="stretch")
+            st.image(gallery_png(cls), width="stretch")
     else:
         url_value("img_invert", "auto", str, choices=list(INVERT_MODES))
         invert = st.selectbox(
@@ -281,12 +292,21 @@ def free_singular_values(view_key: str, _vt: torch.Tensor) -> torch.Tensor:
     return oriented_svd(_vt)[1]
 
 
+# the subset's tokens, threshold-free: made once per model and FFT budget, shared and read-only
+# (2,000 x 64 tokens x 128 floats, 65 MB), so a new t only re-runs the keep rule and the encoder
+@st.cache_resource(max_entries=4, show_spinner=False)
+def subset_tokens(model_key: str, budget: tuple) -> list:
+    model, _ = get_image_model(model_key.split("@", 1)[0])
+    return tokenize_batches(model, subset_x, Selection(**dict(budget)))
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 @one_at_a_time(lane="long")
 def cached_subset(model_key: str, sel: Selection) -> dict:
     model, _ = get_image_model(model_key.split("@", 1)[0])
     with progress_bar("Classifying the 2,000 evaluation images at this setting…") as report:
-        probs, tokens, final = predict(model, subset_x, sel)
+        tokenized = subset_tokens(model_key, tuple(sorted(sel.budget().items())))
+        probs, tokens, final = predict(model, subset_x, sel, tokenized=tokenized)
         report(1.0)
     return {
         "pred": probs.argmax(-1).numpy(),

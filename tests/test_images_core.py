@@ -12,7 +12,14 @@ import torch
 from tefviz.checkpoints import inspect_checkpoint
 from tefviz.errors import CheckpointError, InputError
 from tefviz.images.checkpoint import load_image_classifier, save_image_checkpoint
-from tefviz.images.evaluate import eval_inputs, evaluate_model, macro_f1, settings_for
+from tefviz.images.evaluate import (
+    eval_inputs,
+    evaluate_model,
+    macro_f1,
+    predict,
+    settings_for,
+    tokenize_batches,
+)
 from tefviz.images.model import ImageClassifier, Selection, gather_kept, input_keep_mask
 from tefviz.images.spectral import (
     centred_spectrum,
@@ -452,3 +459,19 @@ def test_trainer_guards(tmp_path, monkeypatch):
         train_mod.train_images(
             train_mod.ImageTrainConfig(tnt=True, base=tmp_path / "r", tnt_layer=1, run_dir=tmp_path / "t")
         )
+
+
+@pytest.mark.parametrize("name,settings", [
+    ("svd_tef", [Selection(t=0.3), Selection(t=0.8), Selection(top_k=5)]),
+    ("fft", [Selection(fft_side=16), Selection(fft_energy=0.9)]),
+    ("patch", [Selection(), Selection(tnt_keep=0.5)]),
+])
+def test_tokens_made_once_serve_every_threshold(name, settings, images):
+    model = tiny(name, **({"tnt_layers": (0,)} if name == "patch" else {})).eval()
+    for sel in settings:
+        tokenized = tokenize_batches(model, images, sel, batch=3)
+        assert len(tokenized) == -(-len(images) // 3)
+        want = predict(model, images, sel, batch=3)
+        got = predict(model, images, sel, batch=3, tokenized=tokenized)
+        for a, b in zip(want, got, strict=True):
+            assert torch.equal(a, b)

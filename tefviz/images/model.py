@@ -96,14 +96,23 @@ class ImageClassifier(nn.Module):
         self.tnt_heads = nn.ModuleDict({str(i): nn.Linear(cfg.dim, 1) for i in cfg.tnt_layers})
         self.tnt_noise = 0.0  # > 0 while training the TNT heads: noise std relative to token RMS
 
-    def forward(self, images: torch.Tensor, sel: Selection | None = None) -> ClassifierOutput:
+    def tokenize(self, images: torch.Tensor, sel: Selection | None = None) -> TokenBatch:
+        """The tokenizer's scored tokens: they depend on the selection's budget (the FFT crop) only,
+        never on t, top-k or TNT, so one tokenization serves every threshold."""
+        sel = sel or Selection()
+        images = images.to(self.cls.device, self.cls.dtype)  # inputs may come from the CPU
+        return self.tokenizer(images, **sel.budget())
+
+    def forward(self, images: torch.Tensor, sel: Selection | None = None,
+                tokens: TokenBatch | None = None) -> ClassifierOutput:
+        """Classify `images` with the tokens `sel` keeps; `tokens`, when given, is their
+        `tokenize(images, sel)` made earlier (the images are then not read again)."""
         sel = sel or Selection()
         if sel.tnt_keep is not None and not 0.0 < sel.tnt_keep <= 1.0:
             raise InputError(f"TNT keep rate must lie in (0, 1], got {sel.tnt_keep}")
         if sel.tnt_keep is not None and not self.cfg.tnt_layers:
             raise InputError("this model has no TNT heads; train them with `train images --tnt`")
-        images = images.to(self.cls.device, self.cls.dtype)  # inputs may come from the CPU
-        batch = self.tokenizer(images, **sel.budget())
+        batch = tokens if tokens is not None else self.tokenize(images, sel)
         keep = input_keep_mask(batch, sel)
         x = batch.tokens + self.pos[batch.positions + 1]
         x, padding, index = gather_kept(x, keep)
