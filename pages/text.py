@@ -9,7 +9,14 @@ import streamlit as st
 
 from tefviz.data.heldout import heldout_samples
 from tefviz.text.filtering import POLICY_MODES, DropPolicy
-from tefviz.text.scorers import SCORERS, get_scorer
+from tefviz.text.scorers import (
+    SCORERS,
+    baseline_names,
+    get_scorer,
+    tef_scorer,
+    tef_scorer_class,
+    tef_variants,
+)
 from tefviz.text.view import (
     MAX_TEXT_CHARS,
     FilteredText,
@@ -60,15 +67,14 @@ MODES_HELP = {
     "skip": "dropped tokens (whole-text rule) pass every block unchanged and are hidden as keys",
     "zero": "as in the paper: dropped tokens' block inputs are zeroed and hidden as keys",
 }
-# the KV-cache baselines a researcher expects first, then the project's older ones
-BASELINES = [name for name in ("streaming_llm", "h2o", "tova", "snapkv", "key_norm", "attention", "uniform",
-                               "random", "leave_one_out") if name in SCORERS]
+# the KV-cache baselines a researcher expects first, then the project's older ones (their `order`)
+BASELINES = baseline_names()
 
 names = usable_lm_names()
 if not names:
     st.warning(NO_LM)
     st.stop()
-tefs = [c for c in usable_tef_checkpoints() if (c.card or {}).get("variant") in ("paper", "causal")]
+tefs = [c for c in usable_tef_checkpoints() if (c.card or {}).get("variant") in tef_variants()]
 bases = {c.name: tef_base(c) for c in tefs}
 for broken in unusable_tef_checkpoints():
     st.warning(literal(f"TEF checkpoint {broken.name} is unusable and not offered: {broken.error}"),
@@ -86,7 +92,7 @@ with left:
         st.stop()
     model_tefs = [c for c in tefs if bases[c.name] == picked]
     # TEF heads trained on the picked model, then the baselines (they work with any model)
-    scorer_labels = {f"tef:{c.name}": f"{SCORERS['tef_' + c.card['variant']].label} · {c.name}"
+    scorer_labels = {f"tef:{c.name}": f"{tef_scorer_class(c.card['variant']).label} · {c.name}"
                      for c in model_tefs}
     scorer_labels.update({name: SCORERS[name].label for name in BASELINES})
     url_value("scorer", next(iter(scorer_labels)), str, choices=list(scorer_labels))
@@ -131,11 +137,10 @@ if is_tef:
     if loaded is None:
         st.stop()
     heads, model_name, tef_version = loaded
-    scorer = get_scorer(f"tef_{heads.config.variant}", heads=heads)
-    policy = DropPolicy("zero" if heads.config.variant == "paper" else "evict", sink=heads.config.sink,
-                        recent=heads.config.recent)
+    scorer = tef_scorer(heads)
+    policy = DropPolicy(scorer.default_mode, sink=heads.config.sink, recent=heads.config.recent)
     st.caption(f"Runs on `{model_name}`" + (" (the LM fine-tuned with these gates)"
-                                           if heads.config.variant == "paper" else " (frozen)")
+                                           if model_name == tef_name else " (frozen)")
                + f". Dropping: {MODES_HELP[policy.mode]}.")
 else:
     scorer = get_scorer(scorer_key)

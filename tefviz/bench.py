@@ -144,7 +144,7 @@ def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int 
     from tefviz.data.heldout import heldout_text
     from tefviz.models import load_causal_lm
     from tefviz.text.filtering import DropPolicy
-    from tefviz.text.scorers import get_scorer
+    from tefviz.text.scorers import SCORERS, get_scorer, tef_scorer
     from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
 
     lm = load_causal_lm(source, dtype=torch.float32)
@@ -156,13 +156,14 @@ def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int 
     with torch.no_grad(), PeakMemory(dev) as mem:
         results["dense_forward"] = time_calls(lambda: lm.model(input_ids=ids[None]), repeats, dev)
     results["dense_forward"]["peak_mb"] = mem.mb
-    runs = [(name, get_scorer(name), lm.model, DropPolicy("evict")) for name in ("uniform", "attention")]
+    runs = [(name, get_scorer(name), lm.model, DropPolicy(SCORERS[name].default_mode))
+            for name in SCORERS.names(where=lambda c: c.benchmarked)]
     for d in tef_dirs:
         heads = TEFHeads.load(d, dev)
         own = tef_checkpoint_lm(d) == d
         model = load_causal_lm(d, device=dev, dtype=torch.float32).model if own else lm.model
-        runs.append((d.name, get_scorer(f"tef_{heads.config.variant}", heads=heads), model,
-                     DropPolicy("zero" if heads.config.variant == "paper" else "evict")))
+        scorer = tef_scorer(heads)
+        runs.append((d.name, scorer, model, DropPolicy(scorer.default_mode)))
     for label, scorer, model, policy in tqdm(runs, desc="bench text"):
         scores = scorer.score(model, ids)
         row = {"score_pass": time_calls(lambda s=scorer, m=model: s.score(m, ids), repeats, dev)}

@@ -62,7 +62,7 @@ def _lm_checks(device: torch.device) -> list[Check]:
     from tefviz.analysis import analyse_text
     from tefviz.data.heldout import heldout_text
     from tefviz.text.filtering import DropPolicy
-    from tefviz.text.scorers import SCORERS, get_scorer
+    from tefviz.text.scorers import SCORERS, baseline_names, get_scorer, tef_scorer
     from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
     from tefviz.text.view import filter_text, score_text_tokens
 
@@ -76,10 +76,11 @@ def _lm_checks(device: torch.device) -> list[Check]:
                     f"({str(lm.dtype).removeprefix('torch.')})")
 
         checks.append(Check("Language model", info.name, language_model))
-        for scorer_name, cls in SCORERS.items():
-            if scorer_name.startswith("tef_"):
-                continue
-            policy = "skip" if scorer_name == "attention" else "evict"
+        # every baseline under its own drop mode, and the first one under "skip" too (that path's check)
+        runs = [(s, SCORERS[s].default_mode) for s in baseline_names()]
+        runs.append((runs[0][0], "skip"))
+        for scorer_name, policy in runs:
+            cls = SCORERS[scorer_name]
 
             def baseline(name=info.name, s=scorer_name, p=policy, short=cls.max_tokens) -> str:
                 lm = _lm(name, device)
@@ -89,13 +90,13 @@ def _lm_checks(device: torch.device) -> list[Check]:
                 return (f"{len(scored.ids)} tokens, t=0.7 ({p}): perplexity {scored.dense_perplexity:.2f} -> "
                         f"{f.perplexity:.2f}, kept {f.kept_fraction:.2f}")
 
-            checks.append(Check("Text", f"{info.name} / {scorer_name}", baseline))
+            checks.append(Check("Text", f"{info.name} / {scorer_name} ({policy})", baseline))
     for info in _checkpoints("tef"):
         def tef(path=info.path) -> str:
             heads = TEFHeads.load(path)  # on the policy's device, as the app loads them
             lm = _lm(tef_checkpoint_lm(path).name, device)
-            scorer = get_scorer(f"tef_{heads.config.variant}", heads=heads)
-            policy = DropPolicy("zero" if heads.config.variant == "paper" else "evict")
+            scorer = tef_scorer(heads)
+            policy = DropPolicy(scorer.default_mode)
             scored = score_text_tokens(lm, scorer, text)
             f = filter_text(lm, scorer, scored, 0.7, policy)
             return (f"{len(scored.ids)} tokens, t=0.7: perplexity {scored.dense_perplexity:.2f} -> "

@@ -16,6 +16,8 @@ from tefviz.text.scorers.base import TokenScorer, TokenScores
 @register
 class AttentionMassScorer(TokenScorer):
     name = "attention"
+    order = 60
+    benchmarked = True
     label = "Attention mass received"
     description = ("Per block, the attention each token has received so far from the queries after it, "
                    "averaged over heads (heavy hitters).")

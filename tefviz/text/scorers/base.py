@@ -18,6 +18,11 @@ class TokenScorer:
     label: ClassVar[str]  # shown in the app
     description: ClassVar[str]  # one sentence for the app and the README
     max_tokens: ClassVar[int | None] = None  # longest text it can score (None: the context)
+    order: ClassVar[int] = 100  # display order in pickers and tables (lower first)
+    baseline: ClassVar[bool] = True  # needs no trained heads: offered for any model, in every table
+    tef_variant: ClassVar[str | None] = None  # the TEF heads' variant it runs ("paper", "causal")
+    default_mode: ClassVar[str] = "evict"  # the drop mode it is evaluated under by default
+    benchmarked: ClassVar[bool] = False  # `bench text` times it beside the dense forward
 
     @torch.no_grad()
     def score(

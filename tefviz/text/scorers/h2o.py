@@ -55,6 +55,7 @@ def h2o_keys(acc: torch.Tensor, t: float, sink: bool = True, recent_ratio: float
 @register
 class H2OScorer(TokenScorer):
     name = "h2o"
+    order = 20
     label = "H2O (heavy hitters + recent window)"
     description = ("Per block, the attention each token has received so far (heavy hitters), with half of "
                    "each query's budget spent on the most recent tokens (Zhang et al. 2023).")

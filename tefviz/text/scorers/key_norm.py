@@ -24,6 +24,7 @@ from tefviz.text.scorers.kv_common import key_norms
 @register
 class KeyNormScorer(TokenScorer):
     name = "key_norm"
+    order = 50
     label = "Key norm (low L2 norm kept)"
     description = ("Per block, tokens whose keys have the smallest L2 norm (averaged over heads) rank first; "
                    "no attention weights needed (Devoto et al. 2024).")

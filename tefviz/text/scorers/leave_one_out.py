@@ -22,6 +22,7 @@ def _summed_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 @register
 class LeaveOneOutScorer(TokenScorer):
     name = "leave_one_out"
+    order = 90
     label = "Leave-one-out (exact, short texts)"
     description = ("How much the text's total loss rises when the token is hidden from all later tokens: "
                    "one forward pass per token, so only for short texts.")

@@ -11,6 +11,7 @@ from tefviz.text.scorers.base import TokenScorer, TokenScores
 @register
 class RandomScorer(TokenScorer):
     name = "random"
+    order = 80
     label = "Random"
     description = "Scores drawn uniformly at random (seeded): which tokens go is chance."
 

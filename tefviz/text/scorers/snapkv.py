@@ -48,6 +48,7 @@ def snapkv_scores(attn: torch.Tensor, window: int, kernel: int, pooling: str) ->
 @register
 class SnapKVScorer(TokenScorer):
     name = "snapkv"
+    order = 40
     label = "SnapKV (observation-window attention, pooled)"
     description = ("Per block, the attention the last 32 queries pay to each older token, max-pooled over "
                    "7 neighbours; the 32-token window is always kept (Li et al. 2024).")

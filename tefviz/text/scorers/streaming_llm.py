@@ -24,6 +24,7 @@ from tefviz.text.scorers.kv_common import evict_with
 @register
 class StreamingLLMScorer(TokenScorer):
     name = "streaming_llm"
+    order = 10
     label = "StreamingLLM (sinks + recent window)"
     description = ("The first 4 tokens (attention sinks) and a window of the most recent tokens, a share t "
                    "of each query's prefix (Xiao et al. 2023).")

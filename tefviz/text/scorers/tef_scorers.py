@@ -13,13 +13,13 @@ from tefviz.text.tef import TEFHeads
 
 
 class _TEFScorer(TokenScorer):
-    variant: str
+    baseline = False
 
     def __init__(self, heads: TEFHeads | None = None) -> None:
         if heads is None:
             raise InputError(f"the {self.label} scorer needs trained TEF heads (a TEF checkpoint)")
-        if heads.config.variant != self.variant:
-            raise InputError(f"these are {heads.config.variant!r} TEF heads, not {self.variant!r}")
+        if heads.config.variant != self.tef_variant:
+            raise InputError(f"these are {heads.config.variant!r} TEF heads, not {self.tef_variant!r}")
         self.heads = heads
 
     @torch.no_grad()
@@ -48,7 +48,9 @@ class PaperTEFScorer(_TEFScorer):
     label = "TEF, paper (GPT2-TEF)"
     description = ("The original design: sigmoid gates per block, shares over the whole text, dropped "
                    "tokens zeroed; the LM fine-tuned with the mask at t = 0.99.")
-    variant = "paper"
+    tef_variant = "paper"
+    default_mode = "zero"  # the paper zeroes dropped tokens' block inputs
+    order = 1
 
 
 @register
@@ -57,4 +59,5 @@ class CausalTEFScorer(_TEFScorer):
     label = "TEF, causal (improved)"
     description = ("Per block, each query keeps the keys of its prefix by softmax shares; dropped tokens "
                    "leave the context; heads distilled from the frozen LM.")
-    variant = "causal"
+    tef_variant = "causal"
+    order = 0

@@ -25,6 +25,7 @@ from tefviz.text.scorers.kv_common import head_mean_attention
 @register
 class TOVAScorer(TokenScorer):
     name = "tova"
+    order = 30
     label = "TOVA (current query's attention)"
     description = ("Per block, each query keeps the keys holding a share t of its own attention, averaged "
                    "over heads (Oren et al. 2024).")

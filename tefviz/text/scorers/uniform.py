@@ -12,6 +12,8 @@ from tefviz.text.scorers.base import TokenScorer, TokenScores
 @register
 class UniformScorer(TokenScorer):
     name = "uniform"
+    order = 70
+    benchmarked = True
     label = "Uniform (recency)"
     description = "Every token scores the same; ties keep the most recent tokens, like a sliding window."
 
