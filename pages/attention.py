@@ -66,11 +66,11 @@ def _param_widgets(pattern: str, slot: str, n: int) -> dict:
     values = {}
     for p in kind.params:
         key = _param_key(pattern, p.name, slot)
-        if p.name == "causal":
+        if p.kind == "bool":
             url_value(key, bool(p.default))
-            values[p.name] = int(st.checkbox("causal (past only)", key=key))
+            values[p.name] = int(st.checkbox(f"{p.name}: {p.help}", key=key))
         else:
-            hi = p.hi if p.name == "seed" else min(p.hi, max(p.lo, 4 * n))
+            hi = p.hi if p.kind == "seed" else min(p.hi, max(p.lo, 4 * n))
             url_value(key, min(max(p.default, p.lo), hi), int, lo=p.lo, hi=p.hi)
             st.session_state[key] = min(
                 max(int(st.session_state[key]), p.lo), hi
@@ -343,7 +343,8 @@ if lm_name is not None:
         url_publish("sample", "show_layer", "head")
         ids = lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][: lm.context_length]
         n_text = len(ids)
-        block = max(params_a.get("block", 1), params_b.get("block", 1))
+        block = max(PATTERNS[pattern].length_unit(params_a),
+                    PATTERNS[combine].length_unit(params_b) if combine != "none" else 1)
         n_text -= n_text % block
         try:
             text_mod = build_pattern(pattern, n_text, **params_a).mask_mod

@@ -63,16 +63,18 @@ with b:
                                                         "(grouped-query attention)"
                                                         if parts.n_kv_head != n_head else ""))
 with c:
-    url_value("method", "performer", str, choices=methods)
+    url_value("method", methods[0], str, choices=methods)
     method = st.selectbox(
         "Approximation", methods, key="method", format_func=lambda m: APPROXIMATIONS[m].label
     )
     cls = APPROXIMATIONS[method]
-    sizes = [s for s in SIZES if method == "performer" or s <= n_tokens]
+    sizes = [s for s in SIZES if not cls.size_at_most_length or s <= n_tokens]
     url_value("size", 64 if 64 in sizes else sizes[-1], int, choices=sizes)
     size = st.select_slider(f"{cls.size_name}: {cls.size_help}", sizes, key="size")
     url_value("causal", False)
-    causal = st.checkbox("Causal (exact and Performer only)", key="causal")
+    causal_methods = ", ".join(["exact attention",
+                                *(c.label for c in APPROXIMATIONS.values() if c.causal_ok)])
+    causal = st.checkbox(f"Causal: {causal_methods} only", key="causal")
 url_publish("sample", "tokens", "layer", "head", "method", "size", "causal")
 
 

@@ -15,7 +15,7 @@ from tefviz.embeddings.evaluate import (
 )
 from tefviz.lm import model_parts
 from tefviz.text.evaluate import windows_of
-from tefviz.viz.embedding_figures import pareto_figure, row_error_figure
+from tefviz.viz.embedding_figures import EMBEDDINGS_GOAL, pareto_figure, row_error_figure
 from tefviz.viz.tokens import token_strip_html
 from ui.compute import one_at_a_time
 from ui.errors import guarded
@@ -46,12 +46,12 @@ methods = list(COMPRESSORS)
 if not parts.tied:
     st.caption(f"`{lm.name}` has a separate output head: only its input embedding is compressed.")
 with left:
-    url_value("method", "quantised", str, choices=methods)
+    url_value("method", methods[0], str, choices=methods)
     method = st.selectbox("Method", methods, key="method", format_func=lambda m: COMPRESSORS[m].label)
     knobs = {}
     for k in COMPRESSORS[method].knobs:
         key = f"{method}_{k.name}"
-        hi = min(k.hi, dim) if "rank" in k.name and method in ("low_rank", "lora_shared") else k.hi
+        hi = min(k.hi, dim) if k.kind == "rank" else k.hi  # a rank cannot exceed the embedding width
         url_value(key, min(k.default, hi), int, lo=k.lo, hi=hi)
         knobs[k.name] = int(st.slider(f"{k.name}: {k.help}", k.lo, hi, key=key))
         url_publish(key)
@@ -122,10 +122,10 @@ with right:
     c[2].metric(
         "Mean row error", f"{float(result.row_error.mean()):.3f}", help="‖row − original‖ / ‖original‖"
     )
-    goal = result.ratio >= 4 and result.perplexity <= dense_ppl * 1.05
+    goal = EMBEDDINGS_GOAL.met(result.ratio, result.perplexity / dense_ppl)
     (st.success if goal else st.info)(
-        f"{'Meets' if goal else 'Does not meet'} the goal: at least 4x fewer bytes with perplexity "
-        f"within 5 % of dense ({result.ratio:.1f}x, {100 * (result.perplexity / dense_ppl - 1):+.1f} %)."
+        f"{'Meets' if goal else 'Does not meet'} the goal: {EMBEDDINGS_GOAL} "
+        f"({result.ratio:.1f}x, {100 * (result.perplexity / dense_ppl - 1):+.1f} %)."
     )
 
 # --- which tokens suffer ------------------------------------------------------------------------
@@ -173,15 +173,16 @@ if st.toggle("Compute the Pareto front (about 25 settings)", key="pareto"):
             width="stretch",
             key="pareto-chart",
         )
-        best = [r for r in rows if r["compression"] >= 4 and r["perplexity_ratio"] <= 1.05]
+        best = [r for r in rows if EMBEDDINGS_GOAL.met(r["compression"], r["perplexity_ratio"])]
         if best:
             top = max(best, key=lambda r: r["compression"])
             st.success(
-                f"Smallest within 5 % of dense: {top['method']} "
+                f"Smallest within {EMBEDDINGS_GOAL.within} of dense: {top['method']} "
                 f"({', '.join(f'{k[5:]}={v}' for k, v in top.items() if k.startswith('knob_'))}): "
                 f"{top['compression']:.1f}x fewer bytes, perplexity {top['perplexity']:.2f} "
                 f"({top['perplexity_ratio']:.3f}x)."
             )
         else:
-            st.info("No setting in the sweep reaches 4x fewer bytes within 5 % of dense perplexity.")
+            st.info(f"No setting in the sweep reaches {EMBEDDINGS_GOAL.compression:g}x fewer bytes within "
+                    f"{EMBEDDINGS_GOAL.within} of dense perplexity.")
         download_buttons(rows, "embedding-pareto", key="pareto-export")

@@ -1,10 +1,16 @@
 """Integer settings with ranges, shared by every family that exposes knobs (attention patterns,
-embedding compressors): pages build widgets from them, `checked_ints` validates user input."""
+embedding compressors): pages build widgets from them, `checked_ints` validates user input.
+
+`kind` says what a page needs to know to draw the widget, so no page tests a parameter's name:
+"int" (a number; its range may be capped by the sequence length), "bool" (0 or 1: a checkbox),
+"seed" (any value in range, never capped), "block" (a length unit: texts are cut to a multiple of
+it), "rank" (at most the embedding width)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from tefviz.errors import InputError
 
@@ -16,6 +22,7 @@ class Param:
     lo: int
     hi: int
     help: str
+    kind: Literal["int", "bool", "seed", "block", "rank"] = "int"
 
 
 def checked_ints(label: str, specs: Sequence[Param], given: dict) -> dict:

@@ -17,13 +17,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tefviz.attention.approx import exact_attention, make_approximation
+from tefviz.attention.approx import APPROXIMATIONS, exact_attention, make_approximation
 from tefviz.attention.bench import run_isolated
 from tefviz.bench import PeakMemory, describe_device, save_results, time_calls
 from tefviz.errors import InputError
 
-METHODS = ("exact", "exact_sdpa", "performer", "linformer", "infinity_former")
-SIZES = {"performer": 256, "linformer": 256, "infinity_former": 256}
+# the two exact references, then every registered approximation at its `bench_size`
+METHODS = ("exact", "exact_sdpa", *APPROXIMATIONS.names())
+SIZES = {name: cls.bench_size for name, cls in APPROXIMATIONS.items()}
 EXACT_LIMIT_BYTES = 8 * 2**30  # the materialised score matrix (and its softmax) must fit in this
 
 

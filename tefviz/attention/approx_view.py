@@ -31,12 +31,10 @@ def compare(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, method: str, size: int, causal: bool, seed: int = 0
 ) -> Comparison:
     """One head: q, k, v (n, d)."""
-    cls = APPROXIMATIONS.get(method)
-    if cls is None:
-        raise InputError(f"unknown approximation {method!r}")
+    cls = APPROXIMATIONS.get_class(method)
     if causal and not cls.causal_ok:
         raise InputError(f"{cls.label} is not causal; turn causal off to compare it")
-    kwargs = {"seed": seed} if method in ("performer", "linformer") else {}
+    kwargs = {"seed": seed} if cls.seeded else {}
     exact = exact_attention(q, k, v, causal=causal)
     approx = make_approximation(method, size, **kwargs)(q, k, v, causal=causal, need_matrix=True)
     return Comparison(
@@ -56,9 +54,9 @@ def error_sweep(q, k, v, causal: bool, sizes: tuple[int, ...] = SIZES, seeds: in
         if causal and not cls.causal_ok:
             continue
         for size in sizes:
-            if method != "performer" and size > n:
+            if cls.size_at_most_length and size > n:
                 continue
-            draws = range(seeds) if method in ("performer", "linformer") else range(1)
+            draws = range(seeds) if cls.seeded else range(1)
             results = [compare(q, k, v, method, size, causal, seed=s) for s in draws]
             rows.append(
                 {

@@ -15,15 +15,6 @@ from tefviz.errors import InputError
 from tefviz.lm import masked_forward, model_parts
 from tefviz.text.filtering import token_nll
 
-PARETO_GRID: dict[str, list[dict]] = {
-    "quantised": [{"bits": b} for b in (8, 6, 4, 3, 2)],
-    "dynamic_bits": [{"high_bits": 8, "low_bits": 3, "high_share": 20}]
-    + [{"high_bits": 4, "low_bits": 3, "high_share": p} for p in (10, 30, 50)],
-    "low_rank": [{"rank": r} for r in (16, 32, 64, 128)],
-    "tensor_train": [{"rank1": r, "rank2": r} for r in (16, 32, 64, 128)],
-    "lora_shared": [{"bits": b, "rank": r} for b in (2, 3) for r in (8, 32)],
-}
-
 
 @dataclass(frozen=True)
 class CompressionResult:
@@ -95,7 +86,7 @@ def pareto_sweep(
     progress: Callable[[float], None] | None = None,
 ) -> list[dict]:
     """Bytes vs perplexity for a grid of settings of every method."""
-    grid = grid or PARETO_GRID
+    grid = grid or {name: list(cls.pareto_grid) for name, cls in COMPRESSORS.items()}
     dense = windows_perplexity(model, windows)
     cases = [(m, k) for m, settings in grid.items() if m in COMPRESSORS for k in settings]
     rows = []

@@ -1,30 +1,25 @@
-"""Attention approximations, one file per method, registered here by name."""
+"""Attention approximations, one file per method, registered here by name.
+
+Adding one: subclass `Approximation` in a new module (its class fields name its size knob, say
+whether it is seeded, causal, bounded by the length), decorate it with `@register`, import it below.
+"""
 
 from __future__ import annotations
 
 from tefviz.attention.approx.base import Approximation, ApproxOutput, exact_attention, relative_error, row_kl
-from tefviz.errors import InputError
+from tefviz.registry import Registry
 
-APPROXIMATIONS: dict[str, type[Approximation]] = {}
-
-
-def register(cls: type[Approximation]) -> type[Approximation]:
-    if cls.name in APPROXIMATIONS:
-        raise ValueError(f"approximation {cls.name!r} registered twice")
-    APPROXIMATIONS[cls.name] = cls
-    return cls
+APPROXIMATIONS: Registry[type[Approximation]] = Registry("approximation")
+register = APPROXIMATIONS.register
 
 
 def make_approximation(name: str, size: int, **kwargs) -> Approximation:
-    """The method with its size knob (m, k or N) set."""
-    if name not in APPROXIMATIONS:
-        raise InputError(f"unknown approximation {name!r}; choose one of {sorted(APPROXIMATIONS)}")
-    cls = APPROXIMATIONS[name]
-    key = {"performer": "m", "linformer": "k", "infinity_former": "n_basis"}[name]
-    return cls(**{key: size}, **kwargs)
+    """The method with its size knob (m, k or N: the class's `size_param`) set."""
+    cls = APPROXIMATIONS.get_class(name)
+    return cls(**{cls.size_param: size}, **kwargs)
 
 
 from tefviz.attention.approx import infinity_former, linformer, performer  # noqa: E402,F401
 
 __all__ = ["APPROXIMATIONS", "ApproxOutput", "Approximation", "exact_attention", "make_approximation",
-           "relative_error", "row_kl"]
+           "register", "relative_error", "row_kl"]

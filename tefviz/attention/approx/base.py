@@ -18,9 +18,14 @@ class ApproxOutput:
 class Approximation:
     name: ClassVar[str]
     label: ClassVar[str]
-    size_name: ClassVar[str]  # the knob: features m, rank k, basis size N
+    size_name: ClassVar[str]  # the knob as the paper writes it: features m, rank k, basis size N
+    size_param: ClassVar[str]  # the constructor's keyword for it
     size_help: ClassVar[str]
+    size_at_most_length: ClassVar[bool] = True  # the knob cannot exceed the sequence length
+    seeded: ClassVar[bool] = False  # random: takes `seed`, and sweeps average over several
     causal_ok: ClassVar[bool] = True
+    bench_size: ClassVar[int] = 256  # the size `bench approx` times it at
+    order: ClassVar[int] = 100
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
                  need_matrix: bool = False) -> ApproxOutput:

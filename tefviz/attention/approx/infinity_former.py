@@ -67,6 +67,8 @@ class InfinityFormer(Approximation):
     name = "infinity_former"
     label = "∞-former (continuous memory)"
     size_name = "N"
+    size_param = "n_basis"
+    order = 20
     size_help = "basis functions"
     causal_ok = False
 

@@ -17,6 +17,9 @@ class Linformer(Approximation):
     name = "linformer"
     label = "Linformer (sequence projections)"
     size_name = "k"
+    size_param = "k"
+    seeded = True
+    order = 10
     size_help = "projected length"
     causal_ok = False
 

@@ -40,6 +40,10 @@ class Performer(Approximation):
     name = "performer"
     label = "Performer (FAVOR+)"
     size_name = "m"
+    size_param = "m"
+    size_at_most_length = False  # more random features than tokens is allowed
+    seeded = True
+    order = 0
     size_help = "random features"
 
     def __init__(self, m: int = 256, seed: int = 0, chunk: int = 128) -> None:

@@ -1,28 +1,22 @@
 """Attention patterns, one file per family, registered here by name.
 
-Adding a pattern: subclass `PatternKind` in a new module, decorate it with `@register`, import
-the module below. `build_pattern(name, n, **params)` gives a `Pattern` with its mask_mod.
+Adding a pattern: subclass `PatternKind` in a new module (its `params` say how to draw each
+setting), decorate it with `@register`, import the module below. `build_pattern(name, n,
+**params)` gives a `Pattern` with its mask_mod.
 """
 
 from __future__ import annotations
 
 from tefviz.attention.patterns.base import MaskMod, Param, Pattern, PatternKind
-from tefviz.errors import InputError
+from tefviz.registry import Registry
 
-PATTERNS: dict[str, PatternKind] = {}
-
-
-def register(cls: type[PatternKind]) -> type[PatternKind]:
-    if cls.name in PATTERNS:
-        raise ValueError(f"pattern {cls.name!r} registered twice")
-    PATTERNS[cls.name] = cls()
-    return cls
+PATTERNS: Registry[type[PatternKind]] = Registry("pattern")
+register = PATTERNS.register
 
 
 def build_pattern(name: str, n: int, **params: int) -> Pattern:
-    if name not in PATTERNS:
-        raise InputError(f"unknown pattern {name!r}; choose one of {sorted(PATTERNS)}")
-    kind = PATTERNS[name]
+    """The pattern `name` at length n, its parameters checked against their ranges."""
+    kind = PATTERNS.load(name)
     return kind.build(n, **kind.checked(n, params))
 
 

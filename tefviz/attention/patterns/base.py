@@ -37,6 +37,12 @@ class PatternKind:
     label: ClassVar[str]
     definition: ClassVar[str]  # the rule, in words, with the parameters' names
     params: ClassVar[tuple[Param, ...]] = ()
+    order: ClassVar[int] = 100  # display order in the pickers
+
+    @classmethod
+    def length_unit(cls, params: dict) -> int:
+        """Texts run under this pattern are cut to a multiple of this (its "block" settings)."""
+        return max([int(params.get(p.name, p.default)) for p in cls.params if p.kind == "block"] or [1])
 
     def build(self, n: int, **params: int) -> Pattern:
         raise NotImplementedError

@@ -18,9 +18,10 @@ def blockwise_mod(block: int):
 @register
 class Blockwise(PatternKind):
     name = "blockwise"
+    order = 50
     label = "Blockwise"
     definition = "q // b == k // b (blocks of b tokens; the last block is shorter when b does not divide n)"
-    params = (Param("block", 64, 1, 65_536, "b: block length (the last block may be shorter)"),)
+    params = (Param("block", 64, 1, 65_536, "b: block length (the last block may be shorter)", kind="block"),)
 
     def build(self, n: int, block: int) -> Pattern:
         return Pattern(self.name, {"block": block}, blockwise_mod(block), self.definition)

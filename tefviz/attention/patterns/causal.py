@@ -13,6 +13,7 @@ def causal_mod(b, h, q, kv):
 @register
 class Causal(PatternKind):
     name = "causal"
+    order = 0
     label = "Causal"
     definition = "q >= k"
 

@@ -18,6 +18,7 @@ def dilated_mod(window: int, dilation: int):
 @register
 class Dilated(PatternKind):
     name = "dilated"
+    order = 20
     label = "Dilated window"
     definition = "|q - k| <= w and (q - k) mod d == 0"
     params = (Param("window", 8, 1, 65_536, "w: how far each side to look"),

@@ -19,6 +19,7 @@ def global_mod(n_global: int):
 @register
 class GlobalTokens(PatternKind):
     name = "global"
+    order = 30
     label = "Global tokens"
     definition = "q < g or k < g (or q == k)"
     params = (Param("n_global", 1, 1, 4096, "g: how many leading tokens are global"),)

@@ -34,13 +34,15 @@ def sliding_mod(window: int, causal: bool):
 @register
 class Sliding(PatternKind):
     name = "sliding"
+    order = 10
     label = "Sliding window"
     definition = ("causal: 0 <= q - k <= w (a w-token look-back, as attention-gym and Mistral); "
                   "not causal: |q - k| <= w // 2 (w/2 each side, the lecture's; odd w rounds down)")
     params = (Param("window", 4, 1, 65_536,
                     "w: causal, the w tokens before and the token itself (w + 1 keys); "
                     "not causal, w // 2 on each side (odd w rounds down)"),
-              Param("causal", 0, 0, 1, "1: 0 <= q - k <= w (look back w tokens); 0: |q - k| <= w // 2"))
+              Param("causal", 0, 0, 1, "1: 0 <= q - k <= w (look back w tokens); 0: |q - k| <= w // 2",
+                    kind="bool"))
 
     def build(self, n: int, window: int, causal: int) -> Pattern:
         if causal and window > n:

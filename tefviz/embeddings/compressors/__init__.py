@@ -1,27 +1,24 @@
-"""Embedding compressors, one file per method, registered here by name."""
+"""Embedding compressors, one file per method, registered here by name.
+
+Adding one: subclass `Compressor` in a new module (its `knobs` and `pareto_grid` say what the
+page and the Pareto sweep use), decorate it with `@register`, import it below.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from tefviz.embeddings.compressors.base import CompressedEmbedding, Compressor, Param, dense_bytes
-from tefviz.errors import InputError
+from tefviz.registry import Registry
 
-COMPRESSORS: dict[str, Compressor] = {}
-
-
-def register(cls: type[Compressor]) -> type[Compressor]:
-    if cls.name in COMPRESSORS:
-        raise ValueError(f"compressor {cls.name!r} registered twice")
-    COMPRESSORS[cls.name] = cls()
-    return cls
+COMPRESSORS: Registry[type[Compressor]] = Registry("compressor")
+register = COMPRESSORS.register
 
 
 def compress(name: str, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
              ) -> CompressedEmbedding:
-    if name not in COMPRESSORS:
-        raise InputError(f"unknown compressor {name!r}; choose one of {sorted(COMPRESSORS)}")
-    c = COMPRESSORS[name]
+    """`weight` compressed by the method `name`, its knobs checked (defaults filled in)."""
+    c = COMPRESSORS.load(name)
     return c.compress(weight.detach().float(), priority, **c.checked(knobs))
 
 

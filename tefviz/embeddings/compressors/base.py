@@ -39,6 +39,8 @@ class Compressor:
     name: ClassVar[str]
     label: ClassVar[str]
     knobs: ClassVar[tuple[Param, ...]]
+    pareto_grid: ClassVar[tuple[dict, ...]] = ()  # the settings the bytes-vs-perplexity sweep tries
+    order: ClassVar[int] = 100
 
     def compress(self, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
                  ) -> CompressedEmbedding:

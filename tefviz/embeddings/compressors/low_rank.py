@@ -33,8 +33,10 @@ def truncated_svd(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.
 @register
 class LowRank(Compressor):
     name = "low_rank"
+    order = 20
+    pareto_grid = tuple([{"rank": r} for r in (16, 32, 64, 128)])
     label = "Low-rank (SVD)"
-    knobs = (Param("rank", 64, 1, 4096, "r: kept singular directions"),)
+    knobs = (Param("rank", 64, 1, 4096, "r: kept singular directions", kind="rank"),)
 
-    def compress(self, weight, priority=None, rank=64):
+    def compress(self, weight, priority=None, *, rank):
         return LowRankEmbedding(*truncated_svd(weight, rank))

@@ -48,22 +48,27 @@ def default_priority(vocab: int) -> torch.Tensor:
 @register
 class Quantised(Compressor):
     name = "quantised"
+    order = 0
+    pareto_grid = tuple([{"bits": b} for b in (8, 6, 4, 3, 2)])
     label = "Quantised (per-row absmax)"
     knobs = (Param("bits", 8, 1, 8, "b: bits per value"),)
 
-    def compress(self, weight, priority=None, bits=8):
+    def compress(self, weight, priority=None, *, bits):
         return QuantisedEmbedding(weight, torch.full((weight.shape[0],), bits))
 
 
 @register
 class DynamicBits(Compressor):
     name = "dynamic_bits"
+    order = 10
+    pareto_grid = ({"high_bits": 8, "low_bits": 3, "high_share": 20},
+                   *({"high_bits": 4, "low_bits": 3, "high_share": p} for p in (10, 30, 50)))
     label = "Dynamic bit-width"
     knobs = (Param("high_bits", 8, 2, 8, "bits for the high-priority tokens"),
              Param("low_bits", 2, 1, 8, "bits for the rest"),
              Param("high_share", 10, 0, 100, "% of tokens at high bits"))
 
-    def compress(self, weight, priority=None, high_bits=8, low_bits=2, high_share=10):
+    def compress(self, weight, priority=None, *, high_bits, low_bits, high_share):
         vocab = weight.shape[0]
         priority = default_priority(vocab) if priority is None else priority
         n_high = round(vocab * high_share / 100)

@@ -97,11 +97,13 @@ def tt_svd(weight: torch.Tensor, v_shape, d_shape, ranks: tuple[int, int]) -> li
 @register
 class TensorTrain(Compressor):
     name = "tensor_train"
+    order = 30
+    pareto_grid = tuple([{"rank1": r, "rank2": r} for r in (16, 32, 64, 128)])
     label = "Tensor train (TT-SVD)"
     knobs = (Param("rank1", 16, 1, 512, "r1: first TT rank"),
              Param("rank2", 16, 1, 512, "r2: second TT rank"))
 
-    def compress(self, weight, priority=None, rank1=16, rank2=16):
+    def compress(self, weight, priority=None, *, rank1, rank2):
         vocab, dim = weight.shape
         d_shape = _factor3(dim)
         if min(d_shape) == 1 and dim > 8:
