@@ -7,7 +7,7 @@ import streamlit as st
 
 from tefviz.checkpoints import CheckpointInfo
 from tefviz.device import device_info
-from tefviz.viz.figures import training_curve_figure
+from tefviz.viz.lm_figures import training_curve_figure
 from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.loaders import cached_checkpoints

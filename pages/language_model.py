@@ -9,7 +9,7 @@ import streamlit as st
 
 from tefviz.analysis import MAX_CHARS, MAX_TOKENS, TextAnalysis, analyse_text
 from tefviz.data.heldout import heldout_samples
-from tefviz.viz.figures import surprisal_figure
+from tefviz.viz.lm_figures import surprisal_figure
 from tefviz.viz.tokens import token_strip_html
 from ui.compute import one_at_a_time
 from ui.errors import guarded

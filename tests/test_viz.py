@@ -1,6 +1,6 @@
 import math
 
-from tefviz.viz.figures import surprisal_figure, training_curve_figure
+from tefviz.viz.lm_figures import surprisal_figure, training_curve_figure
 from tefviz.viz.tokens import colour, token_strip_html
 
 

@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
+import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-_MASK_SCALE = [[0, "rgb(245,245,245)"], [1, "rgb(33,102,172)"]]
+from tefviz.viz.common import KEPT, REFERENCE, TEMPLATE, legend_below, styled
+
+_MASK_SCALE = [[0, "rgb(245,245,245)"], [1, KEPT]]  # allowed (query, key) pairs are the kept ones
 
 
 def mask_heatmap(
@@ -71,7 +74,7 @@ def density_heatmap(density: np.ndarray, n: int) -> go.Figure:
 
 
 BLOCK_STATES = ("skipped", "partial", "full")  # the values 0, 1, 2 of a FlexAttention tile map
-BLOCK_COLOURS = ("rgb(240,240,240)", "rgb(253,174,97)", "rgb(33,102,172)")
+BLOCK_COLOURS = ("rgb(240,240,240)", "rgb(253,174,97)", KEPT)
 _BLOCK_HOVER = ("skipped: not computed", "partial: mask_mod evaluated per cell",
                 "full: computed without the mask")
 
@@ -129,7 +132,7 @@ def _square(fig: go.Figure, n: int, labels: Sequence[str] | None) -> None:
         axis.update(tickvals=list(range(n)), ticktext=list(labels))
     fig.update_xaxes(title="key (attended to)", side="top", **axis)
     fig.update_yaxes(title="query (attending)", autorange="reversed", scaleanchor="x", **axis)
-    fig.update_layout(height=520, margin=dict(l=60, r=20, t=60, b=20), showlegend=False)
+    styled(fig, height=520, margin=dict(l=60, r=20, t=60, b=20), showlegend=False)
 
 
 def receptive_field_figure(reach: Sequence[float], n: int, dense: Sequence[float] | None = None) -> go.Figure:
@@ -145,17 +148,10 @@ def receptive_field_figure(reach: Sequence[float], n: int, dense: Sequence[float
     )
     if dense is not None:
         fig.add_scatter(
-            x=layers, y=list(dense), mode="lines", name="full causal", line=dict(dash="dot", color="grey")
+            x=layers, y=list(dense), mode="lines", name="full causal", line=dict(dash="dot", color=REFERENCE)
         )
     fig.add_hline(y=n, line=dict(color="black", dash="dash"), annotation_text=f"all {n} tokens")
-    fig.update_layout(
-        height=300,
-        margin=dict(l=50, r=20, t=10, b=40),
-        xaxis_title="layers",
-        yaxis_title="tokens reached (mean)",
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
-    )
-    return fig
+    return styled(fig, height=300, xaxis_title="layers", yaxis_title="tokens reached (mean)")
 
 
 def attention_pair_figure(
@@ -165,82 +161,71 @@ def attention_pair_figure(
     titles: tuple[str, str] = ("dense", "under the pattern"),
 ) -> go.Figure:
     """One head's attention weights, dense beside patterned, on one colour scale."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.06)
     vmax = float(max(dense.max(), patterned.max(), 1e-9))
-    hover = "query %{y} ← key %{x}<br>weight %{z:.3f}<extra></extra>"
-    for col, z in ((1, dense), (2, patterned)):
-        fig.add_trace(
-            go.Heatmap(z=z, zmin=0, zmax=vmax, colorscale="Viridis", showscale=col == 2, hovertemplate=hover),
-            row=1,
-            col=col,
-        )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=420, margin=dict(l=40, r=20, t=40, b=30))
-    return fig
+    fig = px.imshow(
+        np.stack([dense, patterned]),
+        facet_col=0,
+        facet_col_spacing=0.06,
+        zmin=0,
+        zmax=vmax,
+        color_continuous_scale="Viridis",
+        template=TEMPLATE,
+    )
+    fig.for_each_annotation(lambda a: a.update(text=titles[int(a.text.rsplit("=", 1)[1])]))
+    fig.update_traces(hovertemplate="query %{y} ← key %{x}<br>weight %{z:.3f}<extra></extra>")
+    fig.update_coloraxes(colorbar=dict(title="weight", thickness=12))
+    return styled(fig, height=420, margin=dict(l=40, r=20, t=40, b=30))
 
 
 def bench_figure(results: dict, key: str = "impl", slopes: dict | None = None) -> go.Figure:
     """Time and peak memory against length, log-log, one line per implementation (with its fitted
     slope in the legend when given)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("time per call", "peak memory over inputs"))
-    impls = sorted({r[key] for r in results.get("runs", [])})
-    for impl in impls:
-        rows = sorted(
-            (r for r in results["runs"] if r[key] == impl and "median_s" in r), key=lambda r: r["n"]
-        )
-        if not rows:
-            continue
-        ns = [r["n"] for r in rows]
-        fig.add_scatter(
-            x=ns,
-            y=[r["median_s"] * 1e3 for r in rows],
-            mode="lines+markers",
-            name=impl if not slopes or slopes.get(impl) is None else f"{impl} (slope {slopes[impl]})",
-            legendgroup=impl,
-            row=1,
-            col=1,
-            hovertemplate=impl + ": %{y:.1f} ms at %{x}<extra></extra>",
-        )
-        fig.add_scatter(
-            x=ns,
-            y=[max(r["peak_mb_over_inputs"], 0.1) for r in rows],
-            mode="lines+markers",
-            name=impl,
-            legendgroup=impl,
-            showlegend=False,
-            row=1,
-            col=2,
-            hovertemplate=impl + ": %{y:.0f} MB at %{x}<extra></extra>",
-        )
-    fig.update_xaxes(type="log", title="tokens")
-    fig.update_yaxes(type="log", title="ms", row=1, col=1)
-    fig.update_yaxes(type="log", title="MB", row=1, col=2)
-    fig.update_layout(height=360, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
-    return fig
+    panels = ("time per call", "peak memory over inputs")
+    table: dict[str, list] = {"n": [], "value": [], "panel": [], "impl": []}
+    names = {}
+    for impl in sorted({r[key] for r in results.get("runs", [])}):
+        rows = [r for r in results["runs"] if r[key] == impl and "median_s" in r]
+        rows.sort(key=lambda r: r["n"])
+        names[impl] = impl if not slopes or slopes.get(impl) is None else f"{impl} (slope {slopes[impl]})"
+        for panel, values in zip(panels, (
+            [r["median_s"] * 1e3 for r in rows], [max(r["peak_mb_over_inputs"], 0.1) for r in rows]
+        ), strict=True):
+            table["n"] += [r["n"] for r in rows]
+            table["value"] += values
+            table["panel"] += [panel] * len(rows)
+            table["impl"] += [names[impl]] * len(rows)
+    if not table["n"]:
+        return styled(make_subplots(rows=1, cols=2, subplot_titles=panels), height=360, margin=dict(t=40))
+    fig = px.line(
+        table, x="n", y="value", color="impl", facet_col="panel", markers=True, log_x=True, log_y=True,
+        category_orders={"panel": list(panels), "impl": list(names.values())}, facet_col_spacing=0.08,
+        template=TEMPLATE,
+    )
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[1]))
+    hover = {"x": ": %{y:.1f} ms at %{x}<extra></extra>", "x2": ": %{y:.0f} MB at %{x}<extra></extra>"}
+    fig.for_each_trace(lambda tr: tr.update(hovertemplate=tr.name + hover[tr.xaxis]))
+    fig.update_xaxes(title="tokens")
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.update_yaxes(title="ms", col=1)
+    fig.update_yaxes(title="MB", col=2)
+    return styled(fig, height=360, margin=dict(t=40), legend=legend_below(-0.25), legend_title_text="")
 
 
 def error_vs_size_figure(rows: Sequence[dict], metric: str = "relative_error") -> go.Figure:
     """Approximation error against its size knob (m, k or N), one line per method, log-log."""
-    fig = go.Figure()
-    for method in sorted({r["method"] for r in rows}):
-        pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["size"])
-        fig.add_scatter(
-            x=[r["size"] for r in pts],
-            y=[max(r[metric], 1e-6) for r in pts],
-            mode="lines+markers",
-            name=method,
-            hovertemplate=method + ": size %{x}, %{y:.4f}<extra></extra>",
-        )
-    fig.update_layout(
-        height=320,
-        margin=dict(l=50, r=20, t=10, b=40),
-        xaxis_type="log",
-        yaxis_type="log",
+    pts = sorted(rows, key=lambda r: (r["method"], r["size"]))
+    fig = px.line(
+        {"size": [r["size"] for r in pts], metric: [max(r[metric], 1e-6) for r in pts],
+         "method": [r["method"] for r in pts]},
+        x="size", y=metric, color="method", markers=True, log_x=True, log_y=True, template=TEMPLATE,
+    )
+    fig.for_each_trace(lambda tr: tr.update(hovertemplate=tr.name + ": size %{x}, %{y:.4f}<extra></extra>"))
+    return styled(
+        fig,
         xaxis_title="m (Performer) / k (Linformer) / N (∞-former)",
         yaxis_title=metric.replace("_", " "),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        legend_title_text="",
     )
-    return fig
 
 
 def signal_figure(
@@ -248,7 +233,9 @@ def signal_figure(
 ) -> go.Figure:
     """One channel of a memory: the sequence as points and its continuous reconstruction."""
     fig = go.Figure()
-    fig.add_scatter(x=t, y=original, mode="markers", name="the sequence", marker=dict(size=4, color="grey"))
+    fig.add_scatter(
+        x=t, y=original, mode="markers", name="the sequence", marker=dict(size=4, color=REFERENCE)
+    )
     fig.add_scatter(
         x=t_fine,
         y=reconstruction,
@@ -256,11 +243,4 @@ def signal_figure(
         name="continuous memory",
         line=dict(color="rgb(215,48,39)", width=2),
     )
-    fig.update_layout(
-        height=300,
-        margin=dict(l=50, r=20, t=10, b=40),
-        xaxis_title="position t in [0, 1]",
-        yaxis_title="value",
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
-    )
-    return fig
+    return styled(fig, height=300, xaxis_title="position t in [0, 1]", yaxis_title="value")

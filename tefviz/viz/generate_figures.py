@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
 
+from tefviz.viz.common import DROPPED, INK, REFERENCE, styled
 from tefviz.viz.tokens import token_strip_html
 
-EVICTED = "rgb(215,48,39)"
-DENSE = "rgb(90,90,90)"
+EVICTED = DROPPED  # the run whose cache drops entries
+DENSE = REFERENCE
 GENERATED = 1 / 3  # on the strip's white-to-red ramp (vmax 1): light orange
 DIVERGED = 1.0  # dark red
 
@@ -97,7 +98,7 @@ def generation_strip_html(prompt_pieces: Sequence[str], new_pieces: Sequence[str
 
 def _divergence(fig: go.Figure, diverged_at: int | None) -> None:
     if diverged_at is not None:
-        fig.add_vline(x=diverged_at + 1, line=dict(color="black", dash="dot"),
+        fig.add_vline(x=diverged_at + 1, line=dict(color=INK, dash="dot"),
                       annotation_text=f"diverges at step {diverged_at + 1}", annotation_position="top left")
 
 
@@ -121,10 +122,8 @@ def cache_size_figure(evicted_bytes: Sequence[int], dense_bytes: Sequence[int],
                           + ("<br>%{customdata:,} entries" if entries is not None else "")
                           + "<extra></extra>")
     _divergence(fig, diverged_at)
-    fig.update_layout(height=300, margin=dict(l=60, r=20, t=30, b=40), xaxis_title="generated token (step)",
-                      yaxis_title="KV cache (KB, all layers)", yaxis_rangemode="tozero",
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-    return fig
+    return styled(fig, height=300, margin=dict(l=60, t=30), xaxis_title="generated token (step)",
+                  yaxis_title="KV cache (KB, all layers)", yaxis_rangemode="tozero")
 
 
 def kl_figure(kl: Sequence[float], pieces: Sequence[str] | None = None,
@@ -138,10 +137,8 @@ def kl_figure(kl: Sequence[float], pieces: Sequence[str] | None = None,
                            hovertemplate="step %{x} %{customdata}<br>KL %{y:.4f} nats<extra></extra>"))
     if finite:
         mean = sum(finite) / len(finite)
-        fig.add_hline(y=mean, line=dict(color="black", dash="dash"), annotation_text=f"mean {mean:.3f}",
+        fig.add_hline(y=mean, line=dict(color=INK, dash="dash"), annotation_text=f"mean {mean:.3f}",
                       annotation_position="top right")
     _divergence(fig, diverged_at)
-    fig.update_layout(height=300, margin=dict(l=60, r=20, t=30, b=40), bargap=0.1,
-                      xaxis_title="generated token (step)", yaxis_title="KL(dense ‖ evicted), nats",
-                      yaxis_rangemode="tozero", showlegend=False)
-    return fig
+    return styled(fig, height=300, margin=dict(l=60, t=30), bargap=0.1, xaxis_title="generated token (step)",
+                  yaxis_title="KL(dense ‖ evicted), nats", yaxis_rangemode="tozero", showlegend=False)

@@ -8,16 +8,26 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly import colors as px_colors
 
-KEPT = "rgb(33,102,172)"
-DROPPED = "rgb(215,48,39)"
+from tefviz.viz.common import (
+    COLORWAY,
+    DROPPED,
+    INK,
+    KEPT,
+    cumulative_share_figure,
+    legend_below,
+    styled,
+)
+
+__all__ = ["DROPPED", "KEPT"]  # re-exported: the vocabulary lives in tefviz.viz.common
+
 _GREY = [[0, "black"], [1, "white"]]
+_LIGHT = "rgb(211,211,211)"  # the "all tokens" reference bars
 
 
 def _image_axes(fig: go.Figure, h: int, w: int, height: int = 320) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
-    fig.update_layout(height=height, margin=dict(l=4, r=4, t=36, b=4))
-    return fig
+    return styled(fig, height=height, margin=dict(l=4, r=4, t=36, b=4))
 
 
 def image_figure(image: np.ndarray, title: str = "", signed: bool = False, height: int = 320) -> go.Figure:
@@ -104,39 +114,9 @@ def cumulative_figure(
     title: str = "",
     x_title: str = "tokens, highest share first",
 ) -> go.Figure:
-    """Sorted shares as bars (kept blue, dropped red) and their running sum, with the threshold t."""
-    order = np.argsort(-shares, kind="stable")
-    s, k = shares[order], keep[order]
-    x = np.arange(1, len(s) + 1)
-    fig = go.Figure()
-    fig.add_bar(
-        x=x,
-        y=s,
-        marker_color=np.where(k, KEPT, DROPPED),
-        name="share",
-        hovertemplate="rank %{x}: share %{y:.4f}<extra></extra>",
-    )
-    fig.add_scatter(
-        x=x,
-        y=np.cumsum(s),
-        yaxis="y2",
-        mode="lines",
-        name="cumulative",
-        line=dict(color="black"),
-        hovertemplate="top %{x}: %{y:.3f}<extra></extra>",
-    )
-    if t is not None:
-        fig.add_hline(y=t, yref="y2", line=dict(dash="dash", color="grey"), annotation_text=f"t = {t:g}")
-    fig.update_layout(
-        title=title,
-        height=320,
-        margin=dict(l=40, r=40, t=36, b=36),
-        showlegend=False,
-        xaxis_title=x_title,
-        yaxis=dict(title="share"),
-        yaxis2=dict(title="cumulative", overlaying="y", side="right", range=[0, 1.02]),
-    )
-    return fig
+    """Sorted shares as bars (kept and dropped in their colours) and their running sum, with the
+    threshold t: the Text page's figure (`tefviz.viz.common.cumulative_share_figure`)."""
+    return cumulative_share_figure(shares, keep, t, title=title, x_title=x_title, showlegend=False)
 
 
 def spectrum_figure(log_magnitude: np.ndarray, side: int, title: str = "") -> go.Figure:
@@ -174,47 +154,23 @@ def energy_curve_figure(
             hovertemplate="side %{x}: %{y:.4f} of the energy<extra></extra>",
         )
     )
-    fig.add_vline(x=side, line=dict(dash="dash", color="grey"))
-    fig.update_layout(
-        title=title,
-        height=320,
+    fig.add_vline(x=side, line=dict(dash="dash", color=INK, width=1))
+    return styled(
+        fig,
         margin=dict(l=40, r=10, t=36, b=36),
+        title=title,
         xaxis_title="low-pass square side",
         yaxis_title="share of spectral energy",
     )
-    return fig
 
 
 def explained_variance_figure(ev: np.ndarray, k: int, title: str = "") -> go.Figure:
-    """Each singular component's explained variance (bars) and the running total; the first k shaded."""
-    x = np.arange(1, len(ev) + 1)
-    fig = go.Figure()
-    fig.add_bar(
-        x=x,
-        y=ev,
-        marker_color=np.where(x <= k, KEPT, "lightgrey"),
-        name="component",
-        hovertemplate="component %{x}: %{y:.4f}<extra></extra>",
+    """Each singular component's explained variance (bars, the first k kept) and the running total."""
+    ev = np.asarray(ev, dtype=float)
+    return cumulative_share_figure(
+        ev, np.arange(1, len(ev) + 1) <= k, None, title=title, x_title="singular component",
+        y_title="explained variance", item="component", showlegend=False, sort=False,
     )
-    fig.add_scatter(
-        x=x,
-        y=np.cumsum(ev),
-        yaxis="y2",
-        mode="lines+markers",
-        name="cumulative",
-        line=dict(color="black"),
-        hovertemplate="first %{x}: %{y:.4f}<extra></extra>",
-    )
-    fig.update_layout(
-        title=title,
-        height=320,
-        margin=dict(l=40, r=40, t=36, b=36),
-        showlegend=False,
-        xaxis_title="singular component",
-        yaxis_title="explained variance",
-        yaxis2=dict(title="cumulative", overlaying="y", side="right", range=[0, 1.02]),
-    )
-    return fig
 
 
 def probabilities_figure(
@@ -232,7 +188,7 @@ def probabilities_figure(
         x=all_tokens,
         orientation="h",
         name="all tokens",
-        marker_color="lightgrey",
+        marker_color=_LIGHT,
         hovertemplate="%{y}: %{x:.3f}<extra>all tokens</extra>",
     )
     fig.add_bar(
@@ -243,15 +199,15 @@ def probabilities_figure(
         marker_color=KEPT,
         hovertemplate="%{y}: %{x:.3f}<extra>" + current_label + "</extra>",
     )
-    fig.update_layout(
-        barmode="group",
+    return styled(
+        fig,
         height=360,
         margin=dict(l=10, r=10, t=10, b=30),
+        barmode="group",
         xaxis=dict(range=[0, 1], title="probability"),
         yaxis=dict(autorange="reversed"),
-        legend=dict(orientation="h", y=-0.15),
+        legend=legend_below(-0.15),
     )
-    return fig
 
 
 def accuracy_tokens_figure(
@@ -261,7 +217,8 @@ def accuracy_tokens_figure(
     """Accuracy vs mean tokens per image for each tokenizer (points: (tokens, accuracy, label)),
     with the current setting of each marked by a star."""
     fig = go.Figure()
-    palette = px_colors.qualitative.D3  # ten distinct colours: one per curve
+    # one colour per curve: the house colorway, or D3's ten when there are more curves than it has
+    palette = COLORWAY if len(curves) <= len(COLORWAY) else px_colors.qualitative.D3
     for i, (name, pts) in enumerate(curves.items()):
         pts = sorted(pts)
         colour = palette[i % len(palette)]
@@ -282,14 +239,14 @@ def accuracy_tokens_figure(
                 mode="markers",
                 name=f"{name} (now)",
                 showlegend=False,
-                marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
+                marker=dict(symbol="star", size=16, color=colour, line=dict(color=INK, width=1)),
                 hovertemplate="current setting<br>%{x:.1f} tokens, accuracy %{y:.3f}<extra></extra>",
             )
-    fig.update_layout(
+    return styled(
+        fig,
         height=420,
         margin=dict(l=40, r=10, t=10, b=40),
         xaxis_title="mean tokens per image (CLS included)",
         yaxis_title="accuracy on the evaluation subset",
-        legend=dict(orientation="h", y=-0.2),
+        legend=legend_below(-0.2),
     )
-    return fig

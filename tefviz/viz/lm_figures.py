@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from tefviz.viz.common import styled
+
 
 def surprisal_figure(pieces: Sequence[str], bits: Sequence[float], title: str = "") -> go.Figure:
     """Surprisal (bits) of each token along the text, with its running mean."""
@@ -24,12 +26,8 @@ def surprisal_figure(pieces: Sequence[str], bits: Sequence[float], title: str = 
     fig.add_scatter(x=xs, y=running, name="running mean", mode="lines",
                     line=dict(color="rgb(40,40,120)", width=2),
                     hovertemplate="mean to #%{x}: %{y:.2f} bits<extra></extra>")
-    fig.update_layout(
-        title=title or None, xaxis_title="token position", yaxis_title="surprisal (bits)",
-        height=320, margin=dict(l=50, r=20, t=40 if title else 10, b=40), bargap=0,
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
-    )
-    return fig
+    return styled(fig, margin=dict(t=40 if title else 10), title=title or None, xaxis_title="token position",
+                  yaxis_title="surprisal (bits)", bargap=0)
 
 
 def training_curve_figure(log: Sequence[dict]) -> go.Figure:
@@ -40,7 +38,4 @@ def training_curve_figure(log: Sequence[dict]) -> go.Figure:
         fig.add_scatter(x=tokens, y=[r["valid_loss"] for r in log], name="valid loss", mode="lines+markers")
         fig.add_scatter(x=tokens, y=[r["train_loss"] for r in log], name="train loss (batch)", mode="lines",
                         line=dict(dash="dot"))
-    fig.update_layout(xaxis_title="tokens seen (millions)", yaxis_title="loss (nats/token)", height=280,
-                      margin=dict(l=50, r=20, t=10, b=40),
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-    return fig
+    return styled(fig, height=280, xaxis_title="tokens seen (millions)", yaxis_title="loss (nats/token)")

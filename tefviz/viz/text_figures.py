@@ -7,8 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-KEPT = "rgb(33,102,172)"
-DROPPED = "rgb(190,190,190)"
+from tefviz.viz.common import INK, REFERENCE, legend_below, styled
+from tefviz.viz.common import cumulative_share_figure as _cumulative
+
+BETTER = "rgb(33,102,172)"  # a prediction that got better (loss down)
+WORSE = "rgb(215,48,39)"  # ... or worse (loss up)
 
 
 def _label(piece: str) -> str:
@@ -19,28 +22,8 @@ def cumulative_share_figure(
     pieces: Sequence[str], shares: np.ndarray, kept: np.ndarray, t: float
 ) -> go.Figure:
     """Shares sorted descending (bars, kept vs dropped) and their running sum against the threshold."""
-    order = np.argsort(-shares, kind="stable")
-    s = shares[order]
-    cum = np.cumsum(s)
-    ranks = np.arange(1, len(s) + 1)
-    labels = [f"#{i} {_label(pieces[i])}" for i in order]
-    colours = [KEPT if kept[i] else DROPPED for i in order]
-    fig = go.Figure()
-    fig.add_bar(x=ranks, y=s, marker_color=colours, name="share", customdata=labels,
-                hovertemplate="rank %{x}: %{customdata}<br>share %{y:.4f}<extra></extra>")
-    fig.add_scatter(x=ranks, y=cum, yaxis="y2", mode="lines", name="cumulative share",
-                    line=dict(color="rgb(215,48,39)", width=2),
-                    hovertemplate="top %{x}: %{y:.3f}<extra></extra>")
-    fig.add_hline(y=t, yref="y2", line=dict(color="black", dash="dash"),
-                  annotation_text=f"t = {t:.2f}", annotation_position="bottom right")
-    fig.update_layout(
-        height=300, margin=dict(l=50, r=50, t=10, b=40), bargap=0,
-        xaxis_title="tokens, highest share first", yaxis_title="share",
-        yaxis2=dict(title="cumulative share", overlaying="y", side="right", range=[0, 1.02],
-                    tickvals=[0, 0.25, 0.5, 0.75, 1.0], showgrid=False),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
-    )
-    return fig
+    labels = [f"#{i} {_label(p)}" for i, p in enumerate(pieces)]
+    return _cumulative(shares, kept, t, labels=labels, height=300)
 
 
 def loss_change_figure(pieces: Sequence[str], change_bits: Sequence[float | None],
@@ -48,13 +31,12 @@ def loss_change_figure(pieces: Sequence[str], change_bits: Sequence[float | None
     """Per-token loss change (bits) from dropping: up = that prediction got worse."""
     xs = list(range(len(change_bits)))
     ys = [np.nan if v is None else v for v in change_bits]
-    colours = ["rgb(215,48,39)" if (v or 0) > 0 else "rgb(33,102,172)" for v in change_bits]
+    colours = [WORSE if (v or 0) > 0 else BETTER for v in change_bits]
     labels = [f"{_label(p)} ({'kept' if k else 'dropped'})" for p, k in zip(pieces, kept, strict=True)]
     fig = go.Figure(go.Bar(x=xs, y=ys, marker_color=colours, customdata=labels,
                            hovertemplate="#%{x} %{customdata}<br>%{y:+.2f} bits<extra></extra>"))
-    fig.update_layout(height=260, margin=dict(l=50, r=20, t=10, b=40), bargap=0,
-                      xaxis_title="token position", yaxis_title="loss change (bits)")
-    return fig
+    return styled(fig, height=260, bargap=0, xaxis_title="token position",
+                  yaxis_title="loss change (bits)")
 
 
 RATIO_CAP = 2.0  # the chart's top: beyond 2x dense a method has failed; its line is clipped and labelled
@@ -85,16 +67,16 @@ def perplexity_vs_kept_figure(table: dict, current: str | None = None, current_t
             r = min(rows, key=lambda r: abs(r["t"] - current_t))
             fig.add_scatter(x=[r["kept_fraction"]], y=[min(r["perplexity"] / ref, cap)], mode="markers",
                             showlegend=False,
-                            marker=dict(size=16, symbol="circle-open", line=dict(width=3, color="black")),
+                            marker=dict(size=16, symbol="circle-open", color=INK,
+                                        line=dict(width=3, color=INK)),
                             hovertemplate=f"held-out at t = {r['t']}<extra></extra>")
     if this_text is not None:
         fig.add_scatter(x=[this_text[0]], y=[min(this_text[1], cap)], mode="markers",
                         name="this text, now",
-                        marker=dict(size=13, symbol="star", color="black"),
+                        marker=dict(size=13, symbol="star", color=INK),
                         hovertemplate=(f"this text: kept %{{x:.2f}}, {this_text[1]:.3f}x its dense"
                                        "<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"), annotation_text=f"dense ({ref:.1f})")
-    fig.update_layout(height=380, margin=dict(l=50, r=20, t=10, b=40),
-                      xaxis_title="kept fraction (of query-key pairs)", yaxis_title="perplexity / dense",
-                      yaxis_range=[0.95, cap * 1.02], legend=dict(orientation="h", y=-0.25))
-    return fig
+    fig.add_hline(y=1.0, line=dict(color=REFERENCE, dash="dot"), annotation_text=f"dense ({ref:.1f})")
+    return styled(fig, height=380, xaxis_title="kept fraction (of query-key pairs)",
+                  yaxis_title="perplexity / dense", yaxis_range=[0.95, cap * 1.02],
+                  legend=legend_below(-0.25))
