@@ -136,3 +136,198 @@ def test_perplexity_vs_kept_is_a_readable_ratio_with_runaway_lines_clipped():
     assert "clipped: up to 10,000x" in next(n for n in lines if n.startswith("bad"))
     assert max(max(tr.y) for tr in fig.data) <= RATIO_CAP
     assert fig.layout.yaxis.type != "log" and fig.layout.yaxis.range[1] <= RATIO_CAP * 1.05
+
+
+# --- one figure vocabulary: colours, template, snapshots ---------------------------------------
+# CircuitsVis-style: each builder on a small fixed input, its JSON (data and layout, the template
+# left out: it is checked once below; floats to 6 significant digits) against tests/snapshots/.
+# A changed figure fails with a diff; TEFVIZ_UPDATE_SNAPSHOTS=1 rewrites the snapshots (review the
+# diff of tests/snapshots/ before committing them).
+
+import base64  # noqa: E402
+import difflib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import plotly.io as pio  # noqa: E402
+import pytest  # noqa: E402
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _plain(x):
+    """JSON-ready and stable: arrays (plotly's base64 typed arrays too) to lists, floats rounded,
+    NaN spelt out."""
+    if isinstance(x, dict) and set(x) >= {"bdata", "dtype"}:
+        values = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])
+        shape = [int(n) for n in str(x.get("shape", len(values))).split(",")]
+        return _plain(values.reshape(shape))
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, np.generic):
+        return _plain(x.item())
+    if isinstance(x, float):
+        return "NaN" if math.isnan(x) else float(f"{x:.6g}")
+    return x
+
+
+def figure_json(fig) -> str:
+    d = fig.to_plotly_json()
+    layout = {k: v for k, v in d["layout"].items() if k != "template"}
+    return json.dumps(_plain({"data": d["data"], "layout": layout}), indent=1, sort_keys=True,
+                      ensure_ascii=False) + "\n"
+
+
+def assert_snapshot(name: str, text: str, update: bool | None = None) -> None:
+    """Compare text with tests/snapshots/<name>; write it instead when TEFVIZ_UPDATE_SNAPSHOTS=1."""
+    path = SNAPSHOTS / name
+    if update if update is not None else os.environ.get("TEFVIZ_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"no snapshot {path}: run with TEFVIZ_UPDATE_SNAPSHOTS=1 to write it")
+    want = path.read_text(encoding="utf-8")
+    if text != want:
+        diff = list(difflib.unified_diff(want.splitlines(), text.splitlines(), f"snapshots/{name}",
+                                         "this build", lineterm="", n=2))
+        shown = "\n".join(diff[:80]) + (f"\n... {len(diff) - 80} more lines" if len(diff) > 80 else "")
+        pytest.fail(f"{name} differs from its snapshot (TEFVIZ_UPDATE_SNAPSHOTS=1 rewrites it "
+                    f"if the change is meant):\n{shown}", pytrace=False)
+
+
+def _figures() -> dict:
+    """name -> builder of one figure on a small fixed input, for every public figure builder."""
+    from tefviz.viz import attention_figures as A
+    from tefviz.viz import common as C
+    from tefviz.viz import embedding_figures as E
+    from tefviz.viz import generate_figures as G
+    from tefviz.viz import image_figures as I
+    from tefviz.viz import lm_figures as L
+    from tefviz.viz import text_figures as T
+
+    img = np.linspace(0, 1, 64).reshape(8, 8)
+    keep = np.array([[True, False], [False, True]])
+    scores = np.array([[0.4, 0.1], [0.2, 0.3]])
+    shares = np.array([0.1, 0.4, 0.05, 0.3, 0.15])
+    kept = shares >= 0.15
+    mask = np.tril(np.ones((4, 4), dtype=bool))
+    runs = [{"impl": i, "n": n, "median_s": n ** e * 1e-6, "peak_mb_over_inputs": n * e / 10}
+            for i, e in (("dense", 2.0), ("flex", 1.2)) for n in (256, 1024)]
+    approx = [{"method": m, "size": s, "relative_error": 1 / s ** e}
+              for m, e in (("performer", 0.5), ("linformer", 0.8)) for s in (8, 32)]
+    table = {"reference": {"perplexity": 30.0},
+             "scorers": {"a": {"rows": [{"t": 1.0, "kept_fraction": 1.0, "perplexity": 30.0},
+                                        {"t": 0.5, "kept_fraction": 0.5, "perplexity": 33.0}]}}}
+    pareto = [{"method": m, "bytes": b, "perplexity": p * o, "knob_bits": 3}
+              for m, o in (("quant", 1.0), ("lowrank", 1.1)) for b, p in ((1e5, 40.0), (1e6, 30.5))]
+    return {
+        "common.cumulative_share": lambda: C.cumulative_share_figure(shares, kept, 0.8, labels=list("abcde")),
+        "lm.surprisal": lambda: L.surprisal_figure(["a", "b", "c"], [math.nan, 2.0, 4.0], "title"),
+        "lm.training_curve": lambda: L.training_curve_figure(
+            [{"tokens_seen": 1e6, "valid_loss": 3.0, "train_loss": 3.1},
+             {"tokens_seen": 2e6, "valid_loss": 2.5, "train_loss": 2.6}]),
+        "text.cumulative_share": lambda: T.cumulative_share_figure(list("abcde"), shares, kept, 0.8),
+        "text.loss_change": lambda: T.loss_change_figure(["a", "b", "c"], [None, 0.5, -0.25],
+                                                         [True, False, True]),
+        "text.perplexity_vs_kept": lambda: T.perplexity_vs_kept_figure(table, "a", 0.5, (0.6, 1.05)),
+        "images.image": lambda: I.image_figure(img, "input"),
+        "images.image_signed": lambda: I.image_figure(img - 0.5, "difference", signed=True),
+        "images.patch_overlay": lambda: I.patch_overlay_figure(img, keep, scores, 4, "overlay"),
+        "images.score_heatmap": lambda: I.score_heatmap_figure(scores, keep, "norm", "scores"),
+        "images.cumulative": lambda: I.cumulative_figure(shares, kept, 0.8, "shares"),
+        "images.spectrum": lambda: I.spectrum_figure(img, 4, "spectrum"),
+        "images.energy_curve": lambda: I.energy_curve_figure([2, 4, 8], [0.5, 0.8, 1.0], 4, "energy"),
+        "images.explained_variance": lambda: I.explained_variance_figure(np.array([0.5, 0.3, 0.2]), 2, "ev"),
+        "images.probabilities": lambda: I.probabilities_figure(["x", "y"], np.array([0.7, 0.3]),
+                                                               np.array([0.6, 0.4]), "now", 0),
+        "images.accuracy_tokens": lambda: I.accuracy_tokens_figure(
+            {"patch": [(65.0, 0.85, "all"), (33.0, 0.8, "t=0.9")], "svd": [(20.0, 0.82, "k=20")]},
+            {"patch": (33.0, 0.8)}),
+        "attention.mask": lambda: A.mask_heatmap(mask, list("abcd"), path=(3, 1, 0)),
+        "attention.density": lambda: A.density_heatmap(np.array([[1.0, 0.0], [0.5, 1.0]]), 8),
+        "attention.block_table": lambda: A.block_table_figure(np.array([[2, 0], [1, 2]]), 4, 7),
+        "attention.receptive_field": lambda: A.receptive_field_figure([2.0, 4.0], 8, [4.0, 8.0]),
+        "attention.pair": lambda: A.attention_pair_figure(mask / 2.0, mask * 1.0, list("abcd")),
+        "attention.bench": lambda: A.bench_figure({"runs": runs}, slopes={"dense": 2.0}),
+        "attention.bench_empty": lambda: A.bench_figure({"runs": []}),
+        "attention.error_vs_size": lambda: A.error_vs_size_figure(approx),
+        "attention.signal": lambda: A.signal_figure(np.array([0.0, 0.5, 1.0]), np.array([1.0, -1.0, 0.5]),
+                                                    np.array([0.0, 1.0]), np.array([0.0, 1.0])),
+        "embeddings.pareto": lambda: E.pareto_figure(pareto, 4_000_000, 30.0, (100_000, 40.0)),
+        "embeddings.row_error": lambda: E.row_error_figure(np.array([0.1, 0.2, 0.05])),
+        "generate.cache_size": lambda: G.cache_size_figure([2048, 2048], [2048, 3072], [4, 4], [4, 6],
+                                                           diverged_at=1),
+        "generate.kl": lambda: G.kl_figure([0.0, 0.2, math.nan], ["a", "b", "<c>"], diverged_at=1),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_figures()))
+def test_figure_matches_its_snapshot_and_uses_the_template(name):
+    fig = _figures()[name]()
+    assert fig.layout.template.to_plotly_json() == pio.templates["tefviz"].to_plotly_json()
+    assert fig.layout.height and fig.layout.margin.l is not None  # pinned: Streamlit reads them
+    assert_snapshot(f"{name}.json", figure_json(fig))
+
+
+def test_token_strips_match_their_snapshots():
+    from tefviz.viz.generate_figures import generation_strip_html
+
+    assert_snapshot("tokens.strip.html", token_strip_html(["a", "<b>", "\n"], [0.0, 1.0, math.nan],
+                                                          ["x", "y", "z"], dimmed=[False, True, False]))
+    assert_snapshot("generate.strip.html", generation_strip_html(["p"], ["g", "h"], [1], [2, 3], shown=2,
+                                                                 evicted_at={0: 0}, diverged_at=1))
+
+
+def test_a_changed_figure_fails_its_snapshot_with_a_diff():
+    fig = _figures()["text.cumulative_share"]()
+    fig.update_layout(height=999)
+    diff = r'(?s)differs from its snapshot.*-  "height": 300.*\+  "height": 999'
+    with pytest.raises(pytest.fail.Exception, match=diff):
+        assert_snapshot("text.cumulative_share.json", figure_json(fig), update=False)
+    with pytest.raises(pytest.fail.Exception, match="no snapshot"):
+        assert_snapshot("no-such-figure.json", "{}", update=False)
+
+
+def test_kept_and_dropped_are_one_colour_on_every_page():
+    from tefviz.viz import common, generate_figures, image_figures, text_figures
+
+    shares, kept = np.array([0.6, 0.3, 0.1]), np.array([True, True, False])
+    for fig in (text_figures.cumulative_share_figure(list("abc"), shares, kept, 0.8),
+                image_figures.cumulative_figure(shares, kept, 0.8),
+                image_figures.explained_variance_figure(shares, 2)):
+        bars = {tr.name: tr.marker.color for tr in fig.data if tr.type == "bar"}
+        assert bars == {"kept": common.KEPT, "dropped": common.DROPPED}
+    overlay = image_figures.patch_overlay_figure(np.zeros((4, 4)), np.array([[True, False]] * 2),
+                                                 None, 2)
+    assert {s.fillcolor for s in overlay.layout.shapes if s.fillcolor} == {common.DROPPED}
+    assert {s.line.color for s in overlay.layout.shapes if not s.fillcolor} == {common.KEPT}
+    assert generate_figures.EVICTED == common.DROPPED
+    assert image_figures.KEPT == common.KEPT and image_figures.DROPPED == common.DROPPED
+
+
+def test_the_embeddings_goal_is_one_constant():
+    from tefviz.viz.embedding_figures import EMBEDDINGS_GOAL
+
+    assert str(EMBEDDINGS_GOAL) == "at least 4x fewer bytes with perplexity within 5 % of dense"
+    assert EMBEDDINGS_GOAL.met(4.0, 1.05) and not EMBEDDINGS_GOAL.met(3.9, 1.0)
+    assert not EMBEDDINGS_GOAL.met(8.0, 1.06)
+    page = (Path(__file__).parents[1] / "pages" / "embeddings.py").read_text()
+    assert "1.05" not in page and ">= 4" not in page
+
+
+def test_viz_imports_neither_torch_nor_tefviz_core():
+    code = ("import sys, pkgutil, importlib, tefviz.viz as v\n"
+            "[importlib.import_module('tefviz.viz.' + m.name) for m in pkgutil.iter_modules(v.__path__)]\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'streamlit', 'transformers')\n"
+            "       or (m.startswith('tefviz.') and not m.startswith('tefviz.viz'))]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
