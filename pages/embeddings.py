@@ -51,7 +51,11 @@ with left:
     knobs = {}
     for k in COMPRESSORS[method].knobs:
         key = f"{method}_{k.name}"
-        hi = min(k.hi, dim) if k.kind == "rank" else k.hi  # a rank cannot exceed the embedding width
+        hi = max(k.lo, min(k.hi, dim)) if k.kind == "rank" else k.hi  # a rank cannot exceed the width
+        if hi == k.lo:  # one possible value: nothing to slide (a slider needs min < max)
+            knobs[k.name] = k.lo
+            st.caption(f"{k.name} = {k.lo} ({k.help})")
+            continue
         url_value(key, min(k.default, hi), int, lo=k.lo, hi=hi)
         knobs[k.name] = int(st.slider(f"{k.name}: {k.help}", k.lo, hi, key=key))
         url_publish(key)
