@@ -23,7 +23,7 @@ from ui.export import download_buttons
 from ui.loaders import get_tef, lm_or_stop, lm_picker, tef_base, usable_tef_checkpoints
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import keep, url_publish, url_value
+from ui.state import bound, keep
 from ui.text_input import text_box
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
@@ -70,40 +70,37 @@ context = lm.context_length
 model_tefs = [c.name for c in tefs if tef_base(c) == picked]
 policies = {**{f"tef:{name}": f"causal TEF · {name}" for name in model_tefs}, **POLICY_LABELS}
 with left:
-    url_value("policy", next(iter(policies)), str, choices=list(policies))
-    policy_key = st.selectbox("Eviction policy", list(policies), key="policy", format_func=policies.get,
-                              help=POLICY_HELP)
-    url_value("limit", "budget", str, choices=list(LIMITS))
-    limit = st.radio("Cache limited by", list(LIMITS), key="limit", format_func=LIMITS.get, horizontal=True,
-                     help="A fixed number of cached entries per layer, or the entries whose scores make "
-                          "up a share t of the total (the Text page's keep rule).")
+    policy_key = bound(st.selectbox, "policy", next(iter(policies)), "Eviction policy", list(policies),
+                       choices=list(policies), format_func=policies.get, help=POLICY_HELP)
+    limit = bound(st.radio, "limit", "budget", "Cache limited by", list(LIMITS), choices=list(LIMITS),
+                  format_func=LIMITS.get, horizontal=True,
+                  help="A fixed number of cached entries per layer, or the entries whose scores make up a "
+                       "share t of the total (the Text page's keep rule).")
     if limit == "budget":
         hi_budget = max(core.SINKS + 3, min(context, 1024))
-        url_value("budget", min(32, hi_budget), int, lo=core.SINKS + 2, hi=hi_budget)
-        st.slider("Cache budget (entries per layer)", core.SINKS + 2, hi_budget, key="budget",
-                  help=f"At least {core.SINKS + 2}: the attention sinks and the newest token.")
+        bound(st.slider, "budget", min(32, hi_budget), "Cache budget (entries per layer)", core.SINKS + 2,
+              hi_budget, lo=core.SINKS + 2, hi=hi_budget,
+              help=f"At least {core.SINKS + 2}: the attention sinks and the newest token.")
     else:
-        url_value("share", 0.5, float, lo=0.05, hi=1.0)
-        st.slider("Keep share t", 0.05, 1.0, step=0.05, key="share",
-                  help="Entries are kept, highest score first, while their share of the scores stays "
-                       "within t. 1.0 keeps every entry.")
+        bound(st.slider, "share", 0.5, "Keep share t", 0.05, 1.0, lo=0.05, hi=1.0, step=0.05,
+              help="Entries are kept, highest score first, while their share of the scores stays within "
+                   "t. 1.0 keeps every entry.")
     hi_tokens = max(9, min(256, context - 8))
-    url_value("new_tokens", min(64, context // 2, hi_tokens), int, lo=8, hi=hi_tokens)
-    new_tokens = st.slider("New tokens", 8, hi_tokens, key="new_tokens",
-                           help=f"Prompt and new tokens share the model's context of {context:,} tokens: "
-                                "a longer prompt is cut to its last tokens.")
-    url_value("decoding", "greedy", str, choices=["greedy", "sampled"])
-    decoding = st.radio("Decoding", ["greedy", "sampled"], key="decoding", horizontal=True,
-                        help="Sampled: at temperature 1 with the seed below; both runs use the same draws.")
+    new_tokens = bound(st.slider, "new_tokens", min(64, context // 2, hi_tokens), "New tokens", 8, hi_tokens,
+                       lo=8, hi=hi_tokens,
+                       help=f"Prompt and new tokens share the model's context of {context:,} tokens: a "
+                            "longer prompt is cut to its last tokens.")
+    decoding = bound(st.radio, "decoding", "greedy", "Decoding", ["greedy", "sampled"],
+                     choices=["greedy", "sampled"], horizontal=True,
+                     help="Sampled: at temperature 1 with the seed below; both runs use the same draws.")
     if decoding == "sampled":
-        url_value("seed", 0, int, lo=0, hi=2**31 - 1)
-        st.number_input("Seed", 0, 2**31 - 1, key="seed")
+        bound(st.number_input, "seed", 0, "Seed", 0, 2**31 - 1, lo=0, hi=2**31 - 1)
 with right:
     prompt_choices = [*samples, OWN]
-    url_value("prompt", next(iter(samples)), str, choices=prompt_choices)
-    source = st.selectbox("Prompt", prompt_choices, key="prompt",
-                          format_func=lambda k: f"{samples[k][0]} (held out, first ~{PROMPT_CHARS} "
-                                                "characters)" if k in samples else k)
+    source = bound(st.selectbox, "prompt", next(iter(samples)), "Prompt", prompt_choices,
+                   choices=prompt_choices,
+                   format_func=lambda k: f"{samples[k][0]} (held out, first ~{PROMPT_CHARS} characters)"
+                                         if k in samples else k)
     if source == OWN:
         text = text_box("Your prompt", "gen_own", 120,
                         f"Type or paste a prompt; the last {MAX_PROMPT_CHARS:,} characters, up to the "
@@ -111,8 +108,6 @@ with right:
     else:
         text = samples[source][1]
         st.text(text)
-url_publish("policy", "limit", "budget" if limit == "budget" else "share", "new_tokens", "decoding",
-            "prompt", *(["seed"] if decoding == "sampled" else []))
 keep("gen_own")
 
 if not text.strip():
@@ -203,12 +198,10 @@ c[3].metric("Diverges at step", "never" if g.diverged_at is None else f"{g.diver
 vcols = st.columns([1, 2])
 with vcols[0]:
     options = [*range(layers), -1]
-    url_value("cache_layer", 0, int, choices=options)
-    layer = st.selectbox("Struck through: evicted from", options, key="cache_layer",
-                         format_func=lambda i: "every layer" if i < 0 else f"layer {i}'s cache",
-                         help="Each layer keeps its own cache: a token can be gone from one layer and "
-                              "still cached in another.")
-    url_publish("cache_layer")
+    layer = bound(st.selectbox, "cache_layer", 0, "Struck through: evicted from", options, choices=options,
+                  format_func=lambda i: "every layer" if i < 0 else f"layer {i}'s cache",
+                  help="Each layer keeps its own cache: a token can be gone from one layer and still cached "
+                       "in another.")
 with vcols[1]:
     if st.session_state.get("_gen_step_for") != request:  # a new generation opens at its last step
         st.session_state["_gen_step_for"], st.session_state["gen_step"] = request, n

@@ -17,8 +17,8 @@ from ui.export import download_buttons
 from ui.loaders import ARCHITECTURES_TEXT, NO_LM, get_lm, usable_lm_names
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import keep, url_publish, url_value
-from ui.text_input import text_box
+from ui.state import bound
+from ui.text_input import text_source
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -39,30 +39,18 @@ samples = {s["id"]: s["text"] for s in heldout_samples()}
 left, right = st.columns([1, 2])
 with left:
     model_choices = [*names, HUB]
-    url_value("model", names[0] if names else HUB, str, choices=model_choices)
-    choice = st.selectbox("Model", model_choices, key="model",
-                          help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}), "
-                               "or any causal LM on the hub.")
+    choice = bound(st.selectbox, "model", names[0] if names else HUB, "Model", model_choices,
+                   choices=model_choices,
+                   help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}), or any causal "
+                        "LM on the hub.")
     hub_name = ""
-    if choice == HUB:
-        url_value("hub", "", str)  # nothing is asked of the hub before a name is typed
-        hub_name = st.text_input("Hub model name", key="hub", help="e.g. gpt2, EleutherAI/pythia-70m, "
-                                "Qwen/Qwen2.5-0.5B").strip()
-    sample_choices = [*samples, "your own text"]
-    url_value("sample", next(iter(samples)), str, choices=sample_choices)
-    sample = st.selectbox("Text", sample_choices, key="sample",
-                          help="Held-out Austen chapters (never trained on), or paste your own.")
-with right:
-    if sample == "your own text":
-        text = text_box("Your text", "own_text", 180,
-                        f"Paste any text. Long text is cut at {MAX_CHARS:,} characters / "
-                        f"{MAX_TOKENS:,} tokens.")
-    else:
-        text = samples[sample]
-        with st.expander(f"Sample text: {sample}", expanded=False):
-            st.text(text[:3000] + ("…" if len(text) > 3000 else ""))
-url_publish("model", "sample", *(["hub"] if choice == HUB else []))
-keep("own_text")
+    if choice == HUB:  # nothing is asked of the hub before a name is typed
+        hub_name = bound(st.text_input, "hub", "", "Hub model name",
+                         help="e.g. gpt2, EleutherAI/pythia-70m, Qwen/Qwen2.5-0.5B").strip()
+    sample, text = text_source(samples, "own_text", right=right, height=180,
+                               help="Held-out samples (never trained on), or paste your own.",
+                               placeholder=f"Paste any text. Long text is cut at {MAX_CHARS:,} characters / "
+                                           f"{MAX_TOKENS:,} tokens.")
 
 source = hub_name if choice == HUB else choice
 if choice == HUB and not hub_name:
@@ -138,11 +126,7 @@ def expectation_view(analysis: TextAnalysis, bits: list[float]) -> None:
         pos = 1
         st.caption("Token position 1 (the only predicted token).")
     else:
-        url_value("pos", 1, int, lo=1, hi=n - 1)
-        if st.session_state["pos"] > n - 1:
-            st.session_state["pos"] = 1
-        pos = st.slider("Token position", 1, n - 1, key="pos")
-        url_publish("pos")
+        pos = bound(st.slider, "pos", 1, "Token position", 1, n - 1, lo=1, hi=n - 1)
     context = "".join(analysis.pieces[max(0, pos - 12) : pos])
     st.text(f"context:  …{context!r}\nactual:   {analysis.pieces[pos]!r}  ({bits[pos]:.2f} bits)")
     st.dataframe(

@@ -48,8 +48,8 @@ from ui.loaders import (
 )
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import keep, url_publish, url_value
-from ui.text_input import text_box
+from ui.state import bound
+from ui.text_input import text_source
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -95,40 +95,25 @@ with left:
     scorer_labels = {f"tef:{c.name}": f"{tef_scorer_class(c.card['variant']).label} · {c.name}"
                      for c in model_tefs}
     scorer_labels.update({name: SCORERS[name].label for name in BASELINES})
-    url_value("scorer", next(iter(scorer_labels)), str, choices=list(scorer_labels))
-    scorer_key = st.selectbox("Scorer", list(scorer_labels), key="scorer", format_func=scorer_labels.get,
-                              help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline "
-                                   "scorer.")
+    scorer_key = bound(st.selectbox, "scorer", next(iter(scorer_labels)), "Scorer", list(scorer_labels),
+                       choices=list(scorer_labels), format_func=scorer_labels.get,
+                       help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline scorer.")
     is_tef = scorer_key.startswith("tef:")
     model_name = None if is_tef else picked
     if not is_tef:
-        url_value("mode", "evict", str, choices=list(POLICY_MODES))
-        st.radio("Dropping means", list(POLICY_MODES), key="mode", horizontal=True,
-                 help="; ".join(f"{k}: {v}" for k, v in MODES_HELP.items()))
-        url_value("sink", True)
-        st.checkbox("Always keep the first token (attention sink)", key="sink")
-        if st.session_state["mode"] == "evict":
-            url_value("recent", 0, int, lo=0, hi=64)
-            st.number_input("Always keep this many recent tokens", 0, 64, key="recent")
-    sample_choices = [*samples, "your own text"]
-    url_value("sample", next(iter(samples)), str, choices=sample_choices)
-    sample = st.selectbox("Text", sample_choices, key="sample",
-                          help="Held-out Austen chapters (never trained on), or your own text.")
+        mode = bound(st.radio, "mode", "evict", "Dropping means", list(POLICY_MODES),
+                     choices=list(POLICY_MODES), horizontal=True,
+                     help="; ".join(f"{k}: {v}" for k, v in MODES_HELP.items()))
+        bound(st.checkbox, "sink", True, "Always keep the first token (attention sink)")
+        if mode == "evict":
+            bound(st.number_input, "recent", 0, "Always keep this many recent tokens", 0, 64, lo=0, hi=64)
+    sample, text = text_source(samples, "text_own", right=right, height=150,
+                               help="Held-out samples (never trained on), or your own text.",
+                               placeholder=f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up "
+                                           "to one context window of the model's tokens, are used.")
 with right:
-    if sample == "your own text":
-        text = text_box("Your text", "text_own", 150,
-                        f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up to one context "
-                        "window of the model's tokens, are used.")
-    else:
-        text = samples[sample]
-        with st.expander(f"Sample text: {sample}"):
-            st.text(text[:3000] + ("…" if len(text) > 3000 else ""))
-    url_value("t", 0.9, float, lo=0.0, hi=1.0)
-    t = st.slider("Threshold t (cumulative share kept)", 0.0, 1.0, step=0.01, key="t",
-                  help="1.0 keeps every token; lower keeps fewer. The top token is always kept.")
-url_publish("scorer", "sample", "t", *([] if is_tef else ["mode", "sink"]),
-            *(["recent"] if not is_tef and st.session_state.get("mode") == "evict" else []))
-keep("text_own")
+    t = bound(st.slider, "t", 0.9, "Threshold t (cumulative share kept)", 0.0, 1.0, lo=0.0, hi=1.0, step=0.01,
+              help="1.0 keeps every token; lower keeps fewer. The top token is always kept.")
 
 # --- the model and scorer -----------------------------------------------------------------
 if is_tef:
@@ -192,10 +177,8 @@ if scored.truncated_tokens or scored.truncated_chars:
 n = len(scored.ids)
 layers = scored.n_layers_scored
 if layers > 1:
-    url_value("layer", 0, int, lo=0, hi=layers - 1)
-    layer = st.select_slider("Block", list(range(layers)), key="layer",
-                             help="This scorer scores every block separately; the strip shows one.")
-    url_publish("layer")
+    layer = bound(st.select_slider, "layer", 0, "Block", list(range(layers)), lo=0, hi=layers - 1,
+                  help="This scorer scores every block separately; the strip shows one.")
 else:
     layer = 0
 kept = filtered.kept_last[min(layer, filtered.kept_last.shape[0] - 1)]
@@ -273,10 +256,9 @@ for c in model_tefs:
         table_source.setdefault("austen", f"{c.name}:{c.fingerprint}")
 domain = None
 if len(tables) > 1:
-    url_value("domain", "austen" if "austen" in tables else sorted(tables)[0], choices=sorted(tables))
-    domain = st.radio("Held-out text", sorted(tables), key="domain", horizontal=True,
-                      help="Each shipped held-out sample, a different domain, never trained on.")
-    url_publish("domain")
+    domain = bound(st.radio, "domain", "austen" if "austen" in tables else sorted(tables)[0], "Held-out text",
+                   sorted(tables), choices=sorted(tables), horizontal=True,
+                   help="Each shipped held-out sample, a different domain, never trained on.")
 domain = domain or next(iter(tables), None)
 table = tables.get(domain) if domain else None
 if table is None:

@@ -1,7 +1,7 @@
 """Shareable page state: a page's choices live in the URL query string.
 
-Per widget:    url_value("t", 0.9, lo=0.0, hi=1.0); st.slider("t", 0.0, 1.0, key="t")
-then, once the widgets are drawn:    url_publish("t")
+Per widget, one call:    t = bound(st.slider, "t", 0.9, "Threshold t", 0.0, 1.0, lo=0.0, hi=1.0)
+(seed from the link, draw, publish; `url_value` and `url_publish` are its two halves).
 A link copied from the address bar reopens the same view. Choices also survive a
 visit to another page: Streamlit drops widget state and the query string when the
 page changes, so a copy is kept under a private key.
@@ -123,6 +123,23 @@ def url_publish(*keys: str) -> None:
         value = st.session_state[key]
         st.query_params[key] = str(value)
         kept[key] = value
+
+
+def bound(widget: Callable[..., T], key: str, default: Any, *args: Any,
+          parse: Callable[[str], Any] | None = None, choices: Sequence | None = None,
+          lo: float | None = None, hi: float | None = None, **kwargs: Any) -> T:
+    """A widget bound to the URL in one call: seed `key` from the link (or a kept value, or
+    `default`), draw `widget(*args, key=key, **kwargs)`, publish its value back.
+
+        t = bound(st.slider, "t", 0.9, "Threshold t", 0.0, 1.0, lo=0.0, hi=1.0, step=0.01)
+        name = bound(st.selectbox, "sample", names[0], "Text", names, choices=names)
+
+    A widget that is not drawn in a run is not published: what a link carries is what the page shows.
+    """
+    url_value(key, default, parse, choices=choices, lo=lo, hi=hi)
+    value = widget(*args, key=key, **kwargs)
+    url_publish(key)
+    return value
 
 
 def kept_value(key: str, default: T) -> T:
