@@ -26,7 +26,7 @@ from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
 from ui.loaders import lm_or_stop, lm_picker
 from ui.routing import through_app
-from ui.state import url_publish, url_value
+from ui.state import bound
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -50,32 +50,25 @@ n_layer, n_head = parts.n_layer, parts.n_head
 max_tokens = min(512, lm.context_length)
 token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
 with a:
-    url_value("sample", next(iter(samples)), str, choices=list(samples))
-    sample = st.selectbox("Held-out text", list(samples), key="sample")
-    url_value("tokens", token_choices[min(2, len(token_choices) - 1)], int, choices=token_choices)
-    n_tokens = st.select_slider("Tokens", token_choices, key="tokens")
+    sample = bound(st.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples),
+                   choices=list(samples))
+    n_tokens = bound(st.select_slider, "tokens", token_choices[min(2, len(token_choices) - 1)], "Tokens",
+                     token_choices, choices=token_choices)
 with b:
-    url_value("layer", 0, int, lo=0, hi=n_layer - 1)
-    layer = st.selectbox("Layer", list(range(n_layer)), key="layer")
-    url_value("head", 0, int, lo=0, hi=n_head - 1)
-    head = st.selectbox("Head", list(range(n_head)), key="head",
-                        help=f"{n_head} query heads" + (f" sharing {parts.n_kv_head} key/value heads "
-                                                        "(grouped-query attention)"
-                                                        if parts.n_kv_head != n_head else ""))
+    layer = bound(st.selectbox, "layer", 0, "Layer", list(range(n_layer)), lo=0, hi=n_layer - 1)
+    head = bound(st.selectbox, "head", 0, "Head", list(range(n_head)), lo=0, hi=n_head - 1,
+                 help=f"{n_head} query heads" + (f" sharing {parts.n_kv_head} key/value heads (grouped-query "
+                                                 "attention)" if parts.n_kv_head != n_head else ""))
 with c:
-    url_value("method", methods[0], str, choices=methods)
-    method = st.selectbox(
-        "Approximation", methods, key="method", format_func=lambda m: APPROXIMATIONS[m].label
-    )
+    method = bound(st.selectbox, "method", methods[0], "Approximation", methods, choices=methods,
+                   format_func=lambda m: APPROXIMATIONS[m].label)
     cls = APPROXIMATIONS[method]
     sizes = [s for s in SIZES if not cls.size_at_most_length or s <= n_tokens]
-    url_value("size", 64 if 64 in sizes else sizes[-1], int, choices=sizes)
-    size = st.select_slider(f"{cls.size_name}: {cls.size_help}", sizes, key="size")
-    url_value("causal", False)
+    size = bound(st.select_slider, "size", 64 if 64 in sizes else sizes[-1],
+                 f"{cls.size_name}: {cls.size_help}", sizes, choices=sizes)
     causal_methods = ", ".join(["exact attention",
                                 *(c.label for c in APPROXIMATIONS.values() if c.causal_ok)])
-    causal = st.checkbox(f"Causal: {causal_methods} only", key="causal")
-url_publish("sample", "tokens", "layer", "head", "method", "size", "causal")
+    causal = bound(st.checkbox, "causal", False, f"Causal: {causal_methods} only")
 
 
 @st.cache_data(max_entries=32, show_spinner="Reading the model's queries, keys and values…")

@@ -23,7 +23,7 @@ from ui.export import download_buttons
 from ui.loaders import lm_or_stop, lm_picker
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import url_publish, url_value
+from ui.state import bound
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -46,8 +46,8 @@ methods = list(COMPRESSORS)
 if not parts.tied:
     st.caption(f"`{lm.name}` has a separate output head: only its input embedding is compressed.")
 with left:
-    url_value("method", methods[0], str, choices=methods)
-    method = st.selectbox("Method", methods, key="method", format_func=lambda m: COMPRESSORS[m].label)
+    method = bound(st.selectbox, "method", methods[0], "Method", methods, choices=methods,
+                   format_func=lambda m: COMPRESSORS[m].label)
     knobs = {}
     for k in COMPRESSORS[method].knobs:
         key = f"{method}_{k.name}"
@@ -56,17 +56,10 @@ with left:
             knobs[k.name] = k.lo
             st.caption(f"{k.name} = {k.lo} ({k.help})")
             continue
-        url_value(key, min(k.default, hi), int, lo=k.lo, hi=hi)
-        knobs[k.name] = int(st.slider(f"{k.name}: {k.help}", k.lo, hi, key=key))
-        url_publish(key)
-    url_value("windows", 4, int, choices=[1, 2, 4, 8])
-    n_windows = st.select_slider(
-        "Held-out windows",
-        [1, 2, 4, 8],
-        key="windows",
-        help=f"windows of {lm.context_length} tokens of held-out Austen",
-    )
-url_publish("method", "windows")
+        knobs[k.name] = int(bound(st.slider, key, min(k.default, hi), f"{k.name}: {k.help}", k.lo, hi,
+                                  lo=k.lo, hi=hi))
+    n_windows = bound(st.select_slider, "windows", 4, "Held-out windows", [1, 2, 4, 8], choices=[1, 2, 4, 8],
+                      help=f"windows of {lm.context_length} tokens of held-out Austen")
 
 model_key = f"{lm.name}@{lm.version}"
 
@@ -136,9 +129,7 @@ with right:
 st.subheader("Which tokens suffer")
 errors = result.row_error.numpy()
 samples = {s["id"]: s["text"] for s in heldout_samples()}
-url_value("sample", next(iter(samples)), str, choices=list(samples))
-sample = st.selectbox("Show on", list(samples), key="sample")
-url_publish("sample")
+sample = bound(st.selectbox, "sample", next(iter(samples)), "Show on", list(samples), choices=list(samples))
 text = samples[sample][:1500]
 enc = lm.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
 pieces = token_pieces(text, enc["offset_mapping"])
