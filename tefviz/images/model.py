@@ -13,23 +13,9 @@ import torch
 from torch import nn
 
 from tefviz.errors import InputError
+from tefviz.images.budget import Selection
 from tefviz.images.tokenizers import TOKENIZERS, ImageConfig, TokenBatch
 from tefviz.text.keep import cumulative_keep_mask, normalise_shares
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which tokens survive: a cumulative threshold t or top-k on the tokenizer's scores, TNT
-    keep rate at the model's TNT layer, and the FFT crop (side or energy share)."""
-
-    t: float | None = None
-    top_k: int | None = None
-    tnt_keep: float | None = None
-    fft_side: int | None = None
-    fft_energy: float | None = None
-
-    def budget(self) -> dict:
-        return {"fft_side": self.fft_side, "fft_energy": self.fft_energy}
 
 
 @dataclass
@@ -79,10 +65,8 @@ def gather_kept(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torc
 class ImageClassifier(nn.Module):
     def __init__(self, cfg: ImageConfig) -> None:
         super().__init__()
-        if cfg.tokenizer not in TOKENIZERS:
-            raise InputError(f"unknown image tokenizer {cfg.tokenizer!r}; known: {sorted(TOKENIZERS)}")
         self.cfg = cfg
-        self.tokenizer = TOKENIZERS[cfg.tokenizer](cfg)
+        self.tokenizer = TOKENIZERS.load(cfg.tokenizer, cfg=cfg)
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos = nn.Parameter(torch.randn(cfg.max_tokens + 1, cfg.dim) * 0.02)  # row 0: CLS
         self.blocks = nn.ModuleList(

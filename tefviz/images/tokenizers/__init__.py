@@ -1,23 +1,18 @@
-"""Image tokenizers, one file each, registered here by name.
+"""Image tokenizers, one file each, in one `Registry` keyed by name.
 
-Adding one: subclass `ImageTokenizer` in a new module, decorate it with `@register`, import the
-module below; `ImageClassifier` and the page pick it up from `TOKENIZERS`.
+Adding one: subclass `ImageTokenizer` (or `ScoredTokenizer`) in a new module, decorate it with
+`@TOKENIZERS.register`, declare what differs (budgets, evaluation settings, training budget,
+figures, `order`; see `ImageTokenizer`), and import the module below. The classifier, the page,
+`eval images`, `bench images` and `train images` read everything else from the class.
 """
 
 from __future__ import annotations
 
-from tefviz.images.tokenizers.base import ImageConfig, ImageTokenizer, TokenBatch
+from tefviz.images.tokenizers.base import ImageConfig, ImageTokenizer, ScoredTokenizer, TokenBatch
+from tefviz.registry import Registry
 
-TOKENIZERS: dict[str, type[ImageTokenizer]] = {}
-
-
-def register(cls: type[ImageTokenizer]) -> type[ImageTokenizer]:
-    if cls.name in TOKENIZERS:
-        raise ValueError(f"image tokenizer {cls.name!r} registered twice")
-    TOKENIZERS[cls.name] = cls
-    return cls
-
+TOKENIZERS: Registry[type[ImageTokenizer]] = Registry("image tokenizer")
 
 from tefviz.images.tokenizers import fft_lowpass, patch, svd_exact, svd_tef  # noqa: E402,F401
 
-__all__ = ["TOKENIZERS", "ImageConfig", "ImageTokenizer", "TokenBatch", "register"]
+__all__ = ["TOKENIZERS", "ImageConfig", "ImageTokenizer", "ScoredTokenizer", "TokenBatch"]

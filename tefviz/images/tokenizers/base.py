@@ -1,12 +1,21 @@
-"""The one interface every image tokenizer shares: image batch in, scored tokens out."""
+"""The one interface every image tokenizer shares: image batch in, scored tokens out; and what its
+consumers need to know about it, declared on the class (budgets, evaluation settings, training
+budget, figures, display order), so no page, benchmark or trainer dispatches on its name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
+
+from tefviz.images.budget import ALL_TOKENS, Budget, Selection, Setting
+from tefviz.images.figures import FigureSpec, input_figure, patch_score_figures
+
+if TYPE_CHECKING:
+    from tefviz.images.view import ImageAnalysis
 
 # Fashion-MNIST pixel statistics (train split, after 2-pixel zero padding to 32x32).
 PIXEL_MEAN = 0.2601
@@ -60,15 +69,32 @@ class TokenBatch:
 class ImageTokenizer(nn.Module):
     """Subclasses set the class attributes and implement `forward(images, **budget)`.
 
-    images: (B, 1, H, W) in [0, 1]. `budget` holds tokenizer-specific knobs (the FFT crop);
-    unknown knobs are ignored so one call can serve every tokenizer.
+    images: (B, 1, H, W) in [0, 1]. `budget` holds tokenizer-specific knobs (the FFT crop, a
+    `Selection`'s `knobs`); unknown knobs are ignored so one call can serve every tokenizer.
+
+    What consumers read (override what differs):
+    - `budgets(cfg)`: the controls of the token budget (the page's widgets; `table` values for
+      `eval images`); by default TNT keep where the model has TNT heads;
+    - `eval_settings(cfg)`: every setting of the evaluation table;
+    - `training_budget(cfg, gen, t_min)`: the selection of one training batch;
+    - `reduced_setting(cfg)`: what `bench images` compares with every token;
+    - `figures(res, image, sel)`: the page's figures of one image at one setting;
+    - `order`: place in lists (lower first).
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
     description: ClassVar[str]
+    summary: ClassVar[str] = ""  # one clause for the page's introduction ("" leaves it out)
+    order: ClassVar[int] = 100  # display order on the page and in lists (lower first)
     scored: ClassVar[bool] = False  # True: scores exist and a threshold t can act on them
     score_name: ClassVar[str] = ""
+    gate_penalty: ClassVar[bool] = False  # scores are a learned gate: training adds gate_l1 * mean gate
+    tnt_base: ClassVar[bool] = False  # a plain backbone `train images --tnt` may add TNT heads to
+    budget_title: ClassVar[str] = "Budget"  # the page's radio between several budgets
+    no_budget_note: ClassVar[str] = "This model has no budget and no TNT heads: every token is kept."
+    reduced: ClassVar[Selection | None] = None  # bench's reduced setting (None: TNT keep 0.5 if any)
+    tnt_table: ClassVar[tuple[float, ...]] = (0.9, 0.7, 0.5, 0.3)
 
     def __init__(self, cfg: ImageConfig) -> None:
         super().__init__()
@@ -80,6 +106,83 @@ class ImageTokenizer(nn.Module):
     def grid_positions(self, batch: int, device: torch.device) -> torch.Tensor:
         n = self.cfg.max_tokens
         return torch.arange(n, device=device).expand(batch, n)
+
+    # --- what consumers read -------------------------------------------------------------------
+    @classmethod
+    def own_budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
+        """The tokenizer's own budget controls (none: every token is a token)."""
+        return ()
+
+    @classmethod
+    def tnt_budget(cls, cfg: ImageConfig) -> Budget | None:
+        """TNT keep rate, where the model has TNT heads."""
+        if not cfg.tnt_layers:
+            return None
+        return Budget(
+            "tnt_keep", "TNT keep", "TNT keep", f"TNT keep rate after block {cfg.tnt_layers[0] + 1}",
+            "img_keep", 0.5, 0.05, 1.0, 0.05,
+            help="Keep the floor(N x rate) patch tokens the importance head ranks highest; CLS always stays.",
+            table=cls.tnt_table,
+        )
+
+    @classmethod
+    def budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
+        """The page's budget controls: the tokenizer's own, else TNT keep where there are TNT heads."""
+        own = cls.own_budgets(cfg)
+        tnt = cls.tnt_budget(cfg)
+        return own if own or tnt is None else (tnt,)
+
+    @classmethod
+    def eval_settings(cls, cfg: ImageConfig) -> list[Setting]:
+        """Every setting `eval images` reports: all tokens, each own budget's table, TNT keep."""
+        out = [ALL_TOKENS] + [s for b in cls.own_budgets(cfg) for s in b.settings()]
+        tnt = cls.tnt_budget(cfg)
+        return out + (tnt.settings() if tnt else [])
+
+    @classmethod
+    def training_budget(cls, cfg: ImageConfig, gen: torch.Generator, t_min: float | None = None) -> Selection:
+        """The selection one training batch runs at (every token by default)."""
+        return Selection()
+
+    @classmethod
+    def reduced_setting(cls, cfg: ImageConfig) -> Selection:
+        """The reduced budget `bench images` times beside every token."""
+        if cls.reduced is not None:
+            return cls.reduced
+        return Selection(tnt_keep=0.5) if cfg.tnt_layers else Selection()
+
+    def figures(self, res: ImageAnalysis, image: np.ndarray, sel: Selection) -> list[FigureSpec]:
+        """The page's row of figures for `image` at `sel` (`res`: its analysis): TNT's importance
+        over the patches where the model has TNT heads, else the input."""
+        if res.tnt_importance is None:
+            return [input_figure(image, "plain_input")]
+        keep = res.tnt_keep if res.tnt_keep is not None else np.ones_like(res.keep)
+        return patch_score_figures(image, res.tnt_importance, keep, res.positions, self.cfg.grid,
+                                   self.cfg.patch, "TNT importance", sel.t)
+
+
+class ScoredTokenizer(ImageTokenizer):
+    """A tokenizer whose tokens carry scores: a cumulative threshold t or top-k keeps them."""
+
+    scored = True
+    top_k_table: ClassVar[tuple[int, ...]] = ()  # the top-k values the evaluation table reports
+    t_table: ClassVar[tuple[float, ...]] = (0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1)
+
+    @classmethod
+    def token_count(cls, cfg: ImageConfig) -> int:
+        """How many tokens there are to keep (top-k's upper end)."""
+        return cfg.max_tokens
+
+    @classmethod
+    def own_budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
+        n = cls.token_count(cfg)
+        return (
+            Budget("t", "threshold t", "t", f"Threshold t (cumulative share of the {cls.score_name} kept)",
+                   "img_t", 0.8, 0.0, 1.0, 0.01,
+                   help="1.0 keeps every token; the top-scored one is always kept.", table=cls.t_table),
+            Budget("top_k", "top-k", "top-k", "Keep the top k tokens", f"img_k_{cls.name}", n // 2, 1, n,
+                   table=cls.top_k_table),
+        )
 
 
 def normalise_pixels(images: torch.Tensor) -> torch.Tensor:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tefviz.images.tokenizers import register
+from tefviz.images.tokenizers import TOKENIZERS
 from tefviz.images.tokenizers.base import ImageConfig, ImageTokenizer, TokenBatch, normalise_pixels
 
 
-@register
+@TOKENIZERS.register
 class PatchTokenizer(ImageTokenizer):
     name = "patch"
     label = "ViT patches"
     description = "Each 4x4-pixel patch is linearly embedded; no scores, so only TNT can prune it."
+    order = 3
+    summary = "TNT prunes a plain ViT inside the encoder"
+    tnt_base = True
+    no_budget_note = "This ViT has no scores and no TNT heads: every patch is kept."
 
     def __init__(self, cfg: ImageConfig) -> None:
         super().__init__(cfg)
