@@ -23,6 +23,7 @@ from tefviz.checkpoints import (
 )
 from tefviz.images.checkpoint import load_image_classifier
 from tefviz.images.model import ImageClassifier
+from tefviz.images.tokenizers import TOKENIZERS
 from tefviz.lm import SUPPORTED
 from tefviz.models import LoadedLM, load_checkpoint, load_from_hub
 from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
@@ -129,9 +130,9 @@ def lm_or_stop(name: str | None) -> LoadedLM:
 
 def usable_image_checkpoints() -> list[CheckpointInfo]:
     """Image classifiers that pass validation, SVD-TEF first (the page's default)."""
-    order = {"svd_tef": 0, "fft": 1, "svd_exact": 2, "patch": 3}
+    order = {name: i for i, name in enumerate(TOKENIZERS.names())}  # the tokenizers' `order`
     found = [c for c in cached_checkpoints() if c.usable and c.kind == "image"]
-    return sorted(found, key=lambda c: (order.get((c.config or {}).get("tokenizer", ""), 9), c.name))
+    return sorted(found, key=lambda c: (order.get((c.config or {}).get("tokenizer", ""), len(order)), c.name))
 
 
 def unusable_image_checkpoints() -> list[CheckpointInfo]:

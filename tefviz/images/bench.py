@@ -16,21 +16,11 @@ import numpy as np
 import torch
 
 from tefviz.bench import describe_device, save_results, synchronize, time_calls
-from tefviz.data.fashion_mnist import CLASSES
 from tefviz.device import device_of
 from tefviz.images.checkpoint import load_image_classifier
 from tefviz.images.evaluate import eval_inputs, evaluate_model, predict
 from tefviz.images.model import ImageClassifier, Selection
-from tefviz.images.spectral import log_magnitude, lowpass_reconstruction
-from tefviz.images.view import analyse_image, on_grid
-from tefviz.viz.image_figures import (
-    cumulative_figure,
-    image_figure,
-    patch_overlay_figure,
-    probabilities_figure,
-    score_heatmap_figure,
-    spectrum_figure,
-)
+from tefviz.images.view import analyse_image, main_figures
 
 
 def _median(fn, repeats: int, device: torch.device) -> float:
@@ -46,31 +36,12 @@ def _seconds(fn, device: torch.device) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
-REDUCED = {
-    "svd_tef": Selection(t=0.8),
-    "svd_exact": Selection(t=0.9),
-    "fft": Selection(fft_side=16),
-    "patch": Selection(tnt_keep=0.5),
-}
-
-
 def rerender(model: ImageClassifier, image: np.ndarray, sel: Selection) -> None:
-    """The page's work after a slider move, minus Streamlit: classify and build the main figures."""
+    """The page's work after a slider move, minus Streamlit: classify and build its figures (the
+    page's own list, `main_figures`)."""
     res = analyse_image(model, image, sel)
-    g, name = model.cfg.grid, model.cfg.tokenizer
-    spatial = res.scores if name == "svd_tef" else res.tnt_importance if name == "patch" else None
-    if spatial is not None:
-        kept = res.keep if name == "svd_tef" or res.tnt_keep is None else res.tnt_keep
-        keep, scores = on_grid(kept, res.positions, g, False), on_grid(spatial, res.positions, g, 0.0)
-        patch_overlay_figure(image, keep, scores, model.cfg.patch)
-        score_heatmap_figure(scores, keep, "score")
-        cumulative_figure(spatial / spatial.sum(), kept, sel.t)
-    elif name == "fft":
-        t = torch.from_numpy(image)
-        side = int(np.sqrt(res.tokens_now - 1)) * model.cfg.patch
-        spectrum_figure(log_magnitude(t).numpy(), side)
-        image_figure(lowpass_reconstruction(t, side).numpy())
-    probabilities_figure(CLASSES, res.probs_all, res.probs_now, "now")
+    for spec in main_figures(model, res, image, sel):
+        spec.build()
 
 
 def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5, tables: bool = True) -> dict:
@@ -83,9 +54,8 @@ def bench_images(checkpoints: list[Path], out: Path | None, repeats: int = 5, ta
         model = load_image_classifier(path)
         dev = device_of(model)
         results["device"] = describe_device(dev, next(model.parameters()).dtype)
-        name = model.cfg.tokenizer
-        reduced = REDUCED[name] if name != "patch" or model.cfg.tnt_layers else Selection()
-        r: dict = {"tokenizer": name, "reduced_setting": repr(reduced)}
+        reduced = model.tokenizer.reduced_setting(model.cfg)
+        r: dict = {"tokenizer": model.cfg.tokenizer, "reduced_setting": repr(reduced)}
         with torch.no_grad():
             r["rerender_all_tokens_ms"] = round(
                 1e3 * _median(lambda m=model: rerender(m, image, Selection()), repeats, dev), 1

@@ -6,56 +6,119 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from tefviz.data.fashion_mnist import eval_subset
-from tefviz.images.model import ClassifierOutput, ImageClassifier, Selection
-from tefviz.images.tokenizers import TokenBatch
+from tefviz.images.budget import ALL_TOKENS, Selection, Setting
+from tefviz.images.model import ClassifierOutput, ImageClassifier
+from tefviz.images.tokenizers import TOKENIZERS, ImageConfig, TokenBatch
 
-THRESHOLDS = (1.0, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3, 0.1)
-TOP_K = {"svd_tef": (16, 32, 40, 48), "svd_exact": (1, 2, 4, 8, 16)}
-FFT_SIDES = (32, 24, 16, 8)
-FFT_ENERGY = (0.99, 0.95, 0.9)
-TNT_KEEP = (0.9, 0.7, 0.5, 0.3)
+T = TypeVar("T", float, torch.Tensor)
+
+def settings_for(model: ImageClassifier) -> list[Setting]:
+    """Every budget setting the table reports for this model (declared by its tokenizer)."""
+    return model.tokenizer.eval_settings(model.cfg)
+
+
+def mean_tokens_over_blocks(cfg: ImageConfig, tokens: T, final: T) -> T:
+    """TNT drops tokens inside the encoder: the token count averaged over the encoder blocks (the
+    cost that matters) from the count entering it and the count after the TNT layer."""
+    layer = cfg.tnt_layers[0] + 1 if cfg.tnt_layers else cfg.depth
+    return (tokens * layer + final * (cfg.depth - layer)) / cfg.depth
 
 
 @dataclass(frozen=True)
-class Setting:
-    kind: str  # "all", "t", "top_k", "fft_side", "fft_energy", "tnt_keep"
-    value: float | int | None
-    selection: Selection
+class SubsetResult:
+    """The evaluation subset classified at one setting."""
+
+    pred: np.ndarray  # (n,) predicted classes
+    input_tokens: float  # mean tokens entering the encoder (CLS included)
+    mean_tokens: float  # ... averaged over the encoder blocks (TNT prunes inside)
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        return float((self.pred == labels).mean())
+
+
+def classify_subset(model: ImageClassifier, x: torch.Tensor, sel: Selection,
+                    tokenized: list[TokenBatch] | None = None) -> SubsetResult:
+    """`predict` summarised: predictions and mean token counts (`tokenized`: see `predict`)."""
+    probs, tokens, final = predict(model, x, sel, tokenized=tokenized)
+    blocks = mean_tokens_over_blocks(model.cfg, tokens.float().mean(), final.float().mean())
+    return SubsetResult(probs.argmax(-1).numpy(), tokens.float().mean().item(), float(blocks))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The current setting measured on the subset: the star on the accuracy chart."""
+
+    curve: str  # the model's curve name (its label on the page)
+    kind: str | None  # the Setting kind of the budget in use; None: every token
+    tokens: float
+    accuracy: float
 
     @property
-    def label(self) -> str:
-        names = {
-            "all": "all tokens",
-            "t": "t",
-            "top_k": "top-k",
-            "fft_side": "side",
-            "fft_energy": "energy p",
-            "tnt_keep": "TNT keep",
-        }
-        return names[self.kind] if self.value is None else f"{names[self.kind]} = {self.value:g}"
+    def summary(self) -> str:
+        return (
+            f"At this setting {self.curve} classifies **{self.accuracy:.1%}** of the 2,000 evaluation images "
+            f"correctly with **{self.tokens:.1f}** tokens on average (a star marks it)."
+        )
 
 
-def settings_for(model: ImageClassifier) -> list[Setting]:
-    """Every budget setting the table reports for this model's tokenizer."""
-    name = model.cfg.tokenizer
-    out = [Setting("all", None, Selection())]
-    if model.tokenizer.scored:
-        out += [Setting("t", t, Selection(t=t)) for t in THRESHOLDS if t < 1.0]
-        out += [Setting("top_k", k, Selection(top_k=k)) for k in TOP_K.get(name, ())]
-    if name == "fft":
-        out += [Setting("fft_side", s, Selection(fft_side=s)) for s in FFT_SIDES if s < model.cfg.image_size]
-        out += [Setting("fft_energy", p, Selection(fft_energy=p)) for p in FFT_ENERGY]
-    if model.cfg.tnt_layers:
-        out += [Setting("tnt_keep", r, Selection(tnt_keep=r)) for r in TNT_KEEP]
-    return out
+Curves = dict[str, list[tuple[float, float, str]]]
+
+
+def accuracy_curves(
+    checkpoints: Sequence[tuple[str, Mapping | None, Mapping | None]], measured: Measured | None = None
+) -> tuple[Curves, dict[str, tuple[float, float]]]:
+    """Accuracy-vs-tokens curves from each checkpoint's (label, config, card): one per budget of its
+    evaluation table, named "<label> · <the budget's short name>" from the tokenizer's settings and
+    ending at the all-tokens point (a model with no budget is one point under its label); and the
+    measured point, on the model's curve of the budget in use (else its first curve)."""
+    curves: Curves = {}
+    mine: list[str] = []
+    for label, config, card in checkpoints:
+        table = (card or {}).get("evaluation")
+        if not table:
+            continue
+        cfg = ImageConfig.from_json({"tokenizer": "", **(config or {})})
+        tokenizer = TOKENIZERS.get(cfg.tokenizer)
+        names = {s.kind: s.name for s in tokenizer.eval_settings(cfg)} if tokenizer else {}
+        rows = table["rows"]
+        every = next((r for r in rows if r["setting"] == "all"), None)
+        tail = [(every["mean_tokens"], every["accuracy"], ALL_TOKENS.label)] if every else []
+        kinds = sorted({r["setting"] for r in rows} - {"all"})
+        keys = [f"{label} · {names.get(kind, kind)}" for kind in kinds]
+        for kind, key in zip(kinds, keys, strict=True):
+            points = [(r["mean_tokens"], r["accuracy"], r["label"]) for r in rows if r["setting"] == kind]
+            curves[key] = points + tail
+        if not kinds and every:
+            keys = [label]
+            curves[label] = tail
+        if measured is not None and label == measured.curve:
+            mine = [f"{label} · {names.get(measured.kind, measured.kind)}"] if measured.kind else []
+            mine = [k for k in mine if k in keys] + keys
+    current: dict[str, tuple[float, float]] = {}
+    if measured is not None:
+        target = mine[0] if mine else measured.curve
+        current[target] = (measured.tokens, measured.accuracy)
+        curves.setdefault(target, [])
+    return curves, current
+
+
+def curve_rows(curves: Curves) -> list[dict]:
+    """The curves as table rows (what the page's download buttons write)."""
+    return [
+        {"curve": k, "tokens": p[0], "accuracy": p[1], "setting": p[2]}
+        for k, pts in curves.items()
+        for p in pts
+    ]
 
 
 def model_batch(images: np.ndarray) -> torch.Tensor:
@@ -111,9 +174,7 @@ def evaluate_setting(model: ImageClassifier, x: torch.Tensor, y: torch.Tensor, s
     probs, tokens, final = predict(model, x, setting.selection)
     pred = probs.argmax(-1).numpy()
     labels = y.numpy()
-    # TNT drops tokens inside the encoder: report the mean over blocks, the cost that matters
-    layer = model.cfg.tnt_layers[0] + 1 if model.cfg.tnt_layers else model.cfg.depth
-    mean_tokens = (tokens.float() * layer + final.float() * (model.cfg.depth - layer)) / model.cfg.depth
+    mean_tokens = mean_tokens_over_blocks(model.cfg, tokens.float(), final.float())
     return {
         "setting": setting.kind,
         "value": setting.value,

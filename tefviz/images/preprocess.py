@@ -33,6 +33,8 @@ CONTENT_SIZE = 28
 PAD = (MODEL_SIZE - CONTENT_SIZE) // 2
 INVERT_MODES = ("auto", "always", "never")
 SUPPORTED = "PNG, JPEG, GIF, BMP, TIFF, WebP"
+UPLOAD_TYPES = ("png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp")  # file suffixes an upload may have
+UPLOAD_LABEL = f"Your image ({SUPPORTED}; at most {MAX_UPLOAD_BYTES // 2**20} MB)"
 # Only these decoders are tried (JPEG also opens MPO camera files): no plugin that shells out (EPS).
 _FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 # skimage.data images bundled in the scikit-image wheel (0.26): they load offline, without pooch.
@@ -387,6 +389,16 @@ def to_model_input(image: Image.Image | np.ndarray, invert: str = "auto") -> tup
 
 
 # --- ready-made inputs -----------------------------------------------------------------------------------
+
+
+def picture_input(
+    data: bytes | None, photo: str | None = None, invert: str = "auto"
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """(model input, conversion steps, greyscale preview) of uploaded bytes, or else of the named
+    natural photo."""
+    picture = decode_image(data) if data is not None else natural_photo(photo)
+    image, conversion = to_model_input(picture, invert)
+    return image, conversion.steps, conversion.preview
 
 
 def natural_photo_names() -> list[str]:

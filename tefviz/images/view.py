@@ -3,12 +3,30 @@ benchmark and the tests measure exactly what the page does."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
+from tefviz.data.fashion_mnist import CLASSES
+from tefviz.images.figures import FigureSpec, on_grid
 from tefviz.images.model import ImageClassifier, Selection
+from tefviz.images.spectral import explained_variance, oriented_svd, square_energy_fractions
+from tefviz.images.tokenizers import TOKENIZERS
+from tefviz.viz.image_figures import probabilities_figure
+
+__all__ = [
+    "FLIP_GROUPS", "ImageAnalysis", "Metric", "analyse_image", "checkpoint_labels", "class_gallery_png",
+    "flip_gallery", "flipped", "headline_metrics", "input_notes", "main_figures", "montage", "on_grid",
+    "page_intro", "spectral_summary", "subset_position", "training_free_view",
+]
+
+NOW_LABEL = "at this setting"  # how the page names the current selection
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,25 @@ class ImageAnalysis:
     @property
     def prediction_now(self) -> int:
         return int(self.probs_now.argmax())
+
+    def export(self) -> dict:
+        """What the page's download buttons write (JSON-ready)."""
+        def listed(a: np.ndarray | None) -> list | None:
+            return None if a is None else a.tolist()
+
+        return {
+            "classes": list(CLASSES),
+            "probabilities_all_tokens": self.probs_all.tolist(),
+            "probabilities_now": self.probs_now.tolist(),
+            "tokens_now": self.tokens_now,
+            "tokens_all": self.tokens_all,
+            "tokens_after_tnt": self.tokens_final,
+            "scores": listed(self.scores),
+            "kept": self.keep.tolist(),
+            "tnt_importance": listed(self.tnt_importance),
+            "kept_after_tnt": listed(self.tnt_keep),
+            "positions": self.positions.tolist(),
+        }
 
 
 def as_batch(image: np.ndarray) -> torch.Tensor:
@@ -62,11 +99,15 @@ def analyse_image(model: ImageClassifier, image: np.ndarray, sel: Selection) -> 
     )
 
 
-def on_grid(values: np.ndarray, positions: np.ndarray, grid: int, fill: float | bool = 0) -> np.ndarray:
-    """Per-token values -> (grid, grid) by each token's grid cell; cells without a token get `fill`."""
-    out = np.full(grid * grid, fill, dtype=np.asarray(values).dtype)
-    out[positions] = values
-    return out.reshape(grid, grid)
+def main_figures(
+    model: ImageClassifier, res: ImageAnalysis, image: np.ndarray, sel: Selection, label: int | None = None
+) -> list[FigureSpec]:
+    """The page's figures of one image at one setting: the tokenizer's row (what it kept, declared
+    by the tokenizer), then the class probabilities (key "probs"; `label`: the true class, if known).
+    The page draws them and `bench images` times them: one list for both."""
+    probs = FigureSpec("probs", lambda: probabilities_figure(
+        CLASSES, res.probs_all, res.probs_now, NOW_LABEL, label), "label")
+    return [*model.tokenizer.figures(res, image, sel), probs]
 
 
 def flipped(pred_all: np.ndarray, pred_now: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,3 +133,122 @@ def montage(images: np.ndarray, columns: int, gap: int = 2, fill: float = 1.0) -
         r, c = divmod(i, columns)
         sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = img
     return sheet
+
+
+def page_intro() -> str:
+    """The Images page's introduction, naming what each tokenizer keeps (its `summary`)."""
+    clauses = "; ".join(c.summary for c in TOKENIZERS.values() if c.summary)
+    return (
+        "A tokenizer turns a Fashion-MNIST image (28x28, padded to 32x32) into an 8x8 grid of patch tokens "
+        f"plus CLS. {clauses[:1].upper() + clauses[1:]}. Move the budget and watch which tokens go and what "
+        "the prediction and the accuracy pay."
+    )
+
+
+def checkpoint_labels(configs: Mapping[str, Mapping | None]) -> dict[str, str]:
+    """Checkpoint name -> its tokenizer's label ("+ TNT" where it has TNT heads), with the
+    checkpoint's name added where two checkpoints would read the same."""
+    def base(name: str, cfg: Mapping) -> str:
+        tok = TOKENIZERS.get(cfg.get("tokenizer", ""))
+        label = tok.label if tok else name
+        return f"{label} + TNT" if cfg.get("tnt_layers") else label
+
+    bases = {name: base(name, cfg or {}) for name, cfg in configs.items()}
+    seen = Counter(bases.values())
+    return {name: f"{b} ({name})" if seen[b] > 1 else b for name, b in bases.items()}
+
+
+def class_gallery_png(x: torch.Tensor, y: torch.Tensor, cls: int, columns: int = 20) -> bytes:
+    """The subset images of class `cls` (x: (n, 1, 32, 32) model input, cropped to 28x28) as one
+    PNG sheet, row by row, upscaled 2x."""
+    members = np.flatnonzero(y.numpy() == cls)
+    sheet = np.kron(montage(x[members, 0, 2:30, 2:30].numpy(), columns=columns), np.ones((2, 2)))
+    out = io.BytesIO()
+    Image.fromarray((np.clip(sheet, 0, 1) * 255).round().astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def training_free_view(
+    image: np.ndarray, original: np.ndarray | None, size: int = 128
+) -> tuple[torch.Tensor, str, str]:
+    """What the training-free views study, how the page names it, and its digest (a cache key): the
+    picture itself when it has more detail than the model input (its centre square resized to
+    size x size), else the input."""
+    what = f"picture (greyscale, centre square resized to {size}x{size})"
+    if original is None or min(original.shape) <= image.shape[0]:
+        view, what = np.ascontiguousarray(image), "model input"
+    else:
+        side = min(original.shape)
+        top, left = (original.shape[0] - side) // 2, (original.shape[1] - side) // 2
+        crop = (original[top : top + side, left : left + side] * 255).astype(np.uint8)
+        view = np.asarray(Image.fromarray(crop).resize((size, size), Image.LANCZOS), dtype=np.float32) / 255
+    return torch.from_numpy(view), what, hashlib.sha1(view.tobytes()).hexdigest()
+
+
+def spectral_summary(view: torch.Tensor) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(even low-pass sides, the energy share inside each, explained variance per singular
+    component) of an (n, n) view: what the training-free figures read."""
+    sides = list(range(2, view.shape[0] + 1, 2))
+    energy = square_energy_fractions(view[None], sides)[0].numpy()
+    return sides, energy, explained_variance(oriented_svd(view)[1]).numpy()
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One `st.metric` of the page."""
+
+    label: str
+    value: str | int
+    delta: str | None = None
+    color: str = "normal"
+
+
+def headline_metrics(res: ImageAnalysis, sel: Selection, label: int | None) -> list[Metric]:
+    """Tokens kept, the prediction with every token and at the setting, and the true class if known."""
+    kept = res.tokens_final if sel.tnt_keep else res.tokens_now
+    sure_all, sure_now = f"{res.probs_all.max():.0%} sure", f"{res.probs_now.max():.0%} sure"
+    out = [
+        Metric("Tokens kept (CLS included)", f"{kept} / {res.tokens_all}"),
+        Metric("Prediction, all tokens", CLASSES[res.prediction_all], sure_all, "off"),
+        Metric(f"Prediction {NOW_LABEL}", CLASSES[res.prediction_now], sure_now, "off"),
+    ]
+    if label is not None:
+        right = res.prediction_now == label
+        out.append(Metric("True class", CLASSES[label], "correct" if right else "wrong",
+                          "normal" if right else "inverse"))
+    return out
+
+
+def input_notes(steps: tuple[str, ...], from_subset: bool) -> list[str]:
+    """What the page says under the budget about the input: how it was converted, and that a picture
+    from outside Fashion-MNIST gets a guess."""
+    notes = ["Converted for the model: " + "; ".join(steps) + "."] if steps else []
+    if not from_subset:
+        notes.append(
+            "The classifiers know only Fashion-MNIST's ten garment classes, seen as light shapes on black: "
+            "for other pictures the prediction is a guess, but which patches the tokenizer keeps is still "
+            "telling."
+        )
+    return notes
+
+
+def subset_position(labels: np.ndarray, i: int) -> tuple[str, int]:
+    """(class, index within the class) of subset image i: how the page's picker names it."""
+    return CLASSES[labels[i]], int(np.flatnonzero(labels[:i] == labels[i]).size)
+
+
+FLIP_GROUPS = {
+    "broken": "Broken (right with all tokens, wrong now)",
+    "fixed": "Fixed (wrong with all tokens, right now)",
+    "still_wrong": "Wrong either way, different answer",
+}
+
+
+def flip_gallery(
+    flips: dict[str, np.ndarray], group: str, pred_all: np.ndarray, pred_now: np.ndarray, labels: np.ndarray,
+    limit: int = 24,
+) -> list[tuple[int, str]]:
+    """The first `limit` subset images of a flip group, each with its caption "true class: prediction
+    with every token → prediction now"."""
+    return [(int(i), f"{CLASSES[labels[i]]}: {CLASSES[pred_all[i]]} → {CLASSES[pred_now[i]]}")
+            for i in flips[group][:limit]]

@@ -75,14 +75,8 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def training_budget(cfg: ImageConfig, gen: torch.Generator, t_min: float | None = None) -> Selection:
-    if cfg.tokenizer == "svd_tef" and t_min is not None and float(torch.rand(1, generator=gen)) < 0.5:
-        return Selection(t=t_min + (1 - t_min) * float(torch.rand(1, generator=gen)))
-    if cfg.tokenizer == "fft":
-        sides = list(range(2 * cfg.patch, cfg.image_size + 1, 2 * cfg.patch))
-        return Selection(fft_side=sides[int(torch.randint(len(sides), (1,), generator=gen))])
-    if cfg.tokenizer == "svd_exact":
-        return Selection(top_k=int(torch.randint(1, cfg.image_size + 1, (1,), generator=gen)))
-    return Selection()
+    """The selection one training batch runs at: declared by the tokenizer (`training_budget`)."""
+    return TOKENIZERS.get_class(cfg.tokenizer).training_budget(cfg, gen, t_min)
 
 
 @torch.no_grad()
@@ -107,8 +101,7 @@ def _data(cfg: ImageTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 def train_images(cfg: ImageTrainConfig) -> Path:
-    if cfg.tokenizer not in TOKENIZERS:
-        raise InputError(f"unknown image tokenizer {cfg.tokenizer!r}; known: {sorted(TOKENIZERS)}")
+    tokenizer = TOKENIZERS.get_class(cfg.tokenizer)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     xt, yt, xv, yv = _data(cfg)
@@ -116,9 +109,11 @@ def train_images(cfg: ImageTrainConfig) -> Path:
         if cfg.base is None:
             raise InputError("--tnt needs --base, the run directory of a trained ViT (patch) model")
         base_cfg = json.loads((cfg.base / "config.json").read_text())
-        if base_cfg.get("tokenizer") != "patch":
+        bases = TOKENIZERS.names(where=lambda c: c.tnt_base)
+        if base_cfg.get("tokenizer") not in bases:
             raise InputError(
-                f"--tnt prunes a plain ViT: --base must be a patch run, not {base_cfg.get('tokenizer')}"
+                f"--tnt prunes a plain ViT: --base must be a {' or '.join(bases)} run, "
+                f"not {base_cfg.get('tokenizer')}"
             )
         if not 0 <= cfg.tnt_layer < base_cfg.get("depth", 0) - 1:
             raise InputError(
@@ -173,7 +168,7 @@ def train_images(cfg: ImageTrainConfig) -> Path:
             )
             ce = F.cross_entropy(out.logits, yt[idx])
             loss = ce
-            if out.tokens.scores is not None and cfg.tokenizer == "svd_tef" and not cfg.tnt:
+            if out.tokens.scores is not None and tokenizer.gate_penalty and not cfg.tnt:
                 loss = ce + cfg.gate_l1 * out.tokens.scores.mean()
             lr = (
                 cfg.lr
