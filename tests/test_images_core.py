@@ -475,3 +475,55 @@ def test_tokens_made_once_serve_every_threshold(name, settings, images):
         got = predict(model, images, sel, batch=3, tokenized=tokenized)
         for a, b in zip(want, got, strict=True):
             assert torch.equal(a, b)
+
+
+def test_tokenizers_declare_budgets_settings_and_figures(images):
+    """What the page, `eval images`, `bench images` and the trainer read from each tokenizer class."""
+    from tefviz.images.view import main_figures
+
+    want = {  # budget widget keys, figure keys (the probabilities last), bench's reduced setting
+        "svd_tef": (["img_t", "img_k_svd_tef"], ["overlay", "scores", "cumulative", "probs"],
+                    Selection(t=0.8)),
+        "fft": (["img_side", "img_p"], ["fft_input", "spectrum", "lowpass", "probs"], Selection(fft_side=16)),
+        "svd_exact": (["img_t", "img_k_svd_exact"], ["svd_input", "rank_k", "svd_cumulative", "probs"],
+                      Selection(t=0.9)),
+        "patch": (["img_keep"], ["overlay", "scores", "cumulative", "probs"], Selection(tnt_keep=0.5)),
+    }
+    assert list(TOKENIZERS) == ["svd_tef", "fft", "svd_exact", "patch"]  # display order
+    for name, (keys, figures, reduced) in want.items():
+        model = tiny(name, **({"tnt_layers": (0,)} if name == "patch" else {}))
+        budgets = model.tokenizer.budgets(model.cfg)
+        assert [b.key for b in budgets] == keys, name
+        assert model.tokenizer.reduced_setting(model.cfg) == reduced
+        sel = budgets[0].selection(budgets[0].default)
+        res = analyse_image(model, images[0, 0].numpy(), sel)
+        specs = main_figures(model, res, images[0, 0].numpy(), sel, label=3)
+        assert [f.key for f in specs] == figures, name
+        assert all(f.build().data for f in specs)
+    assert tiny("patch").tokenizer.budgets(tiny("patch").cfg) == ()  # no scores, no TNT heads
+    fft = TOKENIZERS["fft"].budgets(ImageConfig(tokenizer="fft"))
+    assert fft[0].selection(16) == Selection(fft_side=16)
+    assert fft[1].selection("0.9") == Selection(fft_energy=0.9)
+
+
+def test_accuracy_curves_from_settings():
+    from tefviz.images.evaluate import Measured, accuracy_curves
+
+    def row(kind, value, label, tokens, acc):
+        return {"setting": kind, "value": value, "label": label, "mean_tokens": tokens, "accuracy": acc}
+
+    fft = {"evaluation": {"rows": [row("all", None, "all tokens", 65, 0.9),
+                                   row("fft_side", 16, "side = 16", 17, 0.8),
+                                   row("fft_energy", 0.9, "energy p = 0.9", 10, 0.6)]}}
+    vit = {"evaluation": {"rows": [row("all", None, "all tokens", 65, 0.85)]}}
+    tables = [("FFT low-pass", {"tokenizer": "fft"}, fft), ("ViT patches", {"tokenizer": "patch"}, vit),
+              ("Exact SVD", {"tokenizer": "svd_exact"}, None)]
+    curves, current = accuracy_curves(tables, Measured("FFT low-pass", "fft_energy", 12.0, 0.7))
+    assert curves["FFT low-pass · side"] == [(17, 0.8, "side = 16"), (65, 0.9, "all tokens")]
+    assert curves["FFT low-pass · energy p"][-1] == (65, 0.9, "all tokens")
+    assert curves["ViT patches"] == [(65, 0.85, "all tokens")]
+    assert current == {"FFT low-pass · energy p": (12.0, 0.7)}
+    _, current = accuracy_curves(tables, Measured("ViT patches", None, 65.0, 0.8))
+    assert current == {"ViT patches": (65.0, 0.8)}
+    curves, current = accuracy_curves(tables, Measured("Exact SVD", "t", 9.0, 0.5))  # no table: a lone star
+    assert current == {"Exact SVD": (9.0, 0.5)} and curves["Exact SVD"] == []

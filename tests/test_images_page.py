@@ -175,3 +175,57 @@ def test_kept_values_of_another_page_never_break_a_page(image_root):
     at.query_params.clear()
     at.switch_page("pages/attention.py").run()
     assert not at.exception, at.exception
+
+
+def test_a_new_tokenizer_reaches_the_page_through_the_registry_alone(checkpoints_root):
+    """A tokenizer is its own class, registered: its budget (a knob of its own, not a Selection field),
+    evaluation table, order and figures reach the page, `eval images` and the classifier with no
+    other file edited."""
+    import torch
+    from torch import nn
+
+    from tefviz.images.budget import Budget, Selection
+    from tefviz.images.evaluate import settings_for
+    from tefviz.images.model import ImageClassifier
+    from tefviz.images.tokenizers import TOKENIZERS, ImageConfig, ImageTokenizer, TokenBatch
+
+    from .conftest import make_tiny_image_checkpoint
+
+    class RowsTokenizer(ImageTokenizer):
+        name, label, order = "dummy_rows", "Top rows", -1
+        description = "Patch tokens of the top rows of the grid only (a test tokenizer)."
+
+        def __init__(self, cfg: ImageConfig) -> None:
+            super().__init__(cfg)
+            self.proj = nn.Conv2d(1, cfg.dim, cfg.patch, stride=cfg.patch)
+
+        @classmethod
+        def own_budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
+            rows = tuple(range(2, cfg.grid + 1, 2))
+            return (Budget("rows", "rows", "rows", "Grid rows kept", "img_dummy_rows", cfg.grid,
+                           choices=rows, table=(cfg.grid // 2,)),)
+
+        def forward(self, images: torch.Tensor, rows: int | None = None, **budget) -> TokenBatch:
+            x = self.proj(images).flatten(2).transpose(1, 2)
+            pos = self.grid_positions(x.shape[0], x.device)
+            keep = self.cfg.grid * (rows or self.cfg.grid)
+            return TokenBatch(x[:, :keep], pos[:, :keep])
+
+    TOKENIZERS.register(RowsTokenizer)
+    try:
+        model = ImageClassifier(ImageConfig(tokenizer="dummy_rows", dim=16, depth=1, heads=2, mlp=32))
+        assert [s.label for s in settings_for(model)] == ["all tokens", "rows = 4"]
+        assert model(torch.rand(2, 1, 32, 32), Selection(knobs=(("rows", 2),))).n_tokens.tolist() == [17, 17]
+        make_tiny_image_checkpoint(checkpoints_root, "tefviz-image-rows", "dummy_rows", eval_images=20)
+        at = _page()
+        assert not at.exception, at.exception
+        assert at.radio(key="img_model").value == "tefviz-image-rows"  # order -1: first
+        assert _metrics(at)["Tokens kept (CLS included)"] == "65 / 65"
+        at.select_slider(key="img_dummy_rows").set_value(2).run()
+        assert not at.exception, at.exception
+        assert _metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
+        assert at.query_params["img_dummy_rows"] == "2"
+        assert "plain_input" in _charts(at)[0]  # the default figures: the input
+        assert any("Top rows" in c.value and "classifies" in c.value for c in at.caption)  # measured, starred
+    finally:
+        TOKENIZERS.unregister("dummy_rows")
