@@ -31,7 +31,7 @@ from ui.export import download_buttons
 from ui.loaders import get_lm, lm_picker
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import url_publish, url_value
+from ui.state import bound
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 
@@ -67,16 +67,13 @@ def _param_widgets(pattern: str, slot: str, n: int) -> dict:
     for p in kind.params:
         key = _param_key(pattern, p.name, slot)
         if p.kind == "bool":
-            url_value(key, bool(p.default))
-            values[p.name] = int(st.checkbox(f"{p.name}: {p.help}", key=key))
+            values[p.name] = int(bound(st.checkbox, key, bool(p.default), f"{p.name}: {p.help}"))
         else:
+            # a length-like setting is offered up to 4n (a seed is not a length); a value the
+            # current length no longer allows starts again from the default
             hi = p.hi if p.kind == "seed" else min(p.hi, max(p.lo, 4 * n))
-            url_value(key, min(max(p.default, p.lo), hi), int, lo=p.lo, hi=p.hi)
-            st.session_state[key] = min(
-                max(int(st.session_state[key]), p.lo), hi
-            )  # the length may have shrunk
-            values[p.name] = int(st.number_input(f"{p.name}: {p.help}", p.lo, hi, key=key))
-        url_publish(key)
+            values[p.name] = int(bound(st.number_input, key, min(max(p.default, p.lo), hi),
+                                       f"{p.name}: {p.help}", p.lo, hi, lo=p.lo, hi=hi))
     return values
 
 
@@ -112,33 +109,21 @@ ex2.button(
 
 left, right = st.columns(2)
 with left:
-    url_value("n", 256, int, choices=LENGTHS)
-    n = st.select_slider("Sequence length", LENGTHS, key="n")
-    url_value("pattern", "sliding", str, choices=names)
-    pattern = st.selectbox("Pattern", names, key="pattern", format_func=lambda k: PATTERNS[k].label)
+    n = bound(st.select_slider, "n", 256, "Sequence length", LENGTHS, choices=LENGTHS)
+    pattern = bound(st.selectbox, "pattern", "sliding" if "sliding" in names else names[0], "Pattern", names,
+                    choices=names, format_func=lambda k: PATTERNS[k].label)
     st.caption(f"Rule: `{PATTERNS[pattern].definition}`")
     params_a = _param_widgets(pattern, "a", n)
 with right:
-    url_value("combine", "none", str, choices=["none", *names])
-    combine = st.selectbox(
-        "Combine with",
-        ["none", *names],
-        key="combine",
-        format_func=lambda k: "nothing" if k == "none" else PATTERNS[k].label,
-    )
+    combine = bound(st.selectbox, "combine", "none", "Combine with", ["none", *names],
+                    choices=["none", *names],
+                    format_func=lambda k: "nothing" if k == "none" else PATTERNS[k].label)
     params_b: dict = {}
     if combine != "none":
-        url_value("how", "or", str, choices=["or", "and"])
-        st.radio(
-            "How",
-            ["or", "and"],
-            key="how",
-            horizontal=True,
-            help="or: a cell is allowed by either pattern (Longformer, BigBird); and: by both",
-        )
+        bound(st.radio, "how", "or", "How", ["or", "and"], choices=["or", "and"], horizontal=True,
+              help="or: a cell is allowed by either pattern (Longformer, BigBird); and: by both")
         st.caption(f"Rule: `{PATTERNS[combine].definition}`")
         params_b = _param_widgets(combine, "b", n)
-url_publish("n", "pattern", "combine", *(["how"] if combine != "none" else []))
 
 try:
     first = build_pattern(pattern, n, **params_a)
@@ -214,11 +199,8 @@ if "flow_mask" not in views:
 else:
     m = torch.from_numpy(views["flow_mask"])
     f1, f2, f3 = st.columns(3)
-    url_value("source", 0, int, lo=0, hi=n - 1)
-    url_value("target", n - 1, int, lo=0, hi=n - 1)
-    src = int(f1.number_input("From token", 0, n - 1, key="source"))
-    dst = int(f2.number_input("To token", 0, n - 1, key="target"))
-    url_publish("source", "target")
+    src = int(bound(f1.number_input, "source", 0, "From token", 0, n - 1, lo=0, hi=n - 1))
+    dst = int(bound(f2.number_input, "target", n - 1, "To token", 0, n - 1, lo=0, hi=n - 1))
     layers = f3.slider("Layers", 1, 24, 6, key="flow_layers")
     d, path = hops(m, src, dst)
     name = (lambda i: f"{i} ({labels[i]})") if labels else str
@@ -272,23 +254,13 @@ blocks = flex_blocks(n)
 if st.session_state.get("flex_block") not in (None, *blocks):  # the length changed
     st.session_state["flex_block"] = min(blocks, key=lambda b: abs(b - st.session_state["flex_block"]))
 fx1, fx2 = st.columns(2)
-url_value("flex_show", False)
-show_flex = fx1.toggle(
-    "Show FlexAttention's tiles",
-    key="flex_show",
-    help="Builds the pattern's BlockMask tile band by tile band (about 2 s at 16,384 tokens on a 2-core "
-    "CPU), then cached.",
-)
-url_value("flex_block", blocks[-1], int, choices=blocks)
-block = fx2.select_slider(
-    "Tile side (tokens)",
-    blocks,
-    key="flex_block",
-    disabled=len(blocks) == 1,
-    help=f"FlexAttention's default is 128; sides giving more than {FLEX_MAX_TILES} tiles per side "
-    "are not offered.",
-)
-url_publish("flex_show", "flex_block")
+show_flex = bound(fx1.toggle, "flex_show", False, "Show FlexAttention's tiles",
+                  help="Builds the pattern's BlockMask tile band by tile band (about 2 s at 16,384 tokens "
+                       "on a 2-core CPU), then cached.")
+block = bound(fx2.select_slider, "flex_block", blocks[-1], "Tile side (tokens)", blocks, choices=blocks,
+              disabled=len(blocks) == 1,
+              help=f"FlexAttention's default is 128; sides giving more than {FLEX_MAX_TILES} tiles per side "
+                   "are not offered.")
 if show_flex:
     tiles = guarded("Building FlexAttention's BlockMask", cached_block_table, pattern_key, n, block, mod)
     if tiles is not None:
@@ -326,8 +298,8 @@ m1, m2, m3 = st.columns(3)
 lm_name = lm_picker(m1)
 if lm_name is not None:
     samples = {s["id"]: s["text"] for s in heldout_samples()}
-    url_value("sample", next(iter(samples)), str, choices=list(samples))
-    sample = m1.selectbox("Held-out text", list(samples), key="sample")
+    sample = bound(m1.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples),
+                   choices=list(samples))
     lm = guarded(f"Loading {lm_name!r}", get_lm, lm_name)
     if lm is not None:
         n_layer, n_head = model_parts(lm.model).n_layer, model_parts(lm.model).n_head
@@ -336,11 +308,9 @@ if lm_name is not None:
         if chosen is None or any(i >= n_layer for i in chosen):
             st.session_state["on_layers"] = list(range(n_layer))
         on_layers = m2.multiselect("Apply to layers", list(range(n_layer)), key="on_layers")
-        url_value("show_layer", 0, int, lo=0, hi=n_layer - 1)
-        show_layer = m3.selectbox("Show layer", list(range(n_layer)), key="show_layer")
-        url_value("head", 0, int, lo=0, hi=n_head - 1)
-        head = m3.selectbox("Head", list(range(n_head)), key="head")
-        url_publish("sample", "show_layer", "head")
+        show_layer = bound(m3.selectbox, "show_layer", 0, "Show layer", list(range(n_layer)), lo=0,
+                           hi=n_layer - 1)
+        head = bound(m3.selectbox, "head", 0, "Head", list(range(n_head)), lo=0, hi=n_head - 1)
         ids = lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][: lm.context_length]
         n_text = len(ids)
         block = max(PATTERNS[pattern].length_unit(params_a),
