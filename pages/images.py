@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -23,20 +21,11 @@ from ui.charts import chart, digest
 from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.routing import through_app
-from ui.state import url_publish, url_value
+from ui.state import bound
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
 SOURCES = ["Evaluation subset", "Upload", "Natural photo"]
 Picked = tuple[np.ndarray | None, int | None, np.ndarray | None, tuple[str, ...]]
-
-
-def bound(widget: Callable[..., Any], key: str, default: Any, *args: Any, choices: Sequence | None = None,
-          lo: float | None = None, hi: float | None = None, **kwargs: Any) -> Any:
-    """Seed `key` from the URL (or a kept value), draw the widget under that key, publish its value."""
-    url_value(key, default, choices=choices, lo=lo, hi=hi)
-    value = widget(*args, key=key, **kwargs)
-    url_publish(key)
-    return value
 
 
 def draw(specs: list[FigureSpec], views: dict[str, str], where: list | None = None) -> None:
