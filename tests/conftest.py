@@ -14,6 +14,41 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TEFVIZ_DEVICE", "cpu")
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# --- AppTest helpers shared by the page tests --------------------------------------------------
+
+def app_test(timeout: int = 180, **query: str):
+    """The app (app.py, its navigation) with `query` in the URL, not yet run."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def open_page(page: str, timeout: int = 180, **query: str):
+    """`page` (e.g. "pages/text.py") opened through app.py with `query` in the URL, as a shared
+    link opens it, and run once."""
+    at = app_test(timeout, **query)
+    at.switch_page(page)
+    return at.run()
+
+
+def metrics(at) -> dict:
+    """label -> shown value of every st.metric on the page."""
+    return {m.label: m.value for m in at.metric}
+
+
+def page_html(at) -> str:
+    """The bodies of every st.html element, concatenated."""
+    return "".join(e.proto.body for e in at.main if type(e).__name__ == "Html")
+
+
+def plotly_specs(at) -> list[str]:
+    """The JSON of every plotly chart on the page."""
+    return [c.proto.spec for c in at.get("plotly_chart")]
 SHIPPED_LM = REPO / "checkpoints" / "tefviz-lm"
 
 

@@ -11,18 +11,11 @@ from tefviz.data.heldout import heldout_samples
 from ui.export import export_payloads
 from ui.registry import PAGES
 
-from .conftest import REPO
+from .conftest import app_test, metrics, page_html
 
 
 def _app(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    return at
-
-
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
+    return app_test(120, **query)
 
 
 def _elements(at, kind: str) -> list:
@@ -30,16 +23,12 @@ def _elements(at, kind: str) -> list:
     return [e for e in at.main if type(e).__name__ == kind]
 
 
-def _html(at) -> str:
-    return "".join(e.proto.body for e in _elements(at, "Html"))
-
-
 # --- home -------------------------------------------------------------------------------
 
 def test_home_shows_device_checkpoint_card_and_links(checkpoints_root):
     at = _app().run()
     assert not at.exception
-    m = _metrics(at)
+    m = metrics(at)
     assert m["Runs on"] == "CPU" and m["Compute dtype"] in {"bfloat16", "float32"}
     assert m["Held-out perplexity"] == "148.4"  # from the checkpoint's card
     assert any("tefviz-lm" in md.value for md in at.markdown)
@@ -64,7 +53,7 @@ def test_home_reports_an_unusable_checkpoint(checkpoints_root, damage, message):
     at = _app().run()
     assert not at.exception
     assert any("broken" in e.value and message in e.value for e in at.error)
-    assert _metrics(at)["Held-out perplexity"] == "148.4"  # the good one still shows
+    assert metrics(at)["Held-out perplexity"] == "148.4"  # the good one still shows
     # the language-model page offers only the usable checkpoint
     at.switch_page("pages/language_model.py").run()
     assert not at.exception
@@ -96,13 +85,13 @@ def _lm_page(**query) -> AppTest:
 def test_lm_page_scores_a_sample_and_reacts_to_choices(checkpoints_root):
     at = _lm_page()
     assert not at.exception
-    first = _metrics(at)
+    first = metrics(at)
     assert float(first["Perplexity"].replace(",", "")) > 1 and float(first["Bits per byte"]) > 0
     assert at.query_params["model"] == "tefviz-lm"
     second_id = heldout_samples()[1]["id"]
     at.selectbox(key="sample").select(second_id).run()
     assert not at.exception
-    assert _metrics(at)["Perplexity"] != first["Perplexity"]  # a different text was scored
+    assert metrics(at)["Perplexity"] != first["Perplexity"]  # a different text was scored
     assert at.query_params["sample"] == second_id
     at.slider(key="pos").set_value(5).run()
     assert at.query_params["pos"] == "5"
@@ -219,7 +208,7 @@ def test_lm_page_renders_html_inert(checkpoints_root, text):
     at.selectbox(key="sample").select("your own text").run()
     at.text_area(key="own_text").input(f"Hello {text} world").run()
     assert not at.exception
-    html = _html(at)
+    html = page_html(at)
     assert "<script>" not in html and "<img" not in html and "&lt;" in html
 
 
@@ -231,7 +220,7 @@ def test_lm_page_empty_one_token_and_unicode(checkpoints_root):
     at.text_area(key="own_text").input("a").run()
     assert not at.exception and any("One token" in i.value for i in at.info)
     at.text_area(key="own_text").input("Emoji 🙂👍🏽, 日本語, עברית, and ‮RTL override‬.").run()
-    assert not at.exception and _metrics(at)["Perplexity"] != "n/a"
+    assert not at.exception and metrics(at)["Perplexity"] != "n/a"
 
 
 @pytest.mark.parametrize("text", ["a b", "é", "naïve café", "日本語", "🙂👍🏽🇺🇦"])
@@ -242,7 +231,7 @@ def test_lm_page_two_tokens_and_split_characters(checkpoints_root, text):
     at.selectbox(key="sample").select("your own text").run()
     at.text_area(key="own_text").input(text).run()
     assert not at.exception, at.exception
-    bpb = _metrics(at)["Bits per byte"]
+    bpb = metrics(at)["Bits per byte"]
     assert bpb != "n/a" and bpb not in ("nan", "inf") and float(bpb) > 0
 
 
@@ -257,7 +246,7 @@ def test_lm_page_huge_pastes_are_kept_and_cut_with_a_notice(checkpoints_root, si
     assert at.text_area(key="own_text").value  # never silently emptied
     assert any("cut to fit" in w.value for w in at.warning)
     assert (size > 1_000_000) == any("the box keeps the first" in w.value for w in at.warning)
-    assert _metrics(at)["Tokens"]
+    assert metrics(at)["Tokens"]
 
 
 def test_lm_page_long_text_is_cut_with_a_notice(checkpoints_root):
@@ -277,7 +266,7 @@ def test_lm_page_hub_name_offline_is_a_clear_error(checkpoints_root):
     assert any("could not load" in e.value for e in at.error)
     # switching back keeps working: the failure did not lose the session
     at.selectbox(key="model").select("tefviz-lm").run()
-    assert not at.exception and _metrics(at)["Tokens"]
+    assert not at.exception and metrics(at)["Tokens"]
 
 
 def test_lm_page_offers_csv_and_json_export(checkpoints_root):
@@ -301,7 +290,7 @@ def test_lm_page_picks_the_llama(llama_root):
     assert options == ["tefviz-lm", "tefviz-llama", "Hugging Face name (needs network)"]
     at.selectbox(key="model").select("tefviz-llama").run()
     assert not at.exception and not at.error
-    m = _metrics(at)
+    m = metrics(at)
     assert float(m["Perplexity"].replace(",", "")) > 1 and m["Bits per byte"]
     assert any("Longer than the model's context (128 tokens)" in i.value for i in at.info)
     at.slider(key="pos").set_value(5).run()

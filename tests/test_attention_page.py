@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from .conftest import REPO
+from .conftest import metrics, open_page
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/attention.py")
-    return at.run()
+    return open_page("pages/attention.py", 180, **query)
 
-
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
 
 
 def _charts(at) -> int:
@@ -32,11 +25,11 @@ def _pair(at) -> str:
 def test_attention_page_default_view_and_widgets(checkpoints_root):
     at = _page()
     assert not at.exception
-    m = _metrics(at)
+    m = metrics(at)
     assert m["Active cells"] and m["Perplexity, dense"] and m["Perplexity, patterned"]
     before = m["Active cells"]
     at.number_input(key="a_sliding_window").set_value(16).run()
-    assert not at.exception and _metrics(at)["Active cells"] != before
+    assert not at.exception and metrics(at)["Active cells"] != before
     assert at.query_params["a_sliding_window"] == "16"
     at.selectbox(key="pattern").select("dilated").run()
     assert not at.exception and at.query_params["pattern"] == "dilated"
@@ -50,7 +43,7 @@ def test_lecture_examples_are_one_click_away(checkpoints_root):
                for s in at.success)
     at.button[0].click().run()  # window 4: about 5n cells
     assert not at.exception
-    assert _metrics(at)["Active cells"] == f"{5 * 1024 - 6:,}"
+    assert metrics(at)["Active cells"] == f"{5 * 1024 - 6:,}"
 
 
 def test_long_sequences_use_a_density_image_and_skip_flow(checkpoints_root):
@@ -70,12 +63,12 @@ def test_bad_parameters_give_clear_messages(checkpoints_root):
 
 def test_combination_and_or(checkpoints_root):
     at = _page(n="64")
-    alone = _metrics(at)["Active cells"]
+    alone = metrics(at)["Active cells"]
     at.selectbox(key="combine").select("global").run()
     assert not at.exception
-    union = _metrics(at)["Active cells"]
+    union = metrics(at)["Active cells"]
     at.radio(key="how").set_value("and").run()
-    inter = _metrics(at)["Active cells"]
+    inter = metrics(at)["Active cells"]
     as_int = lambda s: int(s.replace(",", ""))  # noqa: E731
     assert as_int(inter) <= as_int(alone) <= as_int(union)
 
@@ -98,18 +91,18 @@ def test_flex_tiles_only_when_asked(checkpoints_root, monkeypatch):
     monkeypatch.setattr(block_masks, "build_block_mask", lambda *a, **k: built.append(a[1:]) or real(*a, **k))
     at = _page(n="512", pattern="sliding", a_sliding_window="64", a_sliding_causal="1")
     assert not at.exception
-    assert not any(label.startswith("Tiles computed") for label in _metrics(at)) and not built
+    assert not any(label.startswith("Tiles computed") for label in metrics(at)) and not built
     charts = _charts(at)
     at.toggle(key="flex_show").set_value(True).run()
     assert not at.exception
-    m = _metrics(at)
+    m = metrics(at)
     assert m["Tiles computed, of 16"] == "7"  # 512 / 128 = 4 tiles a side: the diagonal and one below
     assert m["Full tiles"] == "0" and m["Partial tiles"] == "7" and m["Share of dense work"] == "43.8%"
     assert _charts(at) == charts + 1
     assert at.query_params["flex_show"] == "True" and at.query_params["flex_block"] == "128"
     at.select_slider(key="flex_block").set_value(32).run()
     assert not at.exception
-    m = _metrics(at)
+    m = metrics(at)
     assert "Tiles computed, of 256" in m and int(m["Full tiles"]) > 0
     assert at.query_params["flex_block"] == "32"
     assert any("tiles of 32x32" in c.value for c in at.caption)
@@ -120,7 +113,7 @@ def test_pattern_on_the_llama_and_rebounded_head(llama_root):
     assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]
     at.selectbox(key="model").select("tefviz-llama").run()
     assert not at.exception and not at.error
-    m = _metrics(at)
+    m = metrics(at)
     assert m["Perplexity, dense"] and m["Perplexity, patterned"] and m["Tokens"] == "128"  # its context
     assert at.selectbox(key="head").options == ["0", "1", "2", "3"]
     at.selectbox(key="head").select(3).run()
@@ -129,13 +122,13 @@ def test_pattern_on_the_llama_and_rebounded_head(llama_root):
     at.number_input(key="a_sliding_window").set_value(16).run()  # the default is 4
     assert not at.exception and not at.error
     # a random Llama predicts almost uniformly, so its perplexity hardly moves; its attention does
-    assert _pair(at) != before and _metrics(at)["Active cells"] != m["Active cells"]
+    assert _pair(at) != before and metrics(at)["Active cells"] != m["Active cells"]
     q = at.query_params
     assert (q["model"], q["head"], q["show_layer"], q["a_sliding_window"]) == ("tefviz-llama", "3", "1", "16")
     # the tiny GPT-2 has 2 heads: head 3 falls back to 0 instead of failing
     at.selectbox(key="model").select("tefviz-lm").run()
     assert not at.exception and not at.error
-    assert at.selectbox(key="head").value == 0 and _metrics(at)["Tokens"] == "64"
+    assert at.selectbox(key="head").value == 0 and metrics(at)["Tokens"] == "64"
     at = _page(model="gpt-17", head="1")
     assert not at.exception and at.selectbox(key="model").value == "tefviz-lm"
     assert any("model=gpt-17 (not one of the choices)" in i.value.replace("\\", "") for i in at.info)

@@ -11,32 +11,25 @@ from tefviz.attention.approx_bench import bench_approx, fitted_slopes
 from tefviz.cli import main
 from tefviz.errors import InputError
 
-from .conftest import REPO
+from .conftest import metrics, open_page
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/efficient_attention.py")
-    return at.run()
+    return open_page("pages/efficient_attention.py", 180, **query)
 
-
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
 
 
 def test_page_compares_each_method_and_reacts(checkpoints_root):
     at = _page(tokens="64")
     assert not at.exception
-    first = _metrics(at)["Relative output error"]
+    first = metrics(at)["Relative output error"]
     at.select_slider(key="size").set_value(8).run()
-    assert not at.exception and _metrics(at)["Relative output error"] != first
+    assert not at.exception and metrics(at)["Relative output error"] != first
     assert at.query_params["size"] == "8"
     for method in ("linformer", "infinity_former"):
         at.selectbox(key="method").select(method).run()
         assert not at.exception, method
-        assert _metrics(at)["Mean row KL"]
+        assert metrics(at)["Mean row KL"]
     assert any("continuous memory" in s.value for s in at.subheader)
 
 
@@ -45,7 +38,7 @@ def test_causal_mode_refuses_non_causal_methods_clearly(checkpoints_root):
     assert not at.exception
     assert any("not causal" in e.value for e in at.error)
     at.selectbox(key="method").select("performer").run()
-    assert not at.exception and _metrics(at)["Relative output error"]
+    assert not at.exception and metrics(at)["Relative output error"]
 
 
 def test_bad_url_values_fall_back(checkpoints_root):
@@ -86,12 +79,12 @@ def test_page_picks_the_llama_and_rebounds_layer_and_head(llama_root):
     assert not at.exception and not at.error
     assert at.selectbox(key="head").options == ["0", "1", "2", "3"]  # 4 query heads over 2 key/value heads
     assert at.select_slider(key="tokens").options == ["32", "64", "128"]  # up to its 128-token context
-    first = _metrics(at)["Relative output error"]
+    first = metrics(at)["Relative output error"]
     at.selectbox(key="head").select(3).run()
     at.selectbox(key="layer").select(1).run()
     at.select_slider(key="tokens").set_value(128).run()
     assert not at.exception and not at.error
-    assert _metrics(at)["Tokens"] == "128" and _metrics(at)["Relative output error"] != first
+    assert metrics(at)["Tokens"] == "128" and metrics(at)["Relative output error"] != first
     q = at.query_params
     assert (q["model"], q["head"], q["layer"]) == ("tefviz-llama", "3", "1")
     # back to the GPT-2 (2 heads, 64 tokens): choices it cannot take fall back, nothing crashes
@@ -101,7 +94,7 @@ def test_page_picks_the_llama_and_rebounds_layer_and_head(llama_root):
     assert at.query_params["model"] == "tefviz-lm" and at.query_params["head"] == "0"
     # a link to the Llama opens it; an unknown model falls back with the link notice
     at = _page(model="tefviz-llama", head="3", tokens="128")
-    assert not at.exception and at.selectbox(key="head").value == 3 and _metrics(at)["Tokens"] == "128"
+    assert not at.exception and at.selectbox(key="head").value == 3 and metrics(at)["Tokens"] == "128"
     at = _page(model="nope", head="3")
     assert at.selectbox(key="model").value == "tefviz-lm"
     assert any("model=nope (not one of the choices)" in i.value.replace("\\", "") for i in at.info)

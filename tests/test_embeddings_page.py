@@ -8,19 +8,12 @@ from streamlit.testing.v1 import AppTest
 from tefviz.embeddings.evaluate import evaluate_compression, pareto_sweep, windows_perplexity
 from tefviz.models import load_causal_lm
 
-from .conftest import REPO
+from .conftest import REPO, metrics, open_page
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/embeddings.py")
-    return at.run()
+    return open_page("pages/embeddings.py", 180, **query)
 
-
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
 
 
 def test_harness_uses_the_compressed_matrix_without_touching_the_model(tiny_lm_dir):
@@ -42,15 +35,15 @@ def test_harness_uses_the_compressed_matrix_without_touching_the_model(tiny_lm_d
 def test_embeddings_page_reacts_to_settings(checkpoints_root):
     at = _page(windows="1")
     assert not at.exception
-    q8 = _metrics(at)
+    q8 = metrics(at)
     at.slider(key="quantised_bits").set_value(2).run()
     assert not at.exception
-    q2 = _metrics(at)
+    q2 = metrics(at)
     assert q2["Embedding bytes"] != q8["Embedding bytes"] and at.query_params["quantised_bits"] == "2"
     for method in ("tensor_train", "low_rank", "dynamic_bits", "lora_shared"):
         at.selectbox(key="method").select(method).run()
         assert not at.exception, method
-        assert _metrics(at)["Held-out perplexity"]
+        assert metrics(at)["Held-out perplexity"]
     assert "tefviz-strip" in "".join(e.proto.body for e in at.main if type(e).__name__ == "Html")
 
 
@@ -77,18 +70,18 @@ def test_model_pages_without_a_usable_lm(tmp_path, monkeypatch):
 def test_embeddings_page_picks_the_llama(llama_root):
     at = _page(windows="1")
     assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]
-    gpt2 = _metrics(at)
+    gpt2 = metrics(at)
     at.selectbox(key="model").select("tefviz-llama").run()
     assert not at.exception and not at.error
-    llama = _metrics(at)
+    llama = metrics(at)
     # the shipped tokenizer's 8,192 rows x 32 (the tiny GPT-2 has 320 rows)
     assert llama["Embedding bytes"] != gpt2["Embedding bytes"] and llama["Held-out perplexity"]
     at.slider(key="quantised_bits").set_value(2).run()
     assert not at.exception and not at.error
-    assert _metrics(at)["Embedding bytes"] != llama["Embedding bytes"]
+    assert metrics(at)["Embedding bytes"] != llama["Embedding bytes"]
     assert at.query_params["model"] == "tefviz-llama" and at.query_params["quantised_bits"] == "2"
     at.selectbox(key="method").select("low_rank").run()
-    assert not at.exception and not at.error and _metrics(at)["Held-out perplexity"]
+    assert not at.exception and not at.error and metrics(at)["Held-out perplexity"]
     # the choice is kept for the next visit to the page, and a link opens it
     at.switch_page("pages/home.py").run()
     at.switch_page("pages/embeddings.py").run()

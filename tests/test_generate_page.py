@@ -6,28 +6,13 @@ from streamlit.testing.v1 import AppTest
 
 import tefviz.generate.evicted as core
 
-from .conftest import REPO
+from .conftest import metrics, open_page, page_html, plotly_specs
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/generate.py")
-    return at.run()
+    return open_page("pages/generate.py", 120, **query)
 
 
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
-
-
-def _html(at) -> str:
-    return "".join(e.proto.body for e in at.main if type(e).__name__ == "Html")
-
-
-def _charts(at) -> list[str]:
-    """The plotly figures' JSON."""
-    return [c.proto.spec for c in at.get("plotly_chart")]
 
 
 def _generate(at) -> AppTest:
@@ -55,14 +40,14 @@ def test_generate_on_the_llama_policies_budget_and_no_regeneration(llama_root, m
     at.slider(key="budget").set_value(12).run()
     at.slider(key="new_tokens").set_value(24).run()
     _generate(at)
-    m = _metrics(at)
+    m = metrics(at)
     assert m["Tokens generated"] == "24"
     assert m["Final cache vs dense"].endswith("x smaller") and float(m["Final cache vs dense"][:-9]) > 1
     assert m["Mean KL(dense ‖ evicted)"].endswith("nats")
     assert m["Diverges at step"] == "never" or m["Diverges at step"].endswith("of 24")
-    charts = _charts(at)
+    charts = plotly_specs(at)
     assert len(charts) == 2 and "KV cache (KB" in charts[0] and "KL(dense" in charts[1]
-    html = _html(at)
+    html = page_html(at)
     assert "line-through" in html and "generated at step 24" in html
     assert len(calls) == 1 and calls[0]["budget"] == 12 and calls[0]["max_new_tokens"] == 24
     assert at.query_params["policy"] == "streaming_llm" and at.query_params["budget"] == "12"
@@ -71,7 +56,7 @@ def test_generate_on_the_llama_policies_budget_and_no_regeneration(llama_root, m
     at.selectbox(key="cache_layer").select(-1).run()
     assert not at.exception and at.query_params["cache_layer"] == "-1"
     at.slider(key="gen_step").set_value(5).run()
-    assert not at.exception and "generated at step 6" not in _html(at)
+    assert not at.exception and "generated at step 6" not in page_html(at)
     at.run()
     assert len(calls) == 1
     # another policy: nothing until the button, then other numbers
@@ -79,11 +64,11 @@ def test_generate_on_the_llama_policies_budget_and_no_regeneration(llama_root, m
     assert not at.metric
     _generate(at)
     assert len(calls) == 2 and calls[1]["heads"] is not None
-    tef = _metrics(at)
-    assert tef["Tokens generated"] == "24" and tef != m and _charts(at) != charts
+    tef = metrics(at)
+    assert tef["Tokens generated"] == "24" and tef != m and plotly_specs(at) != charts
     # back to StreamingLLM: the kept result, no new run
     at.selectbox(key="policy").select("streaming_llm").run()
-    assert _metrics(at) == m and len(calls) == 2
+    assert metrics(at) == m and len(calls) == 2
 
 
 def test_generate_keep_share_sampling_and_the_url(llama_root):
@@ -93,18 +78,18 @@ def test_generate_keep_share_sampling_and_the_url(llama_root):
     assert at.selectbox(key="policy").value == "h2o" and at.radio(key="limit").value == "share"
     assert at.slider(key="share").value == 0.5 and at.number_input(key="seed").value == 7
     _generate(at)
-    assert _metrics(at)["Tokens generated"] == "16"
+    assert metrics(at)["Tokens generated"] == "16"
     assert at.query_params["seed"] == "7" and at.query_params["share"] == "0.5"
     at.number_input(key="seed").set_value(8).run()
     assert not at.metric  # a new seed is a new run: press again
     _generate(at)
-    assert _metrics(at)["Tokens generated"] == "16" and at.query_params["seed"] == "8"
+    assert metrics(at)["Tokens generated"] == "16" and at.query_params["seed"] == "8"
     # another page and back: the choices are kept and the result comes back without a press
     at.switch_page("pages/language_model.py").run()
     at.switch_page("pages/generate.py").run()
     assert not at.exception and at.number_input(key="seed").value == 8
     assert at.selectbox(key="policy").value == "h2o" and at.slider(key="share").value == 0.5
-    assert _metrics(at)["Tokens generated"] == "16"
+    assert metrics(at)["Tokens generated"] == "16"
     # bad link values fall back with the notice
     at = _page(policy="<script>", budget="3", new_tokens="9999", limit="x", cache_layer="7")
     assert not at.exception
@@ -119,10 +104,10 @@ def test_generate_on_the_tiny_gpt2_default(tef_root):
     assert at.slider(key="new_tokens").value == 32  # half of the tiny model's 64-token context
     at.selectbox(key="policy").select("key_norm").run()
     _generate(at)
-    assert _metrics(at)["Tokens generated"] == "32"
+    assert metrics(at)["Tokens generated"] == "32"
     # the sample prompt is longer than the 32 tokens left: cut with a notice
     assert any("cut to its last 32 tokens" in w.value for w in at.warning)
-    assert len(_charts(at)) == 2
+    assert len(plotly_specs(at)) == 2
 
 
 def test_generate_empty_html_and_unicode_prompts(tef_root):
@@ -132,11 +117,11 @@ def test_generate_empty_html_and_unicode_prompts(tef_root):
     assert not at.button  # no button without a prompt
     at.text_area(key="gen_own").input('🙂 <script>alert(1)</script> <img src=x onerror="alert(2)">').run()
     _generate(at)
-    html = _html(at)
+    html = page_html(at)
     assert "<script>" not in html and "<img" not in html and "&lt;" in html
     at.text_area(key="gen_own").input("<b>日本語</b> 🙂 עברית").run()  # fits whole: every character shown
     _generate(at)
-    html = _html(at)
+    html = page_html(at)
     assert "<b>" not in html and all(ch in html for ch in "日本語🙂עברית")
     at.text_area(key="gen_own").input("The cat sat on the mat. " * 50_000).run()  # 1.2 M characters
     assert not at.exception

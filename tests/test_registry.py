@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from tefviz.attention.approx import APPROXIMATIONS, Approximation, ApproxOutput, exact_attention
 from tefviz.attention.patterns import PATTERNS, Param, Pattern, PatternKind
@@ -15,7 +14,7 @@ from tefviz.errors import InputError
 from tefviz.registry import Registry
 from tefviz.text.scorers import SCORERS, TokenScorer, TokenScores, baseline_names
 
-from .conftest import REPO
+from .conftest import open_page
 
 
 def test_registry_orders_finds_and_refuses():
@@ -60,14 +59,6 @@ def registered():
         registry.unregister(name)
 
 
-def _open(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    return at.run()
-
-
 class FirstTokensScorer(TokenScorer):
     name = "test_first_tokens"
     label = "Test: earlier tokens first"
@@ -82,7 +73,7 @@ class FirstTokensScorer(TokenScorer):
 def test_a_new_scorer_reaches_the_text_page(checkpoints_root, registered):
     registered(SCORERS, FirstTokensScorer)
     assert "test_first_tokens" in baseline_names()
-    at = _open("pages/text.py", scorer="test_first_tokens")
+    at = open_page("pages/text.py", scorer="test_first_tokens")
     assert not at.exception
     box = at.selectbox(key="scorer")
     assert box.value == "test_first_tokens" and "Test: earlier tokens first" in box.options
@@ -107,7 +98,7 @@ class EveryOtherKind(PatternKind):
 
 def test_a_new_pattern_reaches_the_attention_page(checkpoints_root, registered):
     registered(PATTERNS, EveryOtherKind)
-    at = _open("pages/attention.py", pattern="test_every_other")
+    at = open_page("pages/attention.py", pattern="test_every_other")
     assert not at.exception
     assert at.selectbox(key="pattern").value == "test_every_other"
     # its parameters became widgets by their kind: a number and a checkbox
@@ -135,7 +126,7 @@ class ExactAgain(Approximation):
 
 def test_a_new_approximation_reaches_the_efficient_attention_page(checkpoints_root, registered):
     registered(APPROXIMATIONS, ExactAgain)
-    at = _open("pages/efficient_attention.py", method="test_exact_again", size="16")
+    at = open_page("pages/efficient_attention.py", method="test_exact_again", size="16")
     assert not at.exception
     assert at.selectbox(key="method").value == "test_exact_again"
     assert "Test: exact attention again" in at.checkbox(key="causal").label  # it is causal-capable
@@ -156,7 +147,7 @@ class HalfPrecisionRows(Compressor):
 
 def test_a_new_compressor_reaches_the_embeddings_page(checkpoints_root, registered):
     registered(COMPRESSORS, HalfPrecisionRows)
-    at = _open("pages/embeddings.py", method="test_eight_bit_rows")
+    at = open_page("pages/embeddings.py", method="test_eight_bit_rows")
     assert not at.exception
     assert at.selectbox(key="method").value == "test_eight_bit_rows"
     assert any("Test: 8-bit rows" in str(o) for o in at.selectbox(key="method").options)

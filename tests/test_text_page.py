@@ -10,23 +10,13 @@ from streamlit.testing.v1 import AppTest
 import tefviz.text.view as view
 from tefviz.data.heldout import heldout_samples
 
-from .conftest import REPO
+from .conftest import REPO, metrics, open_page, page_html
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/text.py")
-    return at.run()
+    return open_page("pages/text.py", 120, **query)
 
 
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
-
-
-def _html(at) -> str:
-    return "".join(e.proto.body for e in at.main if type(e).__name__ == "Html")
 
 
 def _charts(at) -> int:
@@ -40,24 +30,24 @@ def test_text_page_scores_and_the_threshold_drops_tokens(tef_root, monkeypatch):
     at = _page()
     assert not at.exception
     assert at.selectbox(key="scorer").value == "tef:tefviz-lm-tef-causal"
-    m1 = _metrics(at)
+    m1 = metrics(at)
     kept1 = int(m1["Tokens kept (last token's view)"].split(" of ")[0])
-    assert "tefviz-strip" in _html(at)
+    assert "tefviz-strip" in page_html(at)
     at.slider(key="t").set_value(0.3).run()
     assert not at.exception
-    m2 = _metrics(at)
+    m2 = metrics(at)
     kept2 = int(m2["Tokens kept (last token's view)"].split(" of ")[0])
     assert kept2 < kept1
     assert m2["Perplexity, all tokens"] == m1["Perplexity, all tokens"]
     assert m2["Perplexity, dropped at t"] != m1["Perplexity, dropped at t"]
     assert at.query_params["t"] == "0.3"
-    assert "line-through" in _html(at)  # dropped tokens are struck through
+    assert "line-through" in page_html(at)  # dropped tokens are struck through
     assert len(calls) == 1  # moving the threshold never re-ran the scoring pass
 
 
 def test_text_page_at_t1_costs_nothing_for_causal_tef(tef_root):
     at = _page(t="1.0")
-    m = _metrics(at)
+    m = metrics(at)
     # equal up to rounding: on a CPU with bf16 the masked loop and the plain forward round differently
     dropped, full = float(m["Perplexity, dropped at t"]), float(m["Perplexity, all tokens"])
     assert abs(dropped - full) <= 2e-3 * full
@@ -68,10 +58,10 @@ def test_text_page_baselines_modes_and_layers(tef_root):
     at = _page(scorer="attention", mode="evict", t="0.5")
     assert not at.exception
     assert at.select_slider(key="layer").value == 0  # attention mass is per block
-    evict = _metrics(at)["Perplexity, dropped at t"]
+    evict = metrics(at)["Perplexity, dropped at t"]
     at.radio(key="mode").set_value("zero").run()
     assert not at.exception
-    assert _metrics(at)["Perplexity, dropped at t"] != evict
+    assert metrics(at)["Perplexity, dropped at t"] != evict
     assert at.query_params["mode"] == "zero"
     at.select_slider(key="layer").set_value(1).run()
     assert not at.exception and at.query_params["layer"] == "1"
@@ -82,8 +72,8 @@ def test_text_page_baselines_modes_and_layers(tef_root):
         at.selectbox(key="scorer").select(scorer).run()
         assert not at.exception, scorer
         assert not at.error, scorer
-        assert _metrics(at)["Tokens kept (last token's view)"]
-        seen.add(_metrics(at)["Perplexity, dropped at t"])
+        assert metrics(at)["Tokens kept (last token's view)"]
+        seen.add(metrics(at)["Perplexity, dropped at t"])
     assert len(seen) >= 4  # the baselines keep different keys
 
 
@@ -116,7 +106,7 @@ def test_text_page_renders_html_inert(tef_root, text):
     at = _page(sample="your own text")
     at.text_area(key="text_own").input(f"Hello {text} world").run()
     assert not at.exception
-    html = _html(at)
+    html = page_html(at)
     assert "<script>" not in html and "<img" not in html and "&lt;" in html
 
 
@@ -127,7 +117,7 @@ def test_text_page_empty_one_token_unicode_and_long(tef_root):
     at.text_area(key="text_own").input("a").run()
     assert not at.exception and any("One token" in i.value for i in at.info)
     at.text_area(key="text_own").input("Emoji 🙂👍🏽, 日本語, עברית, ‮RTL‬ ok.").run()
-    assert not at.exception and _metrics(at)["Perplexity, dropped at t"] != "n/a"
+    assert not at.exception and metrics(at)["Perplexity, dropped at t"] != "n/a"
     at.text_area(key="text_own").input("The cat sat on the mat. " * 400).run()
     assert not at.exception and any("longer than one context window" in w.value for w in at.warning)
 
@@ -141,7 +131,7 @@ def test_text_page_reports_a_broken_tef_checkpoint(tef_root):
     assert at.selectbox(key="scorer").value == "tef:tefviz-lm-tef-paper"  # the usable one
     # the user's other choices survive; a baseline still works
     at.selectbox(key="scorer").select("uniform").run()
-    assert not at.exception and _metrics(at)["Tokens kept (last token's view)"]
+    assert not at.exception and metrics(at)["Tokens kept (last token's view)"]
 
 
 def test_home_shows_tef_cards(tef_root):
@@ -172,14 +162,14 @@ def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
     assert at.selectbox(key="scorer").value == "tef:tefviz-llama-tef-causal"
     assert at.query_params["model"] == "tefviz-llama"
     assert at.query_params["scorer"] == "tef:tefviz-llama-tef-causal"
-    kept1 = int(_metrics(at)["Tokens kept (last token's view)"].split(" of ")[0])
+    kept1 = int(metrics(at)["Tokens kept (last token's view)"].split(" of ")[0])
     at.slider(key="t").set_value(0.3).run()
     assert not at.exception and not at.error
-    kept2, n = map(int, _metrics(at)["Tokens kept (last token's view)"].split(" of "))
+    kept2, n = map(int, metrics(at)["Tokens kept (last token's view)"].split(" of "))
     assert kept2 < kept1 and n == 128  # the sample fills the Llama's whole 128-token context
     assert any("longer than one context window of 128 tokens" in w.value for w in at.warning)
     assert at.query_params["t"] == "0.3" and at.query_params["model"] == "tefviz-llama"
-    assert "line-through" in _html(at)
+    assert "line-through" in page_html(at)
     # the held-out table is the Llama TEF cards' own
     card = json.loads((llama_root / "tefviz-llama-tef-causal" / "card.json").read_text())
     ref = card["metrics"]["heldout_table"]["reference"]["perplexity"]
@@ -188,7 +178,7 @@ def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
     at.selectbox(key="scorer").select("tef:tefviz-llama-tef-paper").run()
     assert not at.exception and not at.error
     assert any("tefviz-llama-tef-paper" in c.value and "fine-tuned" in c.value for c in at.caption)
-    assert _metrics(at)["Perplexity, dropped at t"] != "n/a"
+    assert metrics(at)["Perplexity, dropped at t"] != "n/a"
 
 
 def test_text_page_llama_from_a_link_baselines_and_a_bad_model(llama_root):
@@ -214,13 +204,13 @@ def test_text_page_other_architecture_with_baselines(zoo_root, arch):
     at = _page(model=name)
     assert not at.exception and not at.error
     assert _tef_options(at) == [] and len(at.selectbox(key="scorer").options) == 9  # baselines only
-    m = _metrics(at)
+    m = metrics(at)
     assert m["Perplexity, all tokens"] != "n/a" and m["Tokens kept (last token's view)"].endswith("of 128")
     at.selectbox(key="scorer").select("uniform").run()
     at.slider(key="t").set_value(0.5).run()
     assert not at.exception and not at.error
     assert at.query_params["model"] == name and at.query_params["scorer"] == "uniform"
-    kept, n = map(int, _metrics(at)["Tokens kept (last token's view)"].split(" of "))
+    kept, n = map(int, metrics(at)["Tokens kept (last token's view)"].split(" of "))
     assert kept < n
 
 
@@ -229,7 +219,7 @@ def test_text_page_scores_a_whole_2048_token_context(zoo_root):
     at = _page(model=name, scorer="uniform", sample="your own text")
     at.text_area(key="text_own").input("The cat sat on the mat. " * 500).run()
     assert not at.exception and not at.error
-    assert _metrics(at)["Tokens kept (last token's view)"].endswith("of 2048")
+    assert metrics(at)["Tokens kept (last token's view)"].endswith("of 2048")
     assert any("longer than one context window of 2048 tokens" in w.value for w in at.warning)
     strips = [e.proto.body for e in at.main if type(e).__name__ == "Html" and "tefviz-strip" in e.proto.body]
     assert strips and all(s.count('class="tok"') == 2048 for s in strips)  # every scored token is shown
