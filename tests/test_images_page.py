@@ -9,19 +9,11 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from .conftest import REPO
+from .conftest import REPO, metrics, open_page
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page("pages/images.py")
-    return at.run()
-
-
-def _metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
+    return open_page("pages/images.py", 180, **query)
 
 
 def _charts(at) -> list[str]:
@@ -32,15 +24,15 @@ def test_svd_tef_threshold_changes_the_kept_tokens(image_root):
     at = _page()
     assert not at.exception, at.exception
     assert at.radio(key="img_model").value == "tefviz-image-svd-tef"
-    before = _metrics(at)["Tokens kept (CLS included)"]
+    before = metrics(at)["Tokens kept (CLS included)"]
     at.slider(key="img_t").set_value(0.3).run()
     assert not at.exception
-    after = _metrics(at)["Tokens kept (CLS included)"]
+    after = metrics(at)["Tokens kept (CLS included)"]
     assert int(after.split("/")[0]) < int(before.split("/")[0]) and after.endswith("/ 65")
     assert at.query_params["img_t"] == "0.3"
     at.radio(key="img_budget_svd_tef").set_value("top-k").run()
     at.slider(key="img_k_svd_tef").set_value(5).run()
-    assert _metrics(at)["Tokens kept (CLS included)"] == "6 / 65"
+    assert metrics(at)["Tokens kept (CLS included)"] == "6 / 65"
     assert "Accuracy vs tokens" in [t.label for t in at.tabs]
     assert any("evaluation images" in c.value for c in at.caption)
 
@@ -52,10 +44,10 @@ def test_every_tokenizer_renders(image_root):
         assert not at.exception, (name, at.exception)
         assert len(at.get("plotly_chart")) >= 5, name
     at.slider(key="img_keep").set_value(0.25).run()
-    assert _metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
+    assert metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
     at.radio(key="img_model").set_value("tefviz-image-fft").run()
     at.select_slider(key="img_side").set_value(8).run()
-    assert _metrics(at)["Tokens kept (CLS included)"] == "5 / 65"
+    assert metrics(at)["Tokens kept (CLS included)"] == "5 / 65"
     at.radio(key="img_budget_fft").set_value("energy share p").run()
     assert not at.exception
 
@@ -66,7 +58,7 @@ def test_gallery_flip_analysis_and_open(image_root):
     assert "Broken (right with all tokens, wrong now)" in labels
     at.selectbox(key="img_cls").select("Bag").run()
     at.slider(key="img_idx").set_value(7).run()
-    assert _metrics(at)["True class"] == "Bag"
+    assert metrics(at)["True class"] == "Bag"
     assert any(e.label.startswith("Gallery: the 200 Bag images") for e in at.expander)
     opens = [b for b in at.button if b.key and b.key.startswith("open_")]
     if opens:  # random models flip plenty at t = 0.2
@@ -139,7 +131,7 @@ def test_odd_uploads_are_converted_and_explained(image_root):
         at.file_uploader(key="img_upload").upload(filename, data, "image/png").run()
         assert not at.exception, filename
         assert not at.error, (filename, [e.value for e in at.error])
-        assert "Tokens kept (CLS included)" in _metrics(at), filename
+        assert "Tokens kept (CLS included)" in metrics(at), filename
     steps = " ".join(c.value for c in at.caption)
     assert "Converted for the model" in steps
 
@@ -220,10 +212,10 @@ def test_a_new_tokenizer_reaches_the_page_through_the_registry_alone(checkpoints
         at = _page()
         assert not at.exception, at.exception
         assert at.radio(key="img_model").value == "tefviz-image-rows"  # order -1: first
-        assert _metrics(at)["Tokens kept (CLS included)"] == "65 / 65"
+        assert metrics(at)["Tokens kept (CLS included)"] == "65 / 65"
         at.select_slider(key="img_dummy_rows").set_value(2).run()
         assert not at.exception, at.exception
-        assert _metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
+        assert metrics(at)["Tokens kept (CLS included)"] == "17 / 65"
         assert at.query_params["img_dummy_rows"] == "2"
         assert "plain_input" in _charts(at)[0]  # the default figures: the input
         assert any("Top rows" in c.value and "classifies" in c.value for c in at.caption)  # measured, starred
