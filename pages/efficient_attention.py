@@ -14,6 +14,7 @@ from tefviz.attention.on_model import qkv_at
 from tefviz.data.heldout import heldout_samples
 from tefviz.errors import InputError
 from tefviz.lm import model_parts
+from tefviz.models import LoadedLM
 from tefviz.viz.attention_figures import (
     attention_pair_figure,
     bench_figure,
@@ -21,6 +22,7 @@ from tefviz.viz.attention_figures import (
     signal_figure,
 )
 from ui.bench import benchmark_button
+from ui.cache_keys import cache_keys
 from ui.compute import one_at_a_time
 from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
@@ -71,30 +73,35 @@ with c:
     causal = bound(st.checkbox, "causal", False, f"Causal: {causal_methods} only")
 
 
-@st.cache_data(max_entries=32, show_spinner="Reading the model's queries, keys and values…")
+@st.cache_data(max_entries=32, show_spinner="Reading the model's queries, keys and values…",
+               hash_funcs=cache_keys())
 @one_at_a_time
-def cached_qkv(model_key: str, sample: str, n_tokens: int, layer: int, _lm) -> tuple:
-    ids = _lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][:n_tokens]
-    q, k, v = qkv_at(_lm.model, torch.tensor(ids, device=_lm.device), layer)
-    return q.cpu(), k.cpu(), v.cpu(), [_lm.tokenizer.decode([i]) for i in ids]
+def cached_qkv(lm: LoadedLM, sample: str, n_tokens: int, layer: int) -> tuple:
+    ids = lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][:n_tokens]
+    q, k, v = qkv_at(lm.model, torch.tensor(ids, device=lm.device), layer)
+    return q.cpu(), k.cpu(), v.cpu(), [lm.tokenizer.decode([i]) for i in ids]
 
 
-model_key = f"{lm.name}@{lm.version}"
-got = guarded("Reading the model", cached_qkv, model_key, sample, n_tokens, layer, lm)
+def head_qkv(lm: LoadedLM, sample: str, n_tokens: int, layer: int, head: int) -> tuple:
+    """(q, k, v) of one head, from the layer's cached capture."""
+    q_all, k_all, v_all, _ = cached_qkv(lm, sample, n_tokens, layer)
+    return q_all[head], k_all[head], v_all[head]
+
+
+got = guarded("Reading the model", cached_qkv, lm, sample, n_tokens, layer)
 if got is None:
     st.stop()
-q_all, k_all, v_all, toks = got
-q, k, v = q_all[head], k_all[head], v_all[head]
+toks, v = got[3], got[2][head]  # the head's values: the continuous memory below fits them
+where = (lm, sample, n_tokens, layer, head)  # which head's queries, keys and values
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_compare(key: tuple, method: str, size: int, causal: bool, _q, _k, _v) -> Comparison:
-    return compare(_q, _k, _v, method, size, causal)
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=cache_keys())
+def cached_compare(where: tuple, method: str, size: int, causal: bool) -> Comparison:
+    return compare(*head_qkv(*where), method, size, causal)
 
 
-key = (model_key, sample, n_tokens, layer, head)
 try:
-    comp = cached_compare(key, method, size, causal, q, k, v)
+    comp = cached_compare(where, method, size, causal)
 except InputError as e:
     show_error(f"{cls.label} at {cls.size_name} = {size}", e)
     comp = None
@@ -121,13 +128,13 @@ if comp is not None:
 st.subheader("Error as the approximation grows")
 
 
-@st.cache_data(max_entries=16, show_spinner="Sweeping sizes for every method…")
+@st.cache_data(max_entries=16, show_spinner="Sweeping sizes for every method…", hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
-def cached_sweep(key: tuple, causal: bool, _q, _k, _v) -> list[dict]:
-    return error_sweep(_q, _k, _v, causal)
+def cached_sweep(where: tuple, causal: bool) -> list[dict]:
+    return error_sweep(*head_qkv(*where), causal)
 
 
-sweep = guarded("Sweeping sizes", cached_sweep, key, causal, q, k, v)
+sweep = guarded("Sweeping sizes", cached_sweep, where, causal)
 if sweep:
     metric = st.radio(
         "Error",
@@ -139,10 +146,10 @@ if sweep:
     st.plotly_chart(error_vs_size_figure(sweep, metric), width="stretch", key="sweep")
     download_buttons(sweep, "approximation-error", key="sweep-export")
 
-if method == "infinity_former" or st.checkbox("Show the continuous memory", key="show_memory"):
+if cls.continuous_memory or st.checkbox("Show the continuous memory", key="show_memory"):
     st.subheader("The ∞-former's continuous memory")
     dim = st.slider("Value channel", 0, v.shape[-1] - 1, 0, key="memory_dim")
-    n_basis = size if method == "infinity_former" else 64
+    n_basis = size if cls.continuous_memory else 64
     try:
         mem = RBFMemory(min(n_basis, len(toks)))
         t = mem.positions(len(toks))

@@ -14,9 +14,11 @@ from tefviz.embeddings.evaluate import (
     windows_perplexity,
 )
 from tefviz.lm import model_parts
+from tefviz.models import LoadedLM
 from tefviz.text.evaluate import windows_of
 from tefviz.viz.embedding_figures import EMBEDDINGS_GOAL, pareto_figure, row_error_figure
 from tefviz.viz.tokens import token_strip_html
+from ui.cache_keys import cache_keys
 from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
@@ -61,43 +63,30 @@ with left:
     n_windows = bound(st.select_slider, "windows", 4, "Held-out windows", [1, 2, 4, 8], choices=[1, 2, 4, 8],
                       help=f"windows of {lm.context_length} tokens of held-out Austen")
 
-model_key = f"{lm.name}@{lm.version}"
-
-
-@st.cache_data(max_entries=4, show_spinner="Measuring the dense model…")
+@st.cache_data(max_entries=4, show_spinner="Measuring the dense model…", hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
-def cached_windows(model_key: str, n_windows: int, _lm) -> tuple[list, float]:
-    ids = _lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
-    wins = windows_of(ids, _lm.context_length, n_windows)
-    return wins, windows_perplexity(_lm.model, wins)
+def cached_windows(lm: LoadedLM, n_windows: int) -> tuple[list, float]:
+    """Held-out windows of the model's context and the dense model's perplexity on them."""
+    ids = lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
+    wins = windows_of(ids, lm.context_length, n_windows)
+    return wins, windows_perplexity(lm.model, wins)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time
-def cached_eval(
-    model_key: str, n_windows: int, method: str, knobs: tuple, _lm, _wins, dense: float
-) -> CompressionResult:
+def cached_eval(lm: LoadedLM, n_windows: int, method: str, knobs: tuple) -> CompressionResult:
+    wins, dense = cached_windows(lm, n_windows)
     with progress_bar(f"Compressing ({COMPRESSORS[method].label}) and measuring perplexity…") as report:
-        result = evaluate_compression(_lm.model, _wins, method, dict(knobs), dense)
+        result = evaluate_compression(lm.model, wins, method, dict(knobs), dense)
         report(1.0)
     return result
 
 
-got = guarded("Measuring the dense model", cached_windows, model_key, n_windows, lm)
+got = guarded("Measuring the dense model", cached_windows, lm, n_windows)
 if got is None:
     st.stop()
 wins, dense_ppl = got
-result = guarded(
-    "Compressing",
-    cached_eval,
-    model_key,
-    n_windows,
-    method,
-    tuple(sorted(knobs.items())),
-    lm,
-    wins,
-    dense_ppl,
-)
+result = guarded("Compressing", cached_eval, lm, n_windows, method, tuple(sorted(knobs.items())))
 if result is None:
     st.stop()
 
@@ -153,15 +142,16 @@ download_buttons(
 st.subheader("Bytes vs perplexity for every method")
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_data(max_entries=4, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
-def cached_pareto(model_key: str, n_windows: int, _lm, _wins) -> list[dict]:
+def cached_pareto(lm: LoadedLM, n_windows: int) -> list[dict]:
+    wins, _ = cached_windows(lm, n_windows)
     with progress_bar("Sweeping every method's settings…") as report:
-        return pareto_sweep(_lm.model, _wins, progress=report)
+        return pareto_sweep(lm.model, wins, progress=report)
 
 
 if st.toggle("Compute the Pareto front (about 25 settings)", key="pareto"):
-    rows = guarded("Sweeping", cached_pareto, model_key, n_windows, lm, wins)
+    rows = guarded("Sweeping", cached_pareto, lm, n_windows)
     if rows:
         st.plotly_chart(
             pareto_figure(rows, dense_bytes(vocab, dim), dense_ppl, (result.bytes, result.perplexity)),

@@ -9,6 +9,8 @@ import streamlit as st
 from tefviz.analysis import token_pieces
 from tefviz.data.heldout import list_samples, sample_text
 from tefviz.generate import evicted as core
+from tefviz.models import LoadedLM
+from tefviz.text.tef import TEFHeads
 from tefviz.viz.generate_figures import (
     cache_size_figure,
     eviction_steps,
@@ -16,6 +18,7 @@ from tefviz.viz.generate_figures import (
     generation_strip_html,
     kl_figure,
 )
+from ui.cache_keys import cache_keys
 from ui.charts import chart, digest
 from ui.compute import one_at_a_time
 from ui.errors import guarded
@@ -138,23 +141,22 @@ if policy_key.startswith("tef:"):
     loaded = guarded(f"Loading TEF heads {policy_key[4:]!r}", get_tef, policy_key[4:])
     if loaded is None:
         st.stop()
-    heads, _, tef_version = loaded
-    policy, policy_id = "tef_causal", f"{policy_key}@{tef_version}"
-model_key = f"{picked}@{lm.version}"
-request = (model_key, tuple(ids), policy_id, budget, t, new_tokens, seed)
+    heads, _, _ = loaded
+    policy, policy_id = "tef_causal", f"{policy_key}@{heads.cache_key}"
+request = (lm.cache_key, tuple(ids), policy_id, budget, t, new_tokens, seed)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
-def cached_generation(model_key: str, ids: tuple[int, ...], policy_id: str, budget: int | None,
-                      t: float | None, new_tokens: int, seed: int | None, _lm, _policy: str, _heads) -> dict:
+def cached_generation(lm: LoadedLM, ids: tuple[int, ...], policy: str, heads: TEFHeads | None,
+                      budget: int | None, t: float | None, new_tokens: int, seed: int | None) -> dict:
     """Both generations, once per (model and weights, prompt, policy and heads, limit, tokens, seed):
     reruns and moves of the view widgets never generate again."""
     with progress_bar(f"Generating {new_tokens} tokens with and without eviction…") as report:
-        g = core.generate_evicted(_lm.model, list(ids), _policy, max_new_tokens=new_tokens, budget=budget,
-                                  t=t, heads=_heads, seed=seed, progress=report)
+        g = core.generate_evicted(lm.model, list(ids), policy, max_new_tokens=new_tokens, budget=budget,
+                                  t=t, heads=heads, seed=seed, progress=report)
     g.final_logits = None  # not shown; kept out of the cache
-    decode = lambda x: _lm.tokenizer.decode(x, clean_up_tokenization_spaces=False)  # noqa: E731
+    decode = lambda x: lm.tokenizer.decode(x, clean_up_tokenization_spaces=False)  # noqa: E731
     tail = list(ids[-8:])
     return {"gen": g, "pieces": generated_pieces(decode, tail, g.ids),
             "dense_pieces": generated_pieces(decode, tail, g.dense_ids)}
@@ -168,8 +170,7 @@ if request not in done:
     st.info("Press **Generate** to run both generations with these settings (a few seconds of work; "
             "results are kept, so coming back to these settings is instant).")
     st.stop()
-result = guarded("Generating", cached_generation, model_key, tuple(ids), policy_id, budget, t, new_tokens,
-                 seed, lm, policy, heads)
+result = guarded("Generating", cached_generation, lm, tuple(ids), policy, heads, budget, t, new_tokens, seed)
 if result is None:
     done.discard(request)
     st.stop()

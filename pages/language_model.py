@@ -9,8 +9,10 @@ import streamlit as st
 
 from tefviz.analysis import MAX_CHARS, MAX_TOKENS, TextAnalysis, analyse_text
 from tefviz.data.heldout import heldout_samples
+from tefviz.models import LoadedLM
 from tefviz.viz.lm_figures import surprisal_figure
 from tefviz.viz.tokens import token_strip_html
+from ui.cache_keys import cache_keys
 from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
@@ -58,12 +60,12 @@ if choice == HUB and not hub_name:
     st.stop()
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
-def cached_analysis(model_key: str, text: str, _lm) -> TextAnalysis:
+def cached_analysis(lm: LoadedLM, text: str) -> TextAnalysis:
     """Scores keyed by (model, weights version, text): moving a slider never rescores."""
     with progress_bar("Scoring tokens…") as report:
-        return analyse_text(_lm, text, progress=report)
+        return analyse_text(lm, text, progress=report)
 
 
 kind = "hub" if choice == HUB else "checkpoint"
@@ -73,7 +75,7 @@ if lm is None:
 if not text.strip():
     st.info("The text is empty: type or paste some text, or pick a sample.")
     st.stop()
-analysis = guarded("Scoring the text", cached_analysis, f"{kind}:{source}@{lm.version}", text, lm)
+analysis = guarded("Scoring the text", cached_analysis, lm, text)
 if analysis is None:
     st.stop()
 

@@ -8,9 +8,11 @@ import numpy as np
 import streamlit as st
 
 from tefviz.data.heldout import heldout_samples
+from tefviz.models import LoadedLM
 from tefviz.text.filtering import POLICY_MODES, DropPolicy
 from tefviz.text.scorers import (
     SCORERS,
+    TokenScorer,
     baseline_names,
     get_scorer,
     tef_scorer,
@@ -32,6 +34,8 @@ from tefviz.viz.text_figures import (
     perplexity_vs_kept_figure,
 )
 from tefviz.viz.tokens import token_strip_html
+from ui.cache_keys import cache_keys
+from ui.cache_keys import scorer_key as scorer_key_of
 from ui.charts import PreparedHtml, chart, digest
 from ui.compute import one_at_a_time
 from ui.errors import guarded, literal
@@ -121,7 +125,7 @@ if is_tef:
     loaded = guarded(f"Loading TEF heads {tef_name!r}", get_tef, tef_name)
     if loaded is None:
         st.stop()
-    heads, model_name, tef_version = loaded
+    heads, model_name, _ = loaded
     scorer = tef_scorer(heads)
     policy = DropPolicy(scorer.default_mode, sink=heads.config.sink, recent=heads.config.recent)
     st.caption(f"Runs on `{model_name}`" + (" (the LM fine-tuned with these gates)"
@@ -139,33 +143,32 @@ if lm is None:
 if not text.strip():
     st.info("The text is empty: type or paste some text, or pick a sample.")
     st.stop()
-model_key = f"{model_name}@{lm.version}"
-scorer_id = f"{scorer_key}@{tef_version}" if is_tef else scorer_key
+model_key = lm.cache_key
+scorer_id = scorer_key_of(scorer)
 
 
 # a resource, not data: every session and rerun gets the same object, so the key ranking the
 # "evict" rule builds on its first threshold (a sort of up to L x n x n scores) is reused by every
 # later one, and a rerun does not unpickle up to 100 MB of per-query scores; read-only
-@st.cache_resource(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time
-def cached_scores(model_key: str, scorer_id: str, text: str, _lm, _scorer) -> ScoredText:
+def cached_scores(lm: LoadedLM, scorer: TokenScorer, text: str) -> ScoredText:
     """The scoring pass, once per (model, scorer, text): the threshold never re-runs it."""
-    with progress_bar(f"Scoring tokens with {_scorer.label}…") as report:
-        return score_text_tokens(_lm, _scorer, text, progress=report)
+    with progress_bar(f"Scoring tokens with {scorer.label}…") as report:
+        return score_text_tokens(lm, scorer, text, progress=report)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time
-def cached_filter(model_key: str, scorer_id: str, text: str, t: float, policy: DropPolicy,
-                  _lm, _scorer, _scored) -> FilteredText:
-    return filter_text(_lm, _scorer, _scored, t, policy)
+def cached_filter(lm: LoadedLM, scorer: TokenScorer, text: str, t: float,
+                  policy: DropPolicy) -> FilteredText:
+    return filter_text(lm, scorer, cached_scores(lm, scorer, text), t, policy)
 
 
-scored = guarded("Scoring the text", cached_scores, model_key, scorer_id, text, lm, scorer)
+scored = guarded("Scoring the text", cached_scores, lm, scorer, text)
 if scored is None:
     st.stop()
-filtered = guarded("Dropping tokens", cached_filter, model_key, scorer_id, text, float(t), policy,
-                   lm, scorer, scored)
+filtered = guarded("Dropping tokens", cached_filter, lm, scorer, text, float(t), policy)
 if filtered is None:
     st.stop()
 

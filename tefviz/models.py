@@ -47,6 +47,11 @@ class LoadedLM:
     extra: dict = field(default_factory=dict)
 
     @property
+    def cache_key(self) -> str:
+        """Names exactly these weights: where they come from, the model, and the weights version."""
+        return f"{self.source}:{self.name}@{self.version}"
+
+    @property
     def context_length(self) -> int:
         """The scoring window: the model's context, capped so a long-context hub model stays
         within CPU memory."""

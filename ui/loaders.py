@@ -81,7 +81,9 @@ def unusable_tef_checkpoints() -> list[CheckpointInfo]:
 
 @st.cache_resource(show_spinner="Loading TEF heads…", max_entries=8)
 def _cached_tef(name: str, version: str) -> TEFHeads:
-    return TEFHeads.load(resolve_checkpoint(name))
+    heads = TEFHeads.load(resolve_checkpoint(name))
+    heads.cache_key = f"{name}@{version}"  # how cached functions key them (ui/cache_keys.py)
+    return heads
 
 
 def get_tef(name: str) -> tuple[TEFHeads, str, str]:

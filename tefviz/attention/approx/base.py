@@ -25,6 +25,7 @@ class Approximation:
     seeded: ClassVar[bool] = False  # random: takes `seed`, and sweeps average over several
     causal_ok: ClassVar[bool] = True
     bench_size: ClassVar[int] = 256  # the size `bench approx` times it at
+    continuous_memory: ClassVar[bool] = False  # a continuous memory of that many basis functions: drawn
     order: ClassVar[int] = 100
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,

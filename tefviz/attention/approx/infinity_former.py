@@ -68,6 +68,7 @@ class InfinityFormer(Approximation):
     label = "∞-former (continuous memory)"
     size_name = "N"
     size_param = "n_basis"
+    continuous_memory = True
     order = 20
     size_help = "basis functions"
     causal_ok = False
