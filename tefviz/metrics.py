@@ -50,20 +50,6 @@ class TokenPredictions:
 
 
 @torch.no_grad()
-def token_nll(
-    model: torch.nn.Module,
-    ids: torch.Tensor,
-    block: int,
-    stride: int | None = None,
-    dtype: torch.dtype = torch.float32,
-    batch_size: int = 8,
-    progress: Callable[[float], None] | None = None,
-) -> torch.Tensor:
-    """NLL (nats) of tokens 1..n-1 of a 1-D id tensor, each predicted with context."""
-    return token_predictions(model, ids, block, stride, dtype, batch_size, 0, progress).nll
-
-
-@torch.no_grad()
 def token_predictions(
     model: torch.nn.Module,
     ids: torch.Tensor,
@@ -139,7 +125,7 @@ def score_text(
     """Perplexity and bits per byte of `text` (every token after the first is predicted)."""
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = torch.tensor(enc["input_ids"], dtype=torch.long)
-    nll = token_nll(model, ids, block, dtype=dtype, progress=progress)
+    nll = token_predictions(model, ids, block, dtype=dtype, progress=progress).nll
     counts = token_bytes(tokenizer, enc["input_ids"], text, enc["offset_mapping"])
     return LMScore(tokens=int(nll.numel()), bytes=predicted_bytes(counts), nll_nats=float(nll.sum()))
 

@@ -5,7 +5,7 @@ import torch
 
 from tefviz.analysis import MAX_TOKENS, analyse_text, token_pieces
 from tefviz.errors import InputError
-from tefviz.metrics import score_text, token_bytes, token_nll, token_predictions
+from tefviz.metrics import score_text, token_bytes, token_predictions
 from tefviz.models import load_causal_lm
 
 
@@ -23,7 +23,7 @@ def test_single_window_matches_direct_loss(lm):
     ids = torch.randint(0, len(lm.tokenizer), (40,))
     with torch.no_grad():
         ref = _direct_nll(lm.model, ids)
-    assert torch.allclose(token_nll(lm.model, ids, block=64), ref, atol=1e-4)
+    assert torch.allclose(token_predictions(lm.model, ids, block=64).nll, ref, atol=1e-4)
 
 
 @pytest.mark.parametrize("n", [64, 65, 300, 321])
@@ -33,7 +33,7 @@ def test_windows_score_every_token_with_enough_context(lm, n):
     fall on the stride (the last window is appended specially)."""
     block, stride = 64, 32
     ids = torch.randint(0, len(lm.tokenizer), (n,))
-    nll = token_nll(lm.model, ids, block=block, stride=stride)
+    nll = token_predictions(lm.model, ids, block=block, stride=stride).nll
     assert nll.shape == (n - 1,)
     starts = sorted({*range(0, max(n - block, 0) + 1, stride), max(n - block, 0)})
     with torch.no_grad():
@@ -47,7 +47,7 @@ def test_windows_score_every_token_with_enough_context(lm, n):
 @pytest.mark.parametrize("block, stride", [(64, 64), (64, 100), (64, 0), (1, 1)])
 def test_bad_window_settings_are_refused(lm, block, stride):
     with pytest.raises(InputError):
-        token_nll(lm.model, torch.arange(10), block=block, stride=stride)
+        token_predictions(lm.model, torch.arange(10), block=block, stride=stride)
 
 
 def test_topk_contains_argmax(lm):
