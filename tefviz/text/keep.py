@@ -15,6 +15,13 @@ import torch
 from tefviz.errors import InputError
 
 
+def rank_recent_first(scores: torch.Tensor) -> torch.Tensor:
+    """Positions of the last dimension ordered by score, highest first; of two equal scores the
+    more recent (later) position first. A stable sort of the reversed row gives exactly that."""
+    n = scores.shape[-1]
+    return n - 1 - torch.sort(scores.flip(-1), dim=-1, descending=True, stable=True).indices
+
+
 def normalise_shares(scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Non-negative scores over the last dimension -> shares summing to 1 over valid tokens."""
     s = scores.clamp_min(0).float()
@@ -41,8 +48,7 @@ def cumulative_keep_mask(
     s = shares.float()
     if valid is not None:
         s = torch.where(valid, s, torch.full_like(s, -1.0))  # invalid ones sort last
-    n = s.shape[-1]
-    order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+    order = rank_recent_first(s)
     sorted_shares = torch.gather(s.clamp_min(0), -1, order)
     cumulative = sorted_shares.cumsum(-1)
     # t = 1 keeps everything valid, whatever float rounding did to the running sum
@@ -60,8 +66,7 @@ def cumulative_keep_mask(
 def sorted_cumulative(shares: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(order, cumulative share) of a 1-D share vector sorted descending: the curve the
     threshold line cuts."""
-    n = shares.shape[-1]
-    order = n - 1 - torch.sort(shares.float().flip(-1), descending=True, stable=True).indices
+    order = rank_recent_first(shares.float())
     return order, shares.float()[order].cumsum(0)
 
 
@@ -82,7 +87,7 @@ class CausalRanking:
         self.causal = torch.ones(n, n, dtype=torch.bool, device=s.device).tril()
         s = s.masked_fill(~self.causal, -1.0)  # keys a query cannot see sort last
         # a stable sort of the reversed row ranks the more recent of two equal scores first
-        order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+        order = rank_recent_first(s)
         running = torch.gather(s, -1, order).clamp_min_(0).cumsum_(-1)
         self.total = running[..., -1:].clone()  # (..., n, 1) each query's visible mass
         # score mass ranked at or above each key, back in key order

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from tefviz.text.filtering import filtered_pass
-from tefviz.text.keep import causal_keep_mask
+from tefviz.text.keep import causal_keep_mask, rank_recent_first
 from tefviz.text.scorers import register
 from tefviz.text.scorers.base import TokenScorer, TokenScores
 from tefviz.text.scorers.kv_common import causal, evict_pass, head_mean_attention, recent_window
@@ -43,7 +43,7 @@ def h2o_keys(acc: torch.Tensor, t: float, sink: bool = True, recent_ratio: float
     eligible = causal(n) & ~forced & ~recent
     s = acc.float().masked_fill(~eligible, -1.0)
     # rank the eligible keys, of two equal scores the more recent first (as the keep rule does)
-    order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+    order = rank_recent_first(s)
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(n).expand_as(order).contiguous())
     heavy = eligible & (rank < n_heavy[..., None])
     keys = forced | recent | heavy
