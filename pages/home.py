@@ -76,13 +76,18 @@ def show_tef_card(ck: CheckpointInfo, card: dict) -> None:
     show_training_and_card(ck, card)
 
 
-def show_training_and_card(ck: CheckpointInfo, card: dict) -> None:
-    """The training command (a multi-stage one a stage a line), the log and the full card."""
+def show_training_and_card(ck: CheckpointInfo, card: dict, curve: bool = False) -> None:
+    """The training command (a multi-stage one a stage a line), the log (as a curve for an LM)
+    and the full card."""
     training = card.get("training") or {}
     if training.get("command"):
         st.markdown("**Training command**")
         st.code(training["command"].replace(" && ", " &&\n"), language="bash")
-    if training.get("log"):
+    if training.get("log") and curve:
+        with st.expander("Training curve"):
+            st.plotly_chart(training_curve_figure(training["log"]), width="stretch", key=f"curve-{ck.name}")
+            download_buttons(training["log"], f"{ck.name}-training-log", key=f"log-{ck.name}")
+    elif training.get("log"):
         with st.expander("Training log"):
             st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")
     with st.expander("Full card (card.json)"):
@@ -115,6 +120,48 @@ def show_image_card(ck: CheckpointInfo, card: dict) -> None:
     show_training_and_card(ck, card)
 
 
+def show_lm_card(ck: CheckpointInfo, card: dict) -> None:
+    """A language model: size, held-out scores, architecture, data, licence and training."""
+    metrics = card.get("metrics") or {}
+    held = metrics.get("heldout_austen") or {}
+    training = card.get("training", {})
+    cols = st.columns(4)
+    cols[0].metric("Parameters", f"{(ck.parameters or 0) / 1e6:.1f} M")
+    if isinstance(held.get("perplexity"), int | float):
+        cols[1].metric("Held-out perplexity", f"{held['perplexity']:.1f}",
+                       help="Austen chapters never seen in training")
+    if isinstance(held.get("bits_per_byte"), int | float):
+        cols[2].metric("Bits per byte", f"{held['bits_per_byte']:.3f}",
+                       help="held-out Austen prose; lower is better")
+    if training.get("tokens_seen"):
+        cols[3].metric("Tokens seen", f"{training['tokens_seen'] / 1e6:.1f} M",
+                       help=f"{training.get('steps')} steps, {training.get('wall_clock_minutes')} min")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Architecture**")
+        st.dataframe(_architecture_rows(card, ck.parameters, ck.weight_bytes), hide_index=True,
+                     width="stretch")
+    with right:
+        st.markdown("**Metrics**")
+        rows = [{"set": k, **v} for k, v in metrics.items() if isinstance(v, dict) and "perplexity" in v]
+        if rows:
+            st.dataframe(pd.DataFrame(rows)[["set", "perplexity", "bits_per_byte", "tokens", "bytes"]],
+                         hide_index=True, width="stretch")
+    data = card.get("training_data", {})
+    if data.get("sources"):
+        st.markdown("**Training data** (offline Debian packages)")
+        st.dataframe(pd.DataFrame(data["sources"])[["name", "description", "package", "licence", "documents",
+                                                    "characters"]], hide_index=True, width="stretch")
+        if data.get("split_rule"):
+            st.caption(f"Splits: {data['split_rule']}.")
+    if card.get("licence"):
+        st.caption("Licence: " + "; ".join(f"{k}: {v}" for k, v in card["licence"].items()))
+    show_training_and_card(ck, card, curve=True)
+
+
+CARD_VIEWS = {"tef": show_tef_card, "image": show_image_card, "lm": show_lm_card}  # one renderer per kind
+
+
 def show_checkpoint(ck: CheckpointInfo) -> None:
     card = ck.card or {}
     with st.container(border=True):
@@ -122,74 +169,18 @@ def show_checkpoint(ck: CheckpointInfo) -> None:
         if not ck.usable:
             st.error(literal(f"Unusable checkpoint: {ck.error}"), icon=":material/error:")
             return
-        if ck.kind == "tef" and card and "error" not in card and "markdown" not in card:
-            if card.get("summary"):
-                st.markdown(card["summary"])
-            show_tef_card(ck, card)
-            return
-        if ck.kind == "image" and card and "error" not in card and "markdown" not in card:
-            if card.get("summary"):
-                st.markdown(card["summary"])
-            show_image_card(ck, card)
-            return
-        if card.get("summary"):
-            st.markdown(card["summary"])
         if not card:
             st.info("This checkpoint has no card (card.json or README.md).")
             return
         if "error" in card:
             st.warning(literal(f"The model card cannot be read: {card['error']}"))
             return
+        if card.get("summary"):
+            st.markdown(card["summary"])
         if "markdown" in card:
             st.text(card["markdown"][:4000])
             return
-        metrics = card.get("metrics") or {}
-        held = metrics.get("heldout_austen") or {}
-        cols = st.columns(4)
-        cols[0].metric("Parameters", f"{(ck.parameters or 0) / 1e6:.1f} M")
-        if isinstance(held.get("perplexity"), int | float):
-            cols[1].metric("Held-out perplexity", f"{held['perplexity']:.1f}",
-                           help="Austen chapters never seen in training")
-        if isinstance(held.get("bits_per_byte"), int | float):
-            cols[2].metric("Bits per byte", f"{held['bits_per_byte']:.3f}",
-                           help="held-out Austen prose; lower is better")
-        training = card.get("training", {})
-        if training.get("tokens_seen"):
-            cols[3].metric("Tokens seen", f"{training['tokens_seen'] / 1e6:.1f} M",
-                           help=f"{training.get('steps')} steps, {training.get('wall_clock_minutes')} min")
-        left, right = st.columns(2)
-        with left:
-            st.markdown("**Architecture**")
-            st.dataframe(_architecture_rows(card, ck.parameters, ck.weight_bytes), hide_index=True,
-                         width="stretch")
-        with right:
-            st.markdown("**Metrics**")
-            rows = [{"set": k, **v} for k, v in metrics.items() if isinstance(v, dict) and "perplexity" in v]
-            if rows:
-                st.dataframe(pd.DataFrame(rows)[["set", "perplexity", "bits_per_byte", "tokens", "bytes"]],
-                             hide_index=True, width="stretch")
-        data = card.get("training_data", {})
-        if data.get("sources"):
-            st.markdown("**Training data** (offline Debian packages)")
-            st.dataframe(pd.DataFrame(data["sources"])[["name", "description", "package", "licence",
-                                                        "documents", "characters"]],
-                         hide_index=True, width="stretch")
-            if data.get("split_rule"):
-                st.caption(f"Splits: {data['split_rule']}.")
-        if card.get("licence"):
-            st.caption("Licence: " + "; ".join(f"{k}: {v}" for k, v in card["licence"].items()))
-        if training.get("command"):
-            st.markdown("**Training command**")
-            st.code(training["command"], language="bash")
-        if training.get("log"):
-            with st.expander("Training curve"):
-                st.plotly_chart(training_curve_figure(training["log"]), width="stretch",
-                                key=f"curve-{ck.name}")
-                download_buttons(training["log"], f"{ck.name}-training-log", key=f"log-{ck.name}")
-        with st.expander("Full card (card.json)"):
-            st.json(card, expanded=False)
-            download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
-
+        CARD_VIEWS[ck.kind](ck, card)
 
 for ck in checkpoints:
     # one malformed card must not hide the others
