@@ -14,7 +14,8 @@ from tefviz.lm import masked_forward
 from tefviz.text.filtering import dense_pass
 from tefviz.text.keep import causal_keep_mask
 from tefviz.text.scorers import get_scorer
-from tefviz.text.tef import TEFConfig, TEFHeads, causal_key_weights, tef_checkpoint_lm
+from tefviz.text.scorers.kv_common import head_mean_attention
+from tefviz.text.tef import TEFConfig, TEFHeads, causal_key_weights, per_query_key_weights, tef_checkpoint_lm
 
 
 def _model(layers=2, width=32, heads=2, vocab=97, ctx=64) -> GPT2LMHeadModel:
@@ -205,3 +206,157 @@ def test_fast_hard_mask_equals_the_rank_order_rule(sink, recent):
             _, fast = causal_key_weights(logit, tt, sink, recent, tau=None)
             _, reference = causal_key_weights(logit, tt, sink, recent, tau=0.1)
             assert torch.equal(fast, reference), (n, t)
+
+
+# -- causal TEF with per-query features (TEFConfig.features) -----------------------------------
+
+def _feature_heads(features, layers=2, width=32, seed=1, **kw) -> TEFHeads:
+    torch.manual_seed(seed)
+    h = TEFHeads(TEFConfig(variant="causal", n_layer=layers, d_model=width, base="x", train_t=[0.5, 1.0],
+                           features=features, **kw))
+    with torch.no_grad():  # move every feature weight off its initial value
+        for lin in h.heads:
+            lin.weight.normal_(0, 1.0)
+        if hasattr(h, "mix"):
+            h.mix.normal_(0, 1.0)
+        if hasattr(h, "age_prior"):
+            h.age_prior.normal_(0, 1.0)
+        for lin in getattr(h, "sharpness", []):
+            lin.weight.normal_(0, 0.3)
+    return h.eval()
+
+
+ALL_FEATURES = ["attention", "accumulated", "key_norm", "age", "sharpness"]
+
+
+def test_old_tef_configs_load_as_the_original_heads(tmp_path, model, ids):
+    """A tef.json written before features existed loads as the original heads (no new weights)."""
+    h = _heads("causal")
+    h.save(tmp_path / "tef")
+    cfg = json.loads((tmp_path / "tef" / "tef.json").read_text())
+    cfg.pop("features")
+    (tmp_path / "tef" / "tef.json").write_text(json.dumps(cfg))
+    back = TEFHeads.load(tmp_path / "tef")
+    assert back.config.features == [] and not back.config.per_query
+    assert set(back.state_dict()) == set(h.state_dict())
+    torch.testing.assert_close(back(model, ids, 0.5).logits, h(model, ids, 0.5).logits)
+    with pytest.raises(InputError, match="unknown TEF features"):
+        TEFConfig(variant="causal", n_layer=2, d_model=32, base="x", train_t=[0.5, 1.0], features=["colour"])
+    with pytest.raises(InputError, match="causal TEF variant only"):
+        TEFConfig(variant="paper", n_layer=2, d_model=32, base="x", train_t=[0.99], features=["age"])
+
+
+@pytest.mark.parametrize("sink,recent", [(True, 0), (False, 0), (True, 3)])
+def test_per_query_masks_are_the_keep_rule_on_their_scores(sink, recent):
+    """The pass's hard mask is exactly what the Text page's keep rule gives on the returned
+    scores; training weights are that mask forward and carry gradients back."""
+    torch.manual_seed(0)
+    for n in (1, 2, 17, 40):
+        logit = torch.randn(3, n, n)
+        logit[1] = torch.randint(0, 3, (n, n)).float()  # many ties
+        logit[2] = 0.0
+        for t in (0.0, 0.3, 0.5, 0.8, 1.0):
+            tt = torch.tensor([t, t, min(1.0, t + 0.1)])
+            w, hard, scores = per_query_key_weights(logit, tt, sink, recent, tau=None)
+            assert torch.equal(w, hard.float())
+            for b in range(3):
+                want = causal_keep_mask(scores[b], float(tt[b]), sink=sink, recent=recent)
+                assert torch.equal(hard[b], want), (n, t, b)
+            _, hard_train, _ = per_query_key_weights(logit, tt, sink, recent, tau=0.1)
+            assert torch.equal(hard_train, hard)
+    logit = torch.randn(2, 12, 12, requires_grad=True)
+    w, hard, _ = per_query_key_weights(logit, torch.tensor([0.5, 0.8]), True, 0, tau=0.05)
+    assert torch.equal(w.detach(), hard.float())
+    (w * torch.randn_like(w)).sum().backward()
+    assert logit.grad.tril().abs().sum() > 0
+    assert logit.grad.triu(1).abs().sum() == 0  # nothing flows from keys a query cannot see
+
+
+def test_attention_feature_at_initialisation_is_tova(model, ids):
+    """Untrained, the attention feature alone ranks each query's keys by its own attention (TOVA)."""
+    heads = TEFHeads(TEFConfig(variant="causal", n_layer=2, d_model=32, base="x", train_t=[0.5, 1.0],
+                               features=["attention", "age"])).eval()
+    attn = head_mean_attention(model, ids)  # (L, n, n)
+    with torch.no_grad():
+        logits = heads.per_query_logits(model, ids[None])[:, 0]
+        out = heads(model, ids, 0.6)
+    n = ids.numel()
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    torch.testing.assert_close(logits[:, causal], (attn + 1e-6).log()[:, causal])
+    for layer in range(2):
+        assert torch.equal(out.keys[layer, 0], causal_keep_mask(attn[layer] + 1e-6, 0.6))
+
+
+def test_feature_tef_is_causal_and_dense_at_t1(model, ids):
+    """Query i's scores, kept keys and prediction use tokens 0..i only; at t = 1 it is the dense model."""
+    heads = _feature_heads(ALL_FEATURES)
+    with torch.no_grad():
+        full = heads(model, ids, 1.0)
+        torch.testing.assert_close(full.logits, model(input_ids=ids[None]).logits, atol=1e-5, rtol=1e-4)
+        changed = ids.clone()
+        changed[12:] = (changed[12:] + 5) % 97
+        a, b = heads(model, ids, 0.6), heads(model, changed, 0.6)
+        la, lb = heads.per_query_logits(model, ids[None]), heads.per_query_logits(model, changed[None])
+    assert torch.equal(a.keys[:, 0, :12, :12], b.keys[:, 0, :12, :12])
+    causal = torch.ones(12, 12, dtype=torch.bool).tril()
+    torch.testing.assert_close(la[:, 0, :12, :12][:, causal], lb[:, 0, :12, :12][:, causal])
+    torch.testing.assert_close(a.logits[0, :12], b.logits[0, :12], atol=1e-5, rtol=1e-4)
+    assert not torch.equal(a.keys, b.keys)  # and the later tokens do change what later queries keep
+    # the logits are the masked forward pass with exactly those masks
+    again = masked_forward(model, ids[None], key_keep=a.keys[:, 0])
+    torch.testing.assert_close(again.logits, a.logits, atol=1e-5, rtol=1e-4)
+
+
+def test_feature_tef_scorer_scores_per_query_and_round_trips(tmp_path, model, ids):
+    heads = _feature_heads(ALL_FEATURES, recent=2)
+    scorer = get_scorer("tef_causal", heads=heads)
+    s = scorer.score(model, ids)
+    n = ids.numel()
+    assert s.values.shape == (2, n, n) and s.per_query and (s.values.triu(1) == 0).all()
+    fp = scorer.filtered(model, ids, s, 0.6)
+    # the keep rule on the scores (the Text page's strip) reproduces the pass's masks
+    assert torch.equal(fp.masks.keys, s.causal_ranking.mask(0.6, sink=True, recent=2))
+    assert 0 < fp.masks.kept_fraction < 1
+    heads.save(tmp_path / "tef")
+    assert json.loads((tmp_path / "tef" / "tef.json").read_text())["features"] == ALL_FEATURES
+    back = TEFHeads.load(tmp_path / "tef")
+    torch.testing.assert_close(back(model, ids, 0.6).logits, heads(model, ids, 0.6).logits)
+
+
+def test_train_feature_tef_with_the_next_token_objective(tmp_path, tiny_lm_dir, tiny_corpus, capsys):
+    """`python -m tefviz.train.tef` trains every feature weight, records its own command, exports
+    a checkpoint that `eval text` runs, and refuses to resume with another feature set."""
+    from safetensors.torch import load_file
+
+    from tefviz.train.tef import main as train_main
+
+    run = tmp_path / "run"
+    args = ["--base", str(tiny_lm_dir), "--corpus", str(tiny_corpus), "--run-dir", str(run),
+            "--features", "age,attention,sharpness,key_norm,accumulated", "--objective", "ce",
+            "--t-max", "0.9",
+            "--steps", "4", "--batch-size", "2", "--block-size", "32", "--save-every", "2",
+            "--eval-batches", "1"]
+    train_main(args)
+    state = load_file(str(run / "state" / "heads.safetensors"))
+    assert state["mix"].shape == (2, 3) and not torch.equal(state["mix"][:, 0], torch.ones(2))
+    assert state["age_prior"].abs().sum() > 0 and state["sharpness.1.weight"].abs().sum() > 0
+    progress = json.loads((run / "state" / "progress.json").read_text())
+    assert progress["commands"][0].startswith("python -m tefviz.train.tef --base")
+    assert "ce" in progress["log"][-1]
+    with pytest.raises(InputError, match="feature set"):
+        train_main([*args[:7], "age", *args[8:], "--steps", "5"])
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    import shutil
+
+    shutil.copytree(tiny_lm_dir, ck / "tefviz-lm")
+    out = ck / "tef-feat"
+    assert main(["export", "tef", "--run-dir", str(run), "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["features"] == ALL_FEATURES and card["training"]["config"]["objective"] == "ce"
+    assert TEFHeads.load(out).config.train_t == [0.5, 0.9]
+    table_path = tmp_path / "eval.json"
+    assert main(["eval", "text", "--lm", str(ck / "tefviz-lm"), "--tef", str(out), "--windows", "2",
+                 "--block", "32", "--out", str(table_path)]) == 0
+    rows = json.loads(table_path.read_text())["scorers"][out.name]["rows"]
+    assert rows[-1]["kept_fraction"] < rows[0]["kept_fraction"] == 1.0

@@ -15,12 +15,21 @@ causal (this project's): score s = Linear(LayerNorm(h)); query i keeps the keys 
     block while its own prediction is made in full, as the newest token is in decoding; the
     LM is frozen and the heads learn by distillation: KL(dense || dropped) with t drawn from
     U(t_min, 1) and a straight-through hard mask.
+causal with features (`TEFConfig.features`, empty for the original heads): the score of key j
+    for query i at layer l adds to the head's score of h_j learned per-layer terms read from the
+    dense pass of the prefix: the query's own attention to j ("attention", TOVA's signal), the
+    attention j has received so far ("accumulated", H2O's), j's key norm ("key_norm") and a
+    prior over the age i - j in log2 buckets ("age", a learned recency window), all of these
+    scaled per query by exp(Linear(h_i)) of the query's own hidden state ("sharpness": how
+    peaked its shares are, so how much it keeps, per context). The scores are
+    then per query, (L, n, n); the keep rule is the same. Read from a dense pass, as the KV-cache
+    baselines are, and initialised to TOVA (attention weight 1, everything else 0).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +39,7 @@ from torch import nn
 
 from tefviz.device import pick_device, place_beside
 from tefviz.errors import CheckpointError, InputError
-from tefviz.lm import LayerEdit, intervene, model_parts
+from tefviz.lm import Capture, LayerEdit, intervene, model_parts
 from tefviz.lm.forward import check_length
 from tefviz.text.keep import cumulative_keep_mask
 
@@ -38,6 +47,11 @@ VARIANTS = ("paper", "causal")
 TEF_CONFIG = "tef.json"
 TEF_WEIGHTS = "tef.safetensors"
 TEF_MODEL_TYPE = "tefviz-tef"  # config.json model_type of a heads-only checkpoint
+# per-query features a causal TEF may add to its heads' scores (TEFConfig.features)
+FEATURES = ("attention", "accumulated", "key_norm", "age", "sharpness")
+_SCALAR_FEATURES = ("attention", "accumulated", "key_norm")  # one learned weight per layer each
+AGE_BUCKETS = 12  # age 0, 1, 2-3, 4-7, ..., 1024 and more
+_LOG_EPS = 1e-6
 
 
 @dataclass
@@ -50,10 +64,23 @@ class TEFConfig:
     sink: bool = True  # causal: the first token is always kept
     recent: int = 0  # causal: each query also keeps this many predecessors
     gate_l1: float = 0.01  # paper: weight of the mean-gate penalty
+    # causal: per-query features beside the hidden state (FEATURES); empty: the original heads
+    features: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise InputError(f"unknown TEF variant {self.variant!r}; choose one of {VARIANTS}")
+        unknown = sorted(set(self.features or ()) - set(FEATURES))
+        if unknown:
+            raise InputError(f"unknown TEF features {unknown}; choose from {FEATURES}")
+        self.features = [f for f in FEATURES if f in set(self.features or ())]  # canonical order
+        if self.features and self.variant != "causal":
+            raise InputError("features are for the causal TEF variant only")
+
+    @property
+    def per_query(self) -> bool:
+        """Scores depend on the query (L, n, n), read from a dense pass first."""
+        return bool(self.features)
 
 
 @dataclass
@@ -79,6 +106,23 @@ class TEFHeads(nn.Module):
             for h in self.heads:
                 nn.init.normal_(h.weight, std=0.02)
                 nn.init.zeros_(h.bias)
+            scalars = [f for f in config.features if f in _SCALAR_FEATURES]
+            if scalars:
+                # per layer, one weight per scalar feature; the attention starts at 1 (TOVA)
+                init = torch.tensor([1.0 if f == "attention" else 0.0 for f in scalars])
+                self.mix = nn.Parameter(init.expand(config.n_layer, -1).clone())
+            if "age" in config.features:
+                self.age_prior = nn.Parameter(torch.zeros(config.n_layer, AGE_BUCKETS))
+            if "sharpness" in config.features:
+                # per layer, query i's own hidden state scales its feature terms by exp(Linear(h_i)):
+                # sharper (TOVA-like) or flatter (towards the recency window) per context; starts at 1
+                self.sharpness = nn.ModuleList(nn.Linear(config.d_model, 1) for _ in range(config.n_layer))
+                for lin in self.sharpness:
+                    nn.init.zeros_(lin.weight)
+                    nn.init.zeros_(lin.bias)
+            if config.features:
+                for h in self.heads:  # start from the features alone (TOVA when "attention" is on)
+                    nn.init.zeros_(h.weight)
 
     # -- the two forward passes -------------------------------------------------------------
 
@@ -96,6 +140,8 @@ class TEFHeads(nn.Module):
             ids = ids[None]
         check_length(parts, ids.shape[1])
         place_beside(self, parts.embedding.weight)  # heads stay fp32, on the LM's device
+        if self.config.per_query:
+            return self._forward_per_query(model, ids, t, tau)
         plan = _PaperPlan(self, float(t)) if self.config.variant == "paper" else _CausalPlan(self, t, tau)
         with intervene(model, plan):
             logits = model(input_ids=ids, use_cache=False).logits
@@ -103,6 +149,63 @@ class TEFHeads(nn.Module):
         if self.config.variant == "paper":
             return TEFPass(logits, scores, torch.stack(plan.kept), None)
         return TEFPass(logits, scores, None, torch.stack(plan.kept))
+
+    def per_query_logits(self, model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+        """(L, B, n, n) logits of a causal TEF with features: row i scores keys 0..i as query i
+        sees them (entries above the diagonal are meaningless), from a dense pass of ids (B, n).
+        Gradients reach the heads; the LM's pass runs without them."""
+        cfg = self.config
+        recorder = _Recorder()
+        wants_keys = "key_norm" in cfg.features
+        wants_attention = any(f in cfg.features for f in ("attention", "accumulated"))
+        capture = Capture(weights=wants_attention, qkv=wants_keys)
+        with torch.no_grad(), intervene(model, recorder, capture):
+            model(input_ids=ids, use_cache=False)
+        n = ids.shape[1]
+        scalars = [f for f in cfg.features if f in _SCALAR_FEATURES]
+        if "age" in cfg.features:
+            age = torch.arange(n, device=ids.device)
+            age = (age[:, None] - age[None, :]).clamp_min(0)
+            bucket = torch.where(age > 0, torch.floor(torch.log2(age.clamp_min(1).float())).long() + 1, 0)
+            bucket = bucket.clamp_max(AGE_BUCKETS - 1)
+        out = []
+        for layer in range(cfg.n_layer):
+            head, norm = self.heads[layer], self.norms[layer]
+            hn = norm(recorder.inputs[layer].to(norm.weight.dtype))
+            logit = torch.zeros((), device=ids.device)
+            rec = capture.records.get(layer)
+            for k, f in enumerate(scalars):
+                if f == "attention":
+                    feat = (rec.weights.float().mean(1) + _LOG_EPS).log()  # (B, q, k)
+                elif f == "accumulated":
+                    feat = (rec.weights.float().mean(1).cumsum(1) + _LOG_EPS).log()
+                else:  # key norm, mean over heads; low norms were the ones to keep (Devoto et al.)
+                    feat = rec.key.float().norm(dim=-1).mean(1).clamp_min(_LOG_EPS).log()[:, None, :]
+                logit = logit + self.mix[layer, k] * feat
+            if "age" in cfg.features:
+                logit = logit + self.age_prior[layer][bucket]
+            if "sharpness" in cfg.features:
+                logit = logit * self.sharpness[layer](hn).squeeze(-1).float().exp()[:, :, None]  # row i: h_i
+            logit = logit + head(hn).squeeze(-1).float()[:, None, :]  # (B, 1, n): the key's own score
+            out.append(logit.expand(ids.shape[0], n, n))
+        return torch.stack(out)
+
+    def _forward_per_query(self, model, ids, t, tau) -> TEFPass:
+        logits = self.per_query_logits(model, ids)  # (L, B, n, n)
+        b = ids.shape[0]
+        t_rows = torch.as_tensor(t, dtype=torch.float32, device=ids.device).reshape(-1).expand(b)
+        cfg = self.config
+        weights, kept, scores = [], [], []
+        for layer in range(cfg.n_layer):
+            w, keep, e = per_query_key_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
+            weights.append(w)
+            kept.append(keep)
+            scores.append(e.detach())
+        dense = tau is None and isinstance(t, float | int) and t >= 1
+        plan = None if dense else _KeyPlan(kept if tau is None else weights)
+        with intervene(model, plan):
+            out = model(input_ids=ids, use_cache=False).logits
+        return TEFPass(out, torch.stack(scores), None, torch.stack(kept))
 
     # -- files ------------------------------------------------------------------------------
 
@@ -132,6 +235,28 @@ class TEFHeads(nn.Module):
         except RuntimeError as e:
             raise CheckpointError(f"{path.name!r}: {TEF_WEIGHTS} does not fit {TEF_CONFIG}", str(e)) from e
         return heads.eval().to(pick_device(device))
+
+
+class _Recorder:
+    """A plan that edits nothing and keeps each layer's input."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[int, torch.Tensor] = {}
+
+    def edit(self, layer: int, h: torch.Tensor) -> None:
+        self.inputs[layer] = h.detach()
+        return None
+
+
+class _KeyPlan:
+    """Fixed per-layer key weights or masks (B, n, n)."""
+
+    def __init__(self, keys: list[torch.Tensor]) -> None:
+        self.keys = keys
+
+    def edit(self, layer: int, h: torch.Tensor) -> LayerEdit:
+        k = self.keys[layer]
+        return LayerEdit(key_weight=k if k.dtype == torch.bool else k.to(h.dtype))
 
 
 class _PaperPlan:
@@ -226,6 +351,40 @@ def causal_key_weights(
     soft = torch.where(always, torch.ones_like(soft), soft) * causal
     weights = hard.float() + (soft - soft.detach())
     return weights, hard
+
+
+def per_query_key_weights(
+    logit: torch.Tensor, t: torch.Tensor, sink: bool, recent: int, tau: float | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`causal_key_weights` for per-query logits (B, n, n) (row i: query i's view of keys
+    0..i): -> (weights, hard mask, scores), each (B, n, n). scores: exp(logit - the row's
+    maximum) on visible keys, 0 above the diagonal; the hard mask is exactly
+    `CausalRanking(scores).mask(t, sink, recent)`'s (the same arithmetic), so the Text page's
+    keep rule on these scores reproduces the pass.
+    """
+    n = logit.shape[-1]
+    causal = _causal(n, logit.device)
+    masked = logit.masked_fill(~causal, float("-inf"))
+    e = (masked - masked.detach().amax(-1, keepdim=True)).exp()  # (B, q, k), 0 where invisible
+    s = e.detach().masked_fill(~causal, -1.0)
+    order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
+    running = torch.gather(s, -1, order).clamp_min_(0).cumsum_(-1)
+    total = running[..., -1:].clone()
+    at_or_above = torch.empty_like(running).scatter_(-1, order, running)
+    tt = t.to(logit.dtype)[:, None, None]
+    keep = (at_or_above <= tt * total * (1 + 1e-6)) | (total <= 0) | (tt >= 1.0)
+    keep.scatter_(-1, order[..., :1], True)  # each query's top key
+    keep = (keep | _always_kept(n, sink, recent, logit.device)) & causal
+    if tau is None:
+        return keep.float(), keep, e.detach()
+    # relax on the share strictly above a key (see causal_key_weights), with gradients through
+    # every key's mass
+    e_sorted = torch.gather(e, -1, order)
+    running_g = e_sorted.cumsum(-1)
+    above = (running_g - e_sorted) / running_g[..., -1:].clamp_min(1e-30)
+    soft = torch.empty_like(above).scatter(-1, order, torch.sigmoid((tt - above) / tau))
+    soft = torch.where(_always_kept(n, sink, recent, logit.device), torch.ones_like(soft), soft) * causal
+    return keep.float() + (soft - soft.detach()), keep, e.detach()
 
 
 @lru_cache(maxsize=8)

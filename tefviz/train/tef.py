@@ -3,8 +3,13 @@
 paper:  the LM is fine-tuned together with its gates, loss = CE + gate_l1 * mean gate, with the
         mask on at t (0.99), AdamW at 5e-5 as published.
 causal: the LM is frozen; only the heads (one Linear + LayerNorm per block) learn, by
-        distillation: KL(dense LM || LM with keys dropped) with t ~ U(t_min, 1) per sequence and
-        a straight-through hard mask.
+        distillation: KL(dense LM || LM with keys dropped) with t ~ U(t_min, t_max) per sequence
+        and a straight-through hard mask. With `features` (see `tefviz.text.tef.FEATURES`) the
+        heads also weigh per-query signals (the query's attention, accumulated attention, key
+        norm, a learned prior over age); with `objective="ce"` they learn from the next tokens
+        themselves rather than from the dense model (a pruned context can predict better than
+        the full one, as TOVA shows out of domain, and distillation cannot learn that).
+        Their own main: `python -m tefviz.train.tef --help` (the train tef CLI plus these).
 The run is resumable: its state (heads, the paper variant's LM, optimizer, progress) is
 saved every `save_every` steps in the run directory; running the same command continues.
 """
@@ -48,6 +53,11 @@ class TEFTrainConfig:
     lr: float | None = None  # the LM's learning rate (paper variant only)
     lr_heads: float | None = None
     t: float | None = None  # paper: the training threshold; causal: the lowest threshold sampled
+    t_max: float = 1.0  # causal: the highest threshold sampled
+    features: list[str] = field(default_factory=list)  # causal: per-query features (empty: none)
+    objective: str = "kl"  # causal: "kl" (distil from the dense LM) or "ce" (the next tokens)
+    lr_features: float | None = None  # causal: learning rate of the feature weights (default 3 x lr_heads)
+    init_from: Path | None = None  # causal: start from another run's heads (the tensors that fit)
     tau: float = 0.05  # causal: straight-through temperature
     sink: bool = True
     recent: int = 0
@@ -68,12 +78,20 @@ class TEFTrainConfig:
                 setattr(self, k, v)
         if not 0.0 < self.t <= 1.0:
             raise InputError(f"t must lie in (0, 1], got {self.t}")
+        if self.variant == "causal" and not self.t <= self.t_max <= 1.0:
+            raise InputError(f"t_max must lie in [t, 1], got {self.t_max}")
+        if self.objective not in ("kl", "ce"):
+            raise InputError(f"unknown objective {self.objective!r}; choose kl or ce")
+        if self.lr_features is None:
+            self.lr_features = 3 * self.lr_heads
+        self.features = list(self.features or [])
         if self.steps < 1 or self.batch_size < 1 or self.block_size < 2:
             raise InputError("steps, batch size and block size must be positive")
 
     def as_json(self) -> dict:
         d = asdict(self)
         d["corpus_dir"], d["run_dir"] = str(self.corpus_dir), str(self.run_dir)
+        d["init_from"] = None if self.init_from is None else str(self.init_from)
         d.pop("argv")
         return d
 
@@ -103,14 +121,19 @@ def tef_loss(heads: TEFHeads, model, x: torch.Tensor, cfg: TEFTrainConfig, rng: 
         kept = out.tokens.float().mean()
         info = {"ce": float(ce.detach()), "gate": float(gate.detach()), "kept": float(kept)}
         return ce + cfg.gate_l1 * gate, info
+    t = torch.from_numpy(rng.uniform(cfg.t, cfg.t_max, size=ids.shape[0])).float().to(ids.device)
+    n = ids.shape[1]
+    if cfg.objective == "ce":
+        out = heads(model, ids, t, tau=cfg.tau)
+        ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), target.flatten())
+        kept = (out.keys.float().sum(-1) / torch.arange(1, n + 1, device=ids.device)).mean()
+        return ce, {"ce": float(ce.detach()), "kept": float(kept)}
     with torch.no_grad():
         dense = model(input_ids=ids).logits.float().log_softmax(-1)
-    t = torch.from_numpy(rng.uniform(cfg.t, 1.0, size=ids.shape[0])).float()
     out = heads(model, ids, t, tau=cfg.tau)
     logq = out.logits.float().log_softmax(-1)
     kl = (dense.exp() * (dense - logq)).sum(-1).mean()
-    n = ids.shape[1]
-    kept = (out.keys.float().sum(-1) / torch.arange(1, n + 1)).mean()
+    kept = (out.keys.float().sum(-1) / torch.arange(1, n + 1, device=ids.device)).mean()
     return kl, {"kl": float(kl.detach()), "kept": float(kept)}
 
 
@@ -149,9 +172,22 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     parts = model_parts(model)
     tcfg = TEFConfig(variant=cfg.variant, n_layer=parts.n_layer, d_model=parts.d_model,
                      base=str(cfg.base), train_t=[cfg.t] if cfg.variant == "paper" else [cfg.t, 1.0],
-                     sink=cfg.sink, recent=cfg.recent, gate_l1=cfg.gate_l1)
+                     sink=cfg.sink, recent=cfg.recent, gate_l1=cfg.gate_l1,
+                     features=cfg.features if cfg.variant == "causal" else [])
+    if cfg.variant == "causal":
+        tcfg.train_t = [cfg.t, cfg.t_max]
     heads = TEFHeads(tcfg).to(device)
-    groups = [{"params": list(heads.parameters()), "lr": cfg.lr_heads, "base_lr": cfg.lr_heads}]
+    if cfg.init_from is not None:
+        own = heads.state_dict()
+        start = {k: v for k, v in load_file(str(Path(cfg.init_from) / "state" / "heads.safetensors")).items()
+                 if k in own and own[k].shape == v.shape}
+        heads.load_state_dict(start, strict=False)
+    is_feature = (lambda name: name in ("mix", "age_prior") or name.startswith("sharpness."))  # noqa: E731
+    feature_params = [p for name, p in heads.named_parameters() if is_feature(name)]
+    groups = [{"params": [p for name, p in heads.named_parameters() if not is_feature(name)],
+               "lr": cfg.lr_heads, "base_lr": cfg.lr_heads}]
+    if feature_params:
+        groups.append({"params": feature_params, "lr": cfg.lr_features, "base_lr": cfg.lr_features})
     if cfg.variant == "paper":
         model.train()
         for p in model.parameters():
@@ -166,15 +202,16 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     if (state / "progress.json").is_file():
         progress = json.loads((state / "progress.json").read_text())
         saved = json.loads((state / "config.json").read_text())
-        if {k: saved.get(k) for k in ("variant", "base", "block_size")} != {
-                k: cfg.as_json()[k] for k in ("variant", "base", "block_size")}:
-            raise InputError(f"{cfg.run_dir} holds a run of another variant, base or block size")
+        same = ("variant", "base", "block_size", "features")
+        now = cfg.as_json()
+        if {k: saved.get(k, [] if k == "features" else None) for k in same} != {k: now[k] for k in same}:
+            raise InputError(f"{cfg.run_dir} holds a run of another variant, base, block size or feature set")
         heads.load_state_dict(load_file(str(state / "heads.safetensors")))
         if cfg.variant == "paper":
             model.load_state_dict(load_file(str(state / "model.safetensors")), strict=False)
             model.tie_weights()
         opt.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
-    progress["commands"].append(command_line(cfg.argv))
+    progress["commands"].append(cfg.extra.get("command") or command_line(cfg.argv))
     rng = np.random.default_rng([cfg.seed, progress["step"]])
     heads.train()
     t_last = time.time()
@@ -225,6 +262,22 @@ def _save_state(state: Path, heads, model, opt, progress: dict, cfg: TEFTrainCon
     tmp.rename(state)
 
 
+def _training_data(corpus_dir: Path) -> dict:
+    """The card's training data: the corpus manifest's sources when it has one."""
+    manifest = corpus_dir / "manifest.json"
+    if not manifest.is_file():
+        return {"sources": [{"name": "the base LM's corpus",
+                             "description": "train split of the corpus the base LM was trained on",
+                             "licence": "see the base model's card"}]}
+    m = json.loads(manifest.read_text())
+    train = m.get("splits", {}).get("train", {})
+    return {"corpus": corpus_dir.name, "split": "train",
+            "sources": [{k: src.get(k) for k in ("name", "package", "licence", "description")}
+                        for src in m.get("sources", [])],
+            "documents_by_source": train.get("by_source"), "sha256": train.get("sha256"),
+            "note": "KJV Genesis and the Debian Reference (evaluation texts) are in no training corpus"}
+
+
 def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict:
     """Write a TEF checkpoint from a run's state.
 
@@ -262,16 +315,20 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
         "kind": "tef",
         "summary": ("The paper's TEF (GPT2-TEF design): sigmoid gates per layer, the LM fine-tuned with them"
                     if heads_cfg.variant == "paper" else
-                    "Causal TEF heads (one LayerNorm + Linear per layer) for a frozen LM, distilled from it"),
+                    "Causal TEF heads (one LayerNorm + Linear per layer) for a frozen LM, distilled from it"
+                    if not heads_cfg.features else
+                    "Causal TEF heads for a frozen LM: one LayerNorm + Linear per layer on the hidden "
+                    "state plus learned per-layer weights of per-query features "
+                    f"({', '.join(heads_cfg.features)}), trained on "
+                    + ("the next tokens" if cfg.get("objective") == "ce" else "the dense LM's logits")),
         "variant": heads_cfg.variant,
+        "features": heads_cfg.features,
         "base_model": heads_cfg.base,
         "architecture": {"heads": heads_cfg.n_layer, "width": heads_cfg.d_model,
                          "head_parameters": sum(p.numel() for p in heads.parameters()),
                          "class": type(lm.model).__name__ if heads_cfg.variant == "paper" else "TEFHeads",
                          "base_architecture": lm.model.config.model_type},
-        "training_data": {"sources": [{"name": "the base LM's corpus",
-                                       "description": "train split of the corpus the base LM was trained on",
-                                       "licence": "see the base model's card"}]},
+        "training_data": _training_data(Path(cfg["corpus_dir"])),
         "licence": {"model": "derived from the base LM and its training data; their licences apply"},
         "training": {
             "command": command or " && ".join(dict.fromkeys(progress.get("commands", []))),
@@ -287,3 +344,44 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tefviz.train.tef`: `python -m tefviz train tef` for the causal variant, plus the
+    options that command does not have yet (features, objective, t_max, lr_features)."""
+    import argparse
+    import shlex
+    import sys
+
+    from tefviz.text.tef import FEATURES
+
+    p = argparse.ArgumentParser(prog="python -m tefviz.train.tef", description=main.__doc__)
+    p.add_argument("--variant", choices=["paper", "causal"], default="causal")
+    p.add_argument("--base", default="checkpoints/tefviz-lm")
+    p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--export", type=Path, default=None, help="export a checkpoint here when done")
+    p.add_argument("--no-sink", action="store_true")
+    p.add_argument("--features", default="", help=f"comma-separated, from {','.join(FEATURES)}")
+    p.add_argument("--objective", choices=["kl", "ce"], default="kl")
+    p.add_argument("--init-from", type=Path, default=None, help="start from this run directory's heads")
+    for name, typ in (("steps", int), ("batch_size", int), ("block_size", int), ("lr", float),
+                      ("lr_heads", float), ("lr_features", float), ("t", float), ("t_max", float),
+                      ("tau", float), ("recent", int), ("seed", int), ("max_minutes", float),
+                      ("save_every", int), ("eval_batches", int)):
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+    args = p.parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in (
+        "corpus", "export", "no_sink", "features", "variant", "base", "run_dir", "objective")}
+    argv = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m tefviz.train.tef", *map(shlex.quote, argv)])
+    cfg = TEFTrainConfig(variant=args.variant, base=args.base, corpus_dir=args.corpus, run_dir=args.run_dir,
+                         sink=not args.no_sink, features=[f for f in args.features.split(",") if f],
+                         objective=args.objective, extra={"command": command}, **given)
+    train_tef(cfg)
+    if args.export:
+        export_tef(cfg.run_dir, args.export)
+
+
+if __name__ == "__main__":
+    main()
