@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from tefviz.attention.approx import APPROXIMATIONS, exact_attention, make_approximation
-from tefviz.attention.bench import run_isolated
+from tefviz.attention.bench import run_cases
 from tefviz.bench import PeakMemory, describe_device, save_results, time_calls
 from tefviz.errors import InputError
 
@@ -99,25 +99,9 @@ def bench_approx(
         "device": describe_device(dev, "float32"),
         "runs": [],
     }
-    cases = [(m, n) for n in sorted(lengths) for m in methods]
-    for i, (m, n) in enumerate(cases):
-        if progress:
-            progress(i / len(cases), f"{m} at {n} tokens")
-        spec = json.dumps(
-            {
-                "method": m,
-                "n": n,
-                "heads": heads,
-                "head_dim": head_dim,
-                "repeats": repeats,
-                "device": dev,
-                "causal": causal,
-            }
-        )
-        row = run_isolated("tefviz.attention.approx_bench", spec, {"method": m, "n": n}, timeout_s)
-        results["runs"].append(row)
-    if progress:
-        progress(1.0, "done")
+    cases = [{"method": m, "n": n, "heads": heads, "head_dim": head_dim, "repeats": repeats, "device": dev,
+              "causal": causal} for n in sorted(lengths) for m in methods]
+    results["runs"] = run_cases("tefviz.attention.approx_bench", cases, "method", timeout_s, progress)
     results["slopes"] = fitted_slopes(results["runs"])
     save_results(results, out)
     return results

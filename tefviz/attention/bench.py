@@ -125,20 +125,27 @@ def bench_attention(
     dev = str(device or pick_device())
     results = {"pattern": pattern, "params": params, "heads": heads, "head_dim": head_dim,
                "dtype": dtype, "device": describe_device(dev), "runs": []}
-    cases = [(impl, n) for n in lengths for impl in impls]
-    for i, (impl, n) in enumerate(cases):
-        if progress:
-            progress(i / len(cases), f"{impl} at {n} tokens")
-        spec = json.dumps({"impl": impl, "pattern": pattern, "params": params, "n": n,
-                           "heads": heads, "head_dim": head_dim, "repeats": repeats, "device": dev,
-                           "dtype": dtype})
-        row = run_isolated("tefviz.attention.bench", spec, {"impl": impl, "n": n}, timeout_s)
-        results["runs"].append(row)
-    if progress:
-        progress(1.0, "done")
+    cases = [{"impl": impl, "pattern": pattern, "params": params, "n": n, "heads": heads,
+              "head_dim": head_dim, "repeats": repeats, "device": dev, "dtype": dtype}
+             for n in lengths for impl in impls]
+    results["runs"] = run_cases("tefviz.attention.bench", cases, "impl", timeout_s, progress)
     results["speedups_vs_dense"] = speedups(results["runs"])
     save_results(results, out)
     return results
+
+
+def run_cases(module: str, cases: list[dict], name_key: str, timeout_s: float, progress=None) -> list[dict]:
+    """Each case (the JSON spec `python -m module` takes) in a process of its own, one after the
+    other, with progress named by the case's `name_key` and length; a row per case."""
+    rows = []
+    for i, case in enumerate(cases):
+        if progress:
+            progress(i / len(cases), f"{case[name_key]} at {case['n']} tokens")
+        ident = {name_key: case[name_key], "n": case["n"]}
+        rows.append(run_isolated(module, json.dumps(case), ident, timeout_s))
+    if progress:
+        progress(1.0, "done")
+    return rows
 
 
 def run_isolated(module: str, spec: str, ident: dict, timeout_s: float) -> dict:
