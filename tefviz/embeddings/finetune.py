@@ -32,18 +32,22 @@ from tefviz.train.tef import encode_split
 
 @dataclass
 class FinetuneConfig:
-    method: str
-    knobs: dict
-    base: str = "checkpoints/tefviz-lm"
-    corpus_dir: Path = Path("data/corpus")
-    run_dir: Path = Path("runs/embeddings-finetune")
-    steps: int = 200
-    batch_size: int = 8
-    block_size: int = 256
-    lr: float = 1e-3
-    heldout_windows: int = 4
-    max_minutes: float | None = None
-    seed: int = 0
+    """One `train embeddings` run; `python -m tefviz train embeddings` has one flag per field."""
+
+    method: str = field(metadata={"help": "the compressor to fine-tune", "choices": COMPRESSORS.names})
+    knobs: dict[str, int] = field(
+        default_factory=dict, metadata={"help": "compressor setting, name=int (repeat)", "flag": "--knob"})
+    base: str = field(default="checkpoints/tefviz-lm", metadata={"help": "LM checkpoint dir or hub name"})
+    corpus_dir: Path = field(
+        default=Path("data/corpus"), metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"})
+    run_dir: Path = field(default=Path("runs/embeddings-finetune"), metadata={"help": "run directory"})
+    steps: int = field(default=200, metadata={"help": "optimiser steps"})
+    batch_size: int = field(default=8, metadata={"help": "windows per step"})
+    block_size: int = field(default=256, metadata={"help": "window length (at most the LM's context)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    heldout_windows: int = field(default=4, metadata={"help": "held-out windows for the perplexities"})
+    max_minutes: float | None = field(default=None, metadata={"help": "stop after this many minutes"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
     command: str = ""
     extra: dict = field(default_factory=dict)
 

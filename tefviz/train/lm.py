@@ -70,34 +70,47 @@ LLAMA_FIELDS = ("arch", "n_kv_head", "intermediate_size", "rope_theta")
 
 @dataclass
 class TrainConfig:
-    corpus_dir: Path
-    run_dir: Path
-    n_layer: int = 6
-    n_embd: int = 256
-    n_head: int = 4
-    block_size: int = 512
-    vocab_size: int = 8192
-    dropout: float = 0.1
-    batch_size: int = 8
-    lr: float = 1.5e-3
-    min_lr_frac: float = 0.05
-    weight_decay: float = 0.1
-    warmup_steps: int = 200
-    max_steps: int = 20_000
-    max_minutes: float | None = None
-    finish_by: float | None = None  # unix time by which the run must have ended (saved)
-    eval_every: int = 500
-    eval_windows: int = 64
-    save_every: int = 250
-    seed: int = 0
-    device: str | None = None
-    dtype: str | None = None
+    """One `train lm` run; `python -m tefviz train lm` has one flag per field (help: the metadata)."""
+
+    corpus_dir: Path = field(
+        default=Path("data/corpus"), metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"})
+    run_dir: Path = field(
+        default=Path("runs/lm"), metadata={"help": "run directory: tokenizer, tokens, resumable state"})
+    n_layer: int = field(default=6, metadata={"help": "transformer blocks"})
+    n_embd: int = field(default=256, metadata={"help": "model width"})
+    n_head: int = field(default=4, metadata={"help": "attention heads"})
+    block_size: int = field(default=512, metadata={"help": "context length in tokens"})
+    vocab_size: int = field(
+        default=8192, metadata={"help": "BPE vocabulary (the tokenizer is trained once per run)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout probability"})
+    batch_size: int = field(default=8, metadata={"help": "windows per step (per process)"})
+    lr: float = field(default=1.5e-3, metadata={"help": "peak learning rate"})
+    min_lr_frac: float = field(
+        default=0.05, metadata={"help": "the cosine schedule ends at this fraction of lr"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps"})
+    max_steps: int = field(default=20_000, metadata={"help": "step budget"})
+    max_minutes: float | None = field(
+        default=None, metadata={"help": "time budget (the schedule follows whichever ends first)"})
+    finish_by: float | None = field(
+        default=None, metadata={"help": "unix time by which training must end (the time budget shrinks)"})
+    eval_every: int = field(
+        default=500, metadata={"help": "evaluate on the valid split every this many steps"})
+    eval_windows: int = field(default=64, metadata={"help": "valid windows per evaluation"})
+    save_every: int = field(default=250, metadata={"help": "save the resumable state every this many steps"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (unset: the device policy's)"})
+    dtype: str | None = field(
+        default=None, metadata={"help": "float32, bfloat16, ... (unset: the device policy's)"})
     argv: list[str] | None = None  # the CLI arguments, recorded in the model card
     extra: dict = field(default_factory=dict)
-    arch: str = "gpt2"
-    n_kv_head: int | None = None  # llama: key/value heads (grouped-query attention); None = n_head
-    intermediate_size: int | None = None  # llama: SwiGLU width; None = 8/3 n_embd rounded to 32
-    rope_theta: float = 10000.0  # llama: rotary base
+    arch: str = field(
+        default="gpt2", metadata={"help": "architecture (gpt2 without a preset)", "choices": ARCHS})
+    n_kv_head: int | None = field(
+        default=None, metadata={"help": "llama: key/value heads, grouped-query attention (unset: n_head)"})
+    intermediate_size: int | None = field(
+        default=None, metadata={"help": "llama: SwiGLU width (unset: 8/3 n_embd rounded to 32)"})
+    rope_theta: float = field(default=10000.0, metadata={"help": "llama: rotary base"})
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
