@@ -14,28 +14,9 @@ from tefviz.errors import InputError
 
 HELP = "train models"
 
-# TEMPORARY: help for the fields of TEFTrainConfig and ImageTrainConfig, until their files (being
-# edited by other work) carry it as field(metadata={"help": ...}) like TrainConfig and
-# FinetuneConfig do; then delete these. A field's own metadata wins over an entry here.
-TEF_HELP = {
-    "variant": "paper: the LM fine-tuned with its gates; causal: heads for a frozen LM",
-    "base": "LM checkpoint dir or hub name",
-    "corpus_dir": "corpus dir (train/valid/test.txt)",
-    "run_dir": "run directory (resumable state)",
-    "lr": "the LM's learning rate (paper only)",
-    "lr_heads": "the heads' learning rate",
-    "t": "paper: the training threshold; causal: the lowest threshold sampled",
-    "t_max": "causal: the highest threshold sampled",
-    "features": "causal: per-query features the heads also weigh",
-    "objective": "causal: kl (distil from the dense LM) or ce (the next tokens)",
-    "lr_features": "causal: learning rate of the feature weights (default: 3 x lr_heads)",
-    "init_from": "causal: start from this run directory's heads (the tensors that fit)",
-    "tau": "causal: straight-through temperature",
-    "sink": "causal: do not always keep the first token",
-    "recent": "always keep this many most recent tokens",
-    "gate_l1": "weight of the mean-gate penalty",
-    "max_minutes": "stop (saved) after this many minutes",
-}
+# TEMPORARY: help for the fields of ImageTrainConfig, until train/images.py (being edited by other
+# work) carries it as field(metadata={"help": ...}) like the other configs; then delete this.
+# A field's own metadata wins over an entry here.
 IMAGES_HELP = {
     "tokenizer": "image tokenizer the classifier reads",
     "run_dir": "run directory",
@@ -80,12 +61,11 @@ def _run_lm(args: argparse.Namespace) -> None:
 
 
 def _add_tef(p: argparse.ArgumentParser) -> None:
-    from tefviz.train.tef import DEFAULTS, TEFTrainConfig
+    from tefviz.train.tef import TEFTrainConfig
 
     notes = {"run_dir": "runs/tef-<variant>", **dict.fromkeys(("lr", "lr_heads", "t"), "the variant's")}
     add_config_arguments(
-        p, TEFTrainConfig, help=TEF_HELP, choices={"variant": sorted(DEFAULTS)},
-        flags={"corpus_dir": "--corpus"},
+        p, TEFTrainConfig,
         defaults={"base": "checkpoints/tefviz-lm", "corpus_dir": Path("data/corpus"), "run_dir": None},
         default_note=notes)
     p.add_argument("--export", type=Path, default=None, help=EXPORT_HELP)

@@ -32,7 +32,7 @@ from tefviz.device import device_of
 from tefviz.errors import DataError, InputError
 from tefviz.lm import model_parts
 from tefviz.models import load_causal_lm
-from tefviz.text.tef import TEF_MODEL_TYPE, TEFConfig, TEFHeads
+from tefviz.text.tef import FEATURES, TEF_MODEL_TYPE, TEFConfig, TEFHeads
 from tefviz.train.lm import _batch, command_line
 
 DEFAULTS = {
@@ -43,30 +43,38 @@ DEFAULTS = {
 
 @dataclass
 class TEFTrainConfig:
-    variant: str
-    base: str  # LM checkpoint name, directory or hub name
-    corpus_dir: Path
-    run_dir: Path
-    steps: int = 400
-    batch_size: int = 8
-    block_size: int = 512
-    lr: float | None = None  # the LM's learning rate (paper variant only)
-    lr_heads: float | None = None
-    t: float | None = None  # paper: the training threshold; causal: the lowest threshold sampled
-    t_max: float = 1.0  # causal: the highest threshold sampled
-    features: list[str] = field(default_factory=list)  # causal: per-query features (empty: none)
-    objective: str = "kl"  # causal: "kl" (distil from the dense LM) or "ce" (the next tokens)
-    lr_features: float | None = None  # causal: learning rate of the feature weights (default 3 x lr_heads)
-    init_from: Path | None = None  # causal: start from another run's heads (the tensors that fit)
-    tau: float = 0.05  # causal: straight-through temperature
-    sink: bool = True
-    recent: int = 0
-    gate_l1: float = 0.01
-    warmup_steps: int = 20
-    save_every: int = 50
-    eval_batches: int = 8
-    seed: int = 0
-    max_minutes: float | None = None
+    # help and choices for `python -m tefviz train tef` (one flag per field)
+    variant: str = field(metadata={"help": "paper: the LM fine-tuned with its gates; causal: heads for a "
+                                           "frozen LM", "choices": tuple(DEFAULTS)})
+    base: str = field(metadata={"help": "LM checkpoint name, directory or hub name"})
+    corpus_dir: Path = field(metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"})
+    run_dir: Path = field(metadata={"help": "run directory (resumable state)"})
+    steps: int = field(default=400, metadata={"help": "optimiser steps"})
+    batch_size: int = field(default=8, metadata={"help": "windows per step"})
+    block_size: int = field(default=512, metadata={"help": "window length in tokens"})
+    lr: float | None = field(default=None, metadata={"help": "the LM's learning rate (paper variant only)"})
+    lr_heads: float | None = field(default=None, metadata={"help": "the heads' learning rate"})
+    t: float | None = field(default=None, metadata={
+        "help": "paper: the training threshold; causal: the lowest threshold sampled"})
+    t_max: float = field(default=1.0, metadata={"help": "causal: the highest threshold sampled"})
+    features: list[str] = field(default_factory=list, metadata={
+        "help": "causal: per-query features the heads also weigh (none: the plain heads)",
+        "choices": FEATURES})
+    objective: str = field(default="kl", metadata={
+        "help": "causal: kl (distil from the dense LM) or ce (the next tokens)", "choices": ("kl", "ce")})
+    lr_features: float | None = field(default=None, metadata={
+        "help": "causal: learning rate of the feature weights (unset: 3 x lr_heads)"})
+    init_from: Path | None = field(default=None, metadata={
+        "help": "causal: start from another run's heads (the tensors that fit)"})
+    tau: float = field(default=0.05, metadata={"help": "causal: straight-through temperature"})
+    sink: bool = field(default=True, metadata={"help": "causal: do not always keep the first token"})
+    recent: int = field(default=0, metadata={"help": "always keep this many most recent tokens"})
+    gate_l1: float = field(default=0.01, metadata={"help": "weight of the mean-gate penalty"})
+    warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps"})
+    save_every: int = field(default=50, metadata={"help": "save the resumable state every this many steps"})
+    eval_batches: int = field(default=8, metadata={"help": "validation batches per evaluation"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    max_minutes: float | None = field(default=None, metadata={"help": "stop (saved) after this many minutes"})
     argv: list[str] | None = None
     extra: dict = field(default_factory=dict)
 
