@@ -14,20 +14,6 @@ from tefviz.errors import InputError
 
 HELP = "train models"
 
-# TEMPORARY: help for the fields of ImageTrainConfig, until train/images.py (being edited by other
-# work) carries it as field(metadata={"help": ...}) like the other configs; then delete this.
-# A field's own metadata wins over an entry here.
-IMAGES_HELP = {
-    "tokenizer": "image tokenizer the classifier reads",
-    "run_dir": "run directory",
-    "train_images": "train on this many images only (a prefix, for quick runs)",
-    "tnt": "train TNT importance heads on a frozen ViT (--base)",
-    "base": "--tnt: run directory of the trained ViT",
-    "tnt_layer": "--tnt: the block whose importance heads prune",
-    "train_t_min": "svd_tef: drop at a random t in [t_min, 1] on half the batches",
-    "init": "start from this run directory's weights (a second stage)",
-    "max_minutes": "stop after this many minutes",
-}
 EXPORT_HELP = "export a checkpoint here when done"
 
 
@@ -83,11 +69,9 @@ def _run_tef(args: argparse.Namespace) -> None:
 
 
 def _add_images(p: argparse.ArgumentParser) -> None:
-    from tefviz.images.tokenizers import TOKENIZERS
     from tefviz.train.images import ImageTrainConfig
 
-    add_config_arguments(p, ImageTrainConfig, help=IMAGES_HELP, choices={"tokenizer": TOKENIZERS.names},
-                         defaults={"run_dir": None},
+    add_config_arguments(p, ImageTrainConfig, defaults={"run_dir": None},
                          default_note={"run_dir": "runs/images-<tokenizer or tnt>"})
     p.add_argument("--export", type=Path, default=None, help=EXPORT_HELP)
     p.add_argument("--command", default=None, help="training command(s) for the card (default: this one)")

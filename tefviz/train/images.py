@@ -42,27 +42,32 @@ VALID_IMAGES = 5000
 
 @dataclass
 class ImageTrainConfig:
-    tokenizer: str = "svd_tef"
-    run_dir: Path = Path("runs/images")
-    epochs: float = 3.0
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    gate_l1: float = 0.005
-    dim: int = 128
-    depth: int = 4
-    heads: int = 4
-    patch: int = 4
-    train_images: int | None = None  # a prefix of the training images, for quick runs
-    tnt: bool = False
-    base: Path | None = None  # TNT: the trained ViT run directory
-    tnt_layer: int = 1
-    tnt_noise: float = 1.0
-    train_t_min: float | None = None  # svd_tef: drop at a random t in [t_min, 1] on half the batches
-    init: Path | None = None  # start from this run directory's weights (a second stage)
-    max_minutes: float | None = None
-    seed: int = 0
+    # help and choices for `python -m tefviz train images` (one flag per field)
+    tokenizer: str = field(default="svd_tef", metadata={
+        "help": "image tokenizer the classifier reads", "choices": TOKENIZERS.names})
+    run_dir: Path = field(default=Path("runs/images"), metadata={"help": "run directory"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training images"})
+    batch_size: int = field(default=128, metadata={"help": "images per step"})
+    lr: float = field(default=2e-3, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps"})
+    gate_l1: float = field(default=0.005, metadata={"help": "weight of the gate penalty"})
+    dim: int = field(default=128, metadata={"help": "ViT width"})
+    depth: int = field(default=4, metadata={"help": "ViT blocks"})
+    heads: int = field(default=4, metadata={"help": "attention heads"})
+    patch: int = field(default=4, metadata={"help": "patch size in pixels"})
+    train_images: int | None = field(default=None, metadata={
+        "help": "train on this many images only (a prefix, for quick runs)"})
+    tnt: bool = field(default=False, metadata={"help": "train TNT importance heads on a frozen ViT (--base)"})
+    base: Path | None = field(default=None, metadata={"help": "--tnt: run directory of the trained ViT"})
+    tnt_layer: int = field(default=1, metadata={"help": "--tnt: the block with the importance heads"})
+    tnt_noise: float = field(default=1.0, metadata={"help": "--tnt: training noise std (x token RMS)"})
+    train_t_min: float | None = field(default=None, metadata={
+        "help": "svd_tef: drop at a random t in [t_min, 1] on half the batches"})
+    init: Path | None = field(default=None, metadata={
+        "help": "start from this run directory's weights (a second stage)"})
+    max_minutes: float | None = field(default=None, metadata={"help": "stop after this many minutes"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
     argv: list[str] | None = None
     extra: dict = field(default_factory=dict)
 
