@@ -96,10 +96,11 @@ def test_train_commands_parse_into_their_configs():
     parse = build_parser().parse_args
     lm = parse(["train", "lm", "--preset", "tiny", "--n-embd", "96", "--corpus", "c", "--finish-by", "5"])
     assert config_values(TrainConfig, lm) == {"n_embd": 96, "corpus_dir": Path("c"), "finish_by": 5.0}
-    tef = parse(["train", "tef", "--variant", "causal", "--no-sink", "--t", "0.4"])
+    tef = parse(["train", "tef", "--variant", "causal", "--no-sink", "--t", "0.4",
+                 "--features", "age", "key_norm"])
     assert config_values(TEFTrainConfig, tef) == {
         "variant": "causal", "sink": False, "t": 0.4, "base": "checkpoints/tefviz-lm",
-        "corpus_dir": Path("data/corpus")}
+        "corpus_dir": Path("data/corpus"), "features": ["age", "key_norm"]}
     images = parse(["train", "images", "--tnt", "--base", "runs/b", "--epochs", "0.5"])
     assert config_values(ImageTrainConfig, images) == {"tnt": True, "base": Path("runs/b"), "epochs": 0.5}
     emb = parse(["train", "embeddings", "--method", "low_rank", "--knob", "rank=4", "--knob", "rank=8"])

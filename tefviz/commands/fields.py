@@ -102,6 +102,8 @@ def add_config_arguments(
             kw["action"] = "store_false" if default is True else "store_true"
         else:
             kw.update(_value_kwargs(typ, shape, meta["choices"], flag))
+            if "choices" in kw and "nargs" in kw:
+                kw["help"] += f" (any of: {', '.join(map(str, kw['choices']))})"
         if default is dataclasses.MISSING:
             kw.update(required=True, default=None)
         parser.add_argument(flag, **kw)
@@ -118,6 +120,8 @@ def _value_kwargs(typ: Any, shape: str, options: Choices | None, flag: str) -> d
         kw["metavar"] = flag[2:].upper().replace("-", "_")
     if shape == "list":
         kw["nargs"] = "+"
+        if options is not None:  # one name in the usage line, the choices once in the help
+            kw["metavar"] = flag[2:].upper().replace("-", "_")
     elif shape == "dict":
         kw.update(action="append", type=name_int, metavar="NAME=INT")
     return kw
