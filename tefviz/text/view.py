@@ -1,5 +1,6 @@
 """What the Text page shows, computed without Streamlit: one scoring pass per (model, scorer,
-text), then one filtered pass per threshold.
+text), then one filtered pass per threshold, and what the page draws from them (headline numbers,
+token strips, the held-out table from the TEF cards).
 
 The page caches `score_text_tokens` (the expensive, threshold-free part) and calls
 `filter_text` as the slider moves: that is a single forward pass of the model.
@@ -15,15 +16,32 @@ import numpy as np
 import torch
 
 from tefviz.analysis import token_pieces
+from tefviz.checkpoints import CheckpointInfo
 from tefviz.device import device_of
 from tefviz.errors import InputError
+from tefviz.headline import Metric
 from tefviz.models import LoadedLM
 from tefviz.text.filtering import DropPolicy, dense_pass
 from tefviz.text.keep import normalise_shares
+from tefviz.text.scorers import SCORERS, baseline_names, tef_scorer_class
 from tefviz.text.scorers.base import TokenScorer
 from tefviz.text.scores import TokenScores
+from tefviz.viz.text_figures import RATIO_CAP
+from tefviz.viz.tokens import token_strip_html
 
 MAX_TEXT_CHARS = 20_000
+INTRO = ("A token evaluation function (TEF) gives every token a share of the text's \"explained "
+         "variance\". Tokens are kept, highest share first, while their cumulative share stays within "
+         "the threshold t; the rest are dropped. Move t and watch which tokens go and what the model's "
+         "perplexity pays for it.")
+MODES_HELP = {
+    "evict": "dropped tokens leave the context of later tokens (each query decides over the prefix it "
+             "sees, as during generation); every token still makes its own prediction in full",
+    "skip": "dropped tokens (whole-text rule) pass every block unchanged and are hidden as keys",
+    "zero": "as in the paper: dropped tokens' block inputs are zeroed and hidden as keys",
+}
+PLACEHOLDER = (f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up to one context window of the "
+               "model's tokens, are used.")
 
 
 @dataclass(frozen=True)
@@ -127,3 +145,115 @@ def token_rows(scored: ScoredText, filtered: FilteredText, layer: int) -> list[d
             "loss_change_bits": None if dense is None else round(filt - dense, 4),
         })
     return rows
+
+
+def scorer_labels(model_tefs: list[CheckpointInfo]) -> dict[str, str]:
+    """The scorer picker's choices: TEF heads trained on the picked model ("tef:<checkpoint>"), then
+    the baselines (they work with any model; KV-cache baselines first, by their `order`)."""
+    labels = {f"tef:{c.name}": f"{tef_scorer_class(c.card['variant']).label} · {c.name}" for c in model_tefs}
+    labels.update({name: SCORERS[name].label for name in baseline_names()})
+    return labels
+
+
+def tef_caption(model_name: str, tef_name: str, mode: str) -> str:
+    """Which model TEF heads run on, and what dropping means for them."""
+    return (f"Runs on `{model_name}`" + (" (the LM fine-tuned with these gates)" if model_name == tef_name
+                                        else " (frozen)") + f". Dropping: {MODES_HELP[mode]}.")
+
+
+def truncation_note(scored: ScoredText, context_length: int) -> str | None:
+    if not (scored.truncated_tokens or scored.truncated_chars):
+        return None
+    return (f"The text is longer than one context window of {context_length} tokens: only the first "
+            f"{len(scored.ids):,} tokens are shown and scored ({scored.truncated_tokens:,} tokens cut).")
+
+
+def perplexity_ratio(scored: ScoredText, filtered: FilteredText) -> float:
+    """Perplexity with tokens dropped over the dense one (nan for a single token)."""
+    return filtered.perplexity / scored.dense_perplexity if len(scored.ids) > 1 else float("nan")
+
+
+def headline_metrics(scored: ScoredText, filtered: FilteredText, kept: np.ndarray) -> list[Metric]:
+    """Perplexity dense and dropped, tokens kept in the last token's view, the kept fraction."""
+    n, ratio = len(scored.ids), perplexity_ratio(scored, filtered)
+    return [
+        Metric("Perplexity, all tokens", f"{scored.dense_perplexity:,.2f}" if n > 1 else "n/a"),
+        Metric("Perplexity, dropped at t", f"{filtered.perplexity:,.2f}" if n > 1 else "n/a",
+               delta=f"{ratio:.2f}x" if n > 1 else None, color="inverse"),
+        Metric("Tokens kept (last token's view)", f"{int(kept.sum())} of {n}",
+               help="What the last token, which sees the whole text, keeps at this block."),
+        Metric("Kept fraction", f"{filtered.kept_fraction:.1%}",
+               help="Of all (query, key) pairs a causal model would compute, the share kept; for "
+                    "skip/zero, the share of (block, token) pairs that run."),
+    ]
+
+
+@dataclass(frozen=True)
+class TokenStrips:
+    """The per-token table and the two strips (HTML, already escaped) of one view."""
+
+    rows: list[dict]
+    change: list[float | None]  # loss change per token, bits (None for the first)
+    shares: str  # coloured by rank of share
+    worse: str  # coloured by how much harder each token became to predict
+
+
+def token_strips(scored: ScoredText, filtered: FilteredText, kept: np.ndarray, layer: int) -> TokenStrips:
+    """The whole scored text (at most one context window) as strips; dropped tokens dimmed."""
+    rows = token_rows(scored, filtered, layer)
+    n = len(rows)
+    titles = [f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4f}, rank {r['rank']} of "
+              f"{n}\n" + ("kept" if r["kept"] else "dropped")
+              + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
+              for r in rows]
+    dimmed = list(~kept[:n])
+    # colour by rank, not raw share: trained scorers can be nearly flat, and their order is what counts
+    heat = [1.0 - (r["rank"] - 1) / max(n - 1, 1) for r in rows]
+    change = [r["loss_change_bits"] for r in rows]
+    worse = [0.0 if v is None else max(v, 0.0) for v in change]
+    return TokenStrips(rows, change,
+                       token_strip_html(scored.pieces[:n], heat, titles, vmax=1.0, dimmed=dimmed),
+                       token_strip_html(scored.pieces[:n], worse, titles, vmax=4.0, dimmed=dimmed))
+
+
+def heldout_tables(model_tefs: list[CheckpointInfo]) -> tuple[dict[str, dict], dict[str, str]]:
+    """(domain -> held-out table, domain -> the card's checkpoint and fingerprint) from the TEF cards:
+    one table per evaluated domain (`eval text --sample all --write-cards`), else Austen's."""
+    tables: dict[str, dict] = {}
+    source: dict[str, str] = {}
+    for c in model_tefs:
+        metrics = (c.card or {}).get("metrics", {})
+        for name, tab in (metrics.get("heldout_tables") or {}).items():
+            tables.setdefault(name, tab)
+            source.setdefault(name, f"{c.name}:{c.fingerprint}")
+        if metrics.get("heldout_table"):
+            tables.setdefault("austen", metrics["heldout_table"])
+            source.setdefault("austen", f"{c.name}:{c.fingerprint}")
+    return tables, source
+
+
+def default_domain(tables: dict[str, dict]) -> str:
+    return "austen" if "austen" in tables else sorted(tables)[0]
+
+
+def heldout_point(scored: ScoredText, filtered: FilteredText) -> tuple[float, float] | None:
+    """This text at the current t on the held-out figure: (kept fraction, perplexity ratio), if finite."""
+    ratio = perplexity_ratio(scored, filtered)
+    finite = len(scored.ids) > 1 and math.isfinite(filtered.perplexity)
+    return (filtered.kept_fraction, ratio) if finite and math.isfinite(ratio) else None
+
+
+def heldout_caption(table: dict, name: str) -> str:
+    """What the held-out figure shows; `name` (the table's, as markdown) says which held-out text."""
+    ref = table["reference"]
+    return (f"Dense reference perplexity {ref['perplexity']:.2f} over {ref['windows']} windows of "
+            f"{ref['block']} held-out tokens ({name}). Perplexity is a ratio to dense on a linear scale up "
+            f"to {RATIO_CAP:g}x; a method that runs away beyond it is drawn dotted, clipped at the top, and "
+            "its legend says how far it went. The star is this text at the current t (ratio to its own "
+            "dense perplexity); the ring, the held-out point nearest t.")
+
+
+def heldout_rows(table: dict) -> list[dict]:
+    """The held-out table flat: one row per scorer and setting."""
+    return [{"scorer": label, "mode": g["mode"], **r}
+            for label, g in table["scorers"].items() for r in g["rows"]]
