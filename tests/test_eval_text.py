@@ -132,3 +132,26 @@ def test_paired_ratio_known_answer():
     assert c["high"] == pytest.approx(math.exp(half), abs=1e-4)
     one = paired_ratio([2.0], [1.0])
     assert one["ratio"] == pytest.approx(math.e, abs=1e-4) and math.isnan(one["low"])
+
+
+def test_write_cards_keeps_the_larger_austen_table(tiny_tef_root, tmp_path):
+    """`--write-cards` updates every sample's table, but the card's Austen `heldout_table` (the
+    README's Table 1) is replaced only by an evaluation of at least as many windows."""
+    import shutil
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny_tef_root, root)
+    tef = root / "tefviz-lm-tef-causal"
+    card_path = tef / "card.json"
+    args = ["eval", "text", "--lm", str(root / "tefviz-lm"), "--tef", str(tef), "--sample", "austen",
+            "--sample", "genesis", "--windows", "2", "--block", "32", "--out", str(tmp_path / "e.json"),
+            "--write-cards"]
+    for windows_before, kept in ((99, True), (1, False)):
+        card = json.loads(card_path.read_text())
+        card["metrics"]["heldout_table"] = {"reference": {"windows": windows_before}, "marker": True}
+        card_path.write_text(json.dumps(card))
+        assert main(args) == 0
+        metrics = json.loads(card_path.read_text())["metrics"]
+        assert ("marker" in metrics["heldout_table"]) == kept
+        assert {"austen", "genesis"} <= set(metrics["heldout_tables"])
+        assert metrics["heldout_tables"]["genesis"]["reference"]["windows"] == 2
