@@ -3,6 +3,7 @@ evaluation, on tiny random models (no Debian package needed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -527,3 +528,42 @@ def test_accuracy_curves_from_settings():
     assert current == {"ViT patches": (65.0, 0.8)}
     curves, current = accuracy_curves(tables, Measured("Exact SVD", "t", 9.0, 0.5))  # no table: a lone star
     assert current == {"Exact SVD": (9.0, 0.5)} and curves["Exact SVD"] == []
+
+
+def test_train_images_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """An interrupted run resumes from its last saved state and ends where an uninterrupted one does."""
+    from safetensors.torch import load_file
+
+    from tefviz.train import images as train_mod
+
+    rng = np.random.default_rng(1)
+    labels = rng.permutation(np.repeat(np.arange(10), 30)).astype(np.uint8)
+    imgs = (rng.random((300, 28, 28)) * 255).astype(np.uint8)
+    monkeypatch.setattr(train_mod, "load_split", lambda split: (imgs, labels))
+    monkeypatch.setattr(train_mod, "VALID_IMAGES", 100)
+
+    def config(run_dir):
+        return train_mod.ImageTrainConfig(tokenizer="patch", run_dir=run_dir, epochs=3, batch_size=40, dim=16,
+                                          depth=2, heads=2, warmup_steps=3, save_every=5)
+
+    train_mod.train_images(config(tmp_path / "whole"))
+    real_augment, calls = train_mod.augment, []
+
+    def interrupted(x, gen):
+        calls.append(1)
+        if len(calls) == 8:  # step 8 of 15: the last saved state is step 5
+            raise KeyboardInterrupt
+        return real_augment(x, gen)
+
+    monkeypatch.setattr(train_mod, "augment", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train_images(config(tmp_path / "split"))
+    assert json.loads((tmp_path / "split" / "state" / "progress.json").read_text())["step"] == 5
+    monkeypatch.setattr(train_mod, "augment", real_augment)
+    train_mod.train_images(config(tmp_path / "split"))
+    whole, split = (load_file(tmp_path / d / "model.safetensors") for d in ("whole", "split"))
+    assert json.loads((tmp_path / "split" / "run.json").read_text())["steps"] == 15
+    for k in whole:  # equal up to float noise of threaded CPU kernels
+        torch.testing.assert_close(split[k], whole[k], atol=1e-3, rtol=0)
+    with pytest.raises(InputError, match="different run"):  # another model in the same run directory
+        train_mod.train_images(dataclasses.replace(config(tmp_path / "split"), dim=32))

@@ -19,7 +19,7 @@ Budgets during training, so one model serves every threshold:
 from __future__ import annotations
 
 import json
-import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from tefviz.images.checkpoint import save_image_checkpoint
 from tefviz.images.evaluate import model_batch
 from tefviz.images.model import ImageClassifier, Selection
 from tefviz.images.tokenizers import TOKENIZERS, ImageConfig
+from tefviz.train.loop import load_optimizer, load_weights, save_state, saved_progress, warmup_cosine
 
 VALID_IMAGES = 5000
 
@@ -43,8 +44,10 @@ VALID_IMAGES = 5000
 @dataclass
 class ImageTrainConfig:
     # help and choices for `python -m tefviz train images` (one flag per field)
-    tokenizer: str = field(default="svd_tef", metadata={
-        "help": "image tokenizer the classifier reads", "choices": TOKENIZERS.names})
+    tokenizer: str = field(
+        default="svd_tef",
+        metadata={"help": "image tokenizer the classifier reads", "choices": TOKENIZERS.names},
+    )
     run_dir: Path = field(default=Path("runs/images"), metadata={"help": "run directory"})
     epochs: float = field(default=3.0, metadata={"help": "passes over the training images"})
     batch_size: int = field(default=128, metadata={"help": "images per step"})
@@ -56,17 +59,23 @@ class ImageTrainConfig:
     depth: int = field(default=4, metadata={"help": "ViT blocks"})
     heads: int = field(default=4, metadata={"help": "attention heads"})
     patch: int = field(default=4, metadata={"help": "patch size in pixels"})
-    train_images: int | None = field(default=None, metadata={
-        "help": "train on this many images only (a prefix, for quick runs)"})
+    train_images: int | None = field(
+        default=None, metadata={"help": "train on this many images only (a prefix, for quick runs)"}
+    )
     tnt: bool = field(default=False, metadata={"help": "train TNT importance heads on a frozen ViT (--base)"})
     base: Path | None = field(default=None, metadata={"help": "--tnt: run directory of the trained ViT"})
     tnt_layer: int = field(default=1, metadata={"help": "--tnt: the block with the importance heads"})
     tnt_noise: float = field(default=1.0, metadata={"help": "--tnt: training noise std (x token RMS)"})
-    train_t_min: float | None = field(default=None, metadata={
-        "help": "svd_tef: drop at a random t in [t_min, 1] on half the batches"})
-    init: Path | None = field(default=None, metadata={
-        "help": "start from this run directory's weights (a second stage)"})
+    train_t_min: float | None = field(
+        default=None, metadata={"help": "svd_tef: drop at a random t in [t_min, 1] on half the batches"}
+    )
+    init: Path | None = field(
+        default=None, metadata={"help": "start from this run directory's weights (a second stage)"}
+    )
     max_minutes: float | None = field(default=None, metadata={"help": "stop after this many minutes"})
+    save_every: int = field(
+        default=500, metadata={"help": "save the run's state (resumable) every this many steps"}
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     argv: list[str] | None = None
     extra: dict = field(default_factory=dict)
@@ -103,6 +112,43 @@ def _data(cfg: ImageTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     if cfg.train_images:
         xt, yt = xt[: cfg.train_images], yt[: cfg.train_images]
     return xt, yt, xv, yv
+
+
+# what must match for a run directory to be resumed: the model, and what trains in it
+_RESUME_KEYS = ("tokenizer", "dim", "depth", "heads", "patch", "tnt", "tnt_layer", "base", "init")
+
+
+def _run_config(cfg: ImageTrainConfig) -> dict:
+    return {
+        k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items() if k not in ("argv", "extra")
+    }
+
+
+def _resume(
+    state: Path,
+    cfg: ImageTrainConfig,
+    model: ImageClassifier,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+) -> tuple[dict, torch.Tensor | None]:
+    """(progress, the epoch's batch order) of the run saved in `state`, its weights, optimiser and
+    random stream restored; a fresh progress and no order when there is nothing to resume."""
+    saved = saved_progress(state)
+    if saved is None:
+        return {"step": 0, "elapsed_s": 0.0, "log": []}, None
+    config, progress = saved
+    now = _run_config(cfg)
+    changed = {k: (config.get(k), now[k]) for k in _RESUME_KEYS if config.get(k) != now[k]}
+    if changed:
+        raise InputError(
+            f"{cfg.run_dir} holds a different run {changed} (saved, requested); use a new --run-dir"
+        )
+    model.load_state_dict(load_weights(state, "model"))
+    load_optimizer(state, opt)
+    order = load_weights(state, "order")
+    gen.set_state(order["generator"])
+    print(f"resuming at step {progress['step']}", file=sys.stderr)
+    return progress, order["perm"]
 
 
 def train_images(cfg: ImageTrainConfig) -> Path:
@@ -154,58 +200,66 @@ def train_images(cfg: ImageTrainConfig) -> Path:
     steps_per_epoch = max(1, len(xt) // cfg.batch_size)  # fewer images than a batch: one short batch
     total = max(1, int(cfg.epochs * steps_per_epoch))
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    log: list[dict] = []
-    start = time.time()
-    bar = tqdm(total=total, desc=f"train {'tnt' if cfg.tnt else cfg.tokenizer}", unit="step")
-    step = 0
-    while step < total:
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(steps_per_epoch):
-            if step >= total or (cfg.max_minutes and time.time() - start > 60 * cfg.max_minutes):
-                total = step
-                break
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            model.train()
-            if cfg.tnt:  # frozen backbone: keep BatchNorm statistics as trained
-                model.tokenizer.eval()
-            out = model(
-                augment(xt[idx], gen), None if cfg.tnt else training_budget(model_cfg, gen, cfg.train_t_min)
+    state = cfg.run_dir / "state"
+    progress, perm = _resume(state, cfg, model, opt, gen)
+
+    def save() -> None:  # the random stream and the epoch's order too: a resumed run goes on exactly
+        order = {"perm": perm, "generator": gen.get_state()}
+        save_state(state, {"model": model.state_dict(), "order": order}, opt, _run_config(cfg), progress)
+
+    bar = tqdm(
+        total=total,
+        initial=progress["step"],
+        desc=f"train {'tnt' if cfg.tnt else cfg.tokenizer}",
+        unit="step",
+    )
+    t_last = time.time()
+    while progress["step"] < total and not (cfg.max_minutes and progress["elapsed_s"] > 60 * cfg.max_minutes):
+        step = progress["step"]
+        i = step % steps_per_epoch
+        if i == 0 or perm is None:  # a new epoch, a new order
+            perm = torch.randperm(len(xt), generator=gen)
+        idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+        model.train()
+        if cfg.tnt:  # frozen backbone: keep BatchNorm statistics as trained
+            model.tokenizer.eval()
+        out = model(
+            augment(xt[idx], gen), None if cfg.tnt else training_budget(model_cfg, gen, cfg.train_t_min)
+        )
+        ce = F.cross_entropy(out.logits, yt[idx])
+        loss = ce
+        if out.tokens.scores is not None and tokenizer.gate_penalty and not cfg.tnt:
+            loss = ce + cfg.gate_l1 * out.tokens.scores.mean()
+        for g in opt.param_groups:
+            g["lr"] = warmup_cosine(
+                cfg.lr, step, cfg.warmup_steps, total, progress["elapsed_s"], cfg.max_minutes
             )
-            ce = F.cross_entropy(out.logits, yt[idx])
-            loss = ce
-            if out.tokens.scores is not None and tokenizer.gate_penalty and not cfg.tnt:
-                loss = ce + cfg.gate_l1 * out.tokens.scores.mean()
-            lr = (
-                cfg.lr
-                * min(1.0, (step + 1) / cfg.warmup_steps)
-                * 0.5
-                * (1 + math.cos(math.pi * step / total))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        now = time.time()
+        progress["elapsed_s"] += now - t_last
+        t_last = now
+        progress["step"] = step = step + 1
+        bar.update(1)
+        bar.set_postfix(ce=f"{ce.item():.3f}")
+        if step % 100 == 0:
+            progress["log"].append(
+                {"step": step, "train_ce": round(ce.item(), 4), "elapsed_s": round(progress["elapsed_s"], 1)}
             )
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(ce=f"{ce.item():.3f}")
-            if step % 100 == 0:
-                log.append(
-                    {
-                        "step": step,
-                        "train_ce": round(ce.item(), 4),
-                        "elapsed_s": round(time.time() - start, 1),
-                    }
-                )
+        if step % cfg.save_every == 0:
+            save()
     bar.close()
+    save()
+    step, log = progress["step"], progress["log"]
     valid_acc = accuracy(model, xv, yv)
     log.append(
-        {"step": step, "valid_accuracy": round(valid_acc, 4), "elapsed_s": round(time.time() - start, 1)}
+        {"step": step, "valid_accuracy": round(valid_acc, 4), "elapsed_s": round(progress["elapsed_s"], 1)}
     )
     print(
         f"validation accuracy (all tokens): {valid_acc:.4f} after {step} steps, "
-        f"{(time.time() - start) / 60:.1f} min"
+        f"{progress['elapsed_s'] / 60:.1f} min"
     )
     model.tnt_noise = 0.0
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
@@ -216,7 +270,7 @@ def train_images(cfg: ImageTrainConfig) -> Path:
         "steps": step,
         "images_seen": step * cfg.batch_size,
         "valid_accuracy": valid_acc,
-        "minutes": round((time.time() - start) / 60, 1),
+        "minutes": round(progress["elapsed_s"] / 60, 1),
         "log": log,
     }
     (cfg.run_dir / "run.json").write_text(json.dumps(run, indent=1))
