@@ -26,7 +26,7 @@ from tefviz.errors import InputError
 from tefviz.lm import masked_forward, model_parts
 from tefviz.models import load_causal_lm
 from tefviz.text.evaluate import windows_of
-from tefviz.train.lm import _batch
+from tefviz.train.loop import sample_windows
 from tefviz.train.tef import encode_split
 
 
@@ -81,7 +81,7 @@ def finetune_embedding(cfg: FinetuneConfig) -> dict:
     for step in bar:
         if cfg.max_minutes and time.time() - start > 60 * cfg.max_minutes:
             break
-        x = _batch(train, block, cfg.batch_size, rng).to(lm.device)
+        x = sample_windows(train, block, cfg.batch_size, rng).to(lm.device)
         logits = masked_forward(model, x[:, :-1], embedding=compressed.matrix()).logits
         loss = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
         opt.zero_grad(set_to_none=True)

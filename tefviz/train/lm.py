@@ -14,7 +14,6 @@ batches are gathered there; the loss is read back only when it is shown or logge
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shlex
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import (
     GPT2Config,
@@ -38,6 +37,7 @@ from transformers import (
 
 from tefviz.device import autocast, pick_device, pick_dtype
 from tefviz.errors import DataError
+from tefviz.train.loop import load_optimizer, sample_windows, save_state, saved_progress, warmup_cosine
 from tefviz.train.tokenizer import train_bpe
 
 PRESETS: dict[str, dict] = {
@@ -227,27 +227,9 @@ def build_model(cfg: TrainConfig, tok: PreTrainedTokenizerFast) -> PreTrainedMod
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
-    """Linear warm-up, then cosine decay over the budget that ends first."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = step / cfg.max_steps
-    if cfg.max_minutes:
-        progress = max(progress, elapsed_s / (cfg.max_minutes * 60))
-    progress = min(progress, 1.0)
-    floor = cfg.lr * cfg.min_lr_frac
-    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
-
-
-def _batch(tokens: np.ndarray, block: int, batch: int, rng: np.random.Generator,
-           on_device: torch.Tensor | None = None) -> torch.Tensor:
-    """`batch` random windows of `block + 1` tokens. With `on_device` (the same tokens, already on
-    the GPU) the windows are gathered there: the same windows, no host-side copying."""
-    starts = rng.integers(0, len(tokens) - block - 1, size=batch)
-    if on_device is not None:
-        idx = torch.from_numpy(starts).to(on_device.device)[:, None] + torch.arange(
-            block + 1, device=on_device.device)
-        return on_device[idx].long()
-    return torch.from_numpy(np.stack([tokens[s : s + block + 1].astype(np.int64) for s in starts]))
+    """The shared schedule (`tefviz.train.loop.warmup_cosine`) with this run's settings."""
+    return warmup_cosine(cfg.lr, step, cfg.warmup_steps, cfg.max_steps, elapsed_s, cfg.max_minutes,
+                         cfg.min_lr_frac)
 
 
 @torch.no_grad()
@@ -292,8 +274,9 @@ def train_lm(cfg: TrainConfig) -> Path:
     )
     state_dir = cfg.run_dir / "state"
     progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": [], "commands": []}
-    if (state_dir / "progress.json").is_file():
-        saved = json.loads((state_dir / "config.json").read_text())
+    resumed = saved_progress(state_dir)
+    if resumed is not None:
+        saved, progress = resumed
         saved.setdefault("arch", "gpt2")  # GPT-2 runs do not record it
         keys = ARCHITECTURE_KEYS if "llama" in (cfg.arch, saved["arch"]) else ARCHITECTURE_KEYS[:5]
         changed = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != getattr(cfg, k)}
@@ -301,12 +284,9 @@ def train_lm(cfg: TrainConfig) -> Path:
             raise DataError(f"{cfg.run_dir} was trained with a different architecture {changed} "
                             "(saved, requested); use a new --run-dir")
         load_run_weights(model, state_dir / "model.safetensors")
-        if (state_dir / "optimizer.pt").is_file():
-            saved_opt = torch.load(state_dir / "optimizer.pt", weights_only=True, map_location=device)
-            opt.load_state_dict(saved_opt)
-        elif rank == 0:  # weights carried back from another machine without Adam's moments
+        # weights carried back from another machine come without Adam's moments
+        if not load_optimizer(state_dir, opt, device) and rank == 0:
             print("no saved optimiser state: Adam starts afresh", file=sys.stderr)
-        progress = json.loads((state_dir / "progress.json").read_text())
         if rank == 0:
             print(f"resuming at step {progress['step']}", file=sys.stderr)
     # every command that trained this run, first one first: the model card quotes them
@@ -333,14 +313,9 @@ def train_lm(cfg: TrainConfig) -> Path:
     def save() -> None:
         if rank != 0:
             return
-        state_dir.mkdir(exist_ok=True)
         # lm_head is tied to the token embedding: saved once
-        sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-              if k != "lm_head.weight"}
-        save_file(sd, state_dir / "model.safetensors")
-        torch.save(opt.state_dict(), state_dir / "optimizer.pt")
-        (state_dir / "config.json").write_text(json.dumps(cfg.as_json(), indent=1))
-        (state_dir / "progress.json").write_text(json.dumps(progress, indent=1))
+        sd = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_state(state_dir, {"model": sd}, opt, cfg.as_json(), progress)
 
     def log_eval(train_loss: float) -> None:
         v = eval_loss(model, data["valid"], cfg, device, dtype)
@@ -375,7 +350,7 @@ def train_lm(cfg: TrainConfig) -> Path:
         lr = lr_at(cfg, step, progress["elapsed_s"])
         for g in opt.param_groups:
             g["lr"] = lr
-        x = _batch(data["train"], cfg.block_size, cfg.batch_size, rng, train_on_device).to(device)
+        x = sample_windows(data["train"], cfg.block_size, cfg.batch_size, rng, train_on_device).to(device)
         with autocast(device, dtype):
             loss = ddp(input_ids=x[:, :-1], labels=x[:, :-1]).loss
         opt.zero_grad(set_to_none=True)

@@ -28,14 +28,14 @@ def warmup_cosine(
     max_minutes: float | None = None,
     floor_frac: float = 0.0,
 ) -> float:
-    """Linear warm-up over `warmup_steps`, times a cosine decay from `lr` to `floor_frac * lr` over
+    """A linear warm-up over `warmup_steps` times a cosine decay from `lr` to `floor_frac * lr` over
     whichever budget ends first: `max_steps` steps or `max_minutes` of training time."""
     done = step / max(max_steps, 1)
     if max_minutes:
         done = max(done, elapsed_s / (max_minutes * 60))
     warm = min(1.0, (step + 1) / max(warmup_steps, 1))
     floor = lr * floor_frac
-    return floor + (lr - floor) * warm * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+    return warm * (floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
 
 
 def sample_windows(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from tefviz.device import device_of
@@ -33,7 +33,15 @@ from tefviz.errors import DataError, InputError
 from tefviz.lm import model_parts
 from tefviz.models import load_causal_lm
 from tefviz.text.tef import FEATURES, TEF_MODEL_TYPE, TEFConfig, TEFHeads
-from tefviz.train.lm import _batch, command_line
+from tefviz.train.lm import command_line
+from tefviz.train.loop import (
+    load_optimizer,
+    load_weights,
+    sample_windows,
+    save_state,
+    saved_progress,
+    warmup_cosine,
+)
 
 DEFAULTS = {
     "paper": dict(lr=5e-5, lr_heads=5e-5, t=0.99),
@@ -154,7 +162,7 @@ def tef_eval(heads: TEFHeads, model, tokens: np.ndarray, cfg: TEFTrainConfig) ->
     nll, kept = [], []
     t = cfg.t if cfg.variant == "paper" else 0.7
     for _ in range(cfg.eval_batches):
-        x = _batch(tokens, cfg.block_size, 4, rng)
+        x = sample_windows(tokens, cfg.block_size, 4, rng)
         out = heads(model, x[:, :-1], t)
         logp = out.logits.float().log_softmax(-1)
         nll.append(float(-logp.gather(-1, x[:, 1:, None]).mean()))
@@ -207,18 +215,18 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
             p.requires_grad_(False)
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     progress = {"step": 0, "elapsed_s": 0.0, "log": [], "commands": []}
-    if (state / "progress.json").is_file():
-        progress = json.loads((state / "progress.json").read_text())
-        saved = json.loads((state / "config.json").read_text())
+    resumed = saved_progress(state)
+    if resumed is not None:
+        saved, progress = resumed
         same = ("variant", "base", "block_size", "features")
         now = cfg.as_json()
         if {k: saved.get(k, [] if k == "features" else None) for k in same} != {k: now[k] for k in same}:
             raise InputError(f"{cfg.run_dir} holds a run of another variant, base, block size or feature set")
-        heads.load_state_dict(load_file(str(state / "heads.safetensors")))
+        heads.load_state_dict(load_weights(state, "heads"))
         if cfg.variant == "paper":
-            model.load_state_dict(load_file(str(state / "model.safetensors")), strict=False)
+            model.load_state_dict(load_weights(state, "model"), strict=False)
             model.tie_weights()
-        opt.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+        load_optimizer(state, opt)
     progress["commands"].append(cfg.extra.get("command") or command_line(cfg.argv))
     rng = np.random.default_rng([cfg.seed, progress["step"]])
     heads.train()
@@ -227,12 +235,11 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     bar = tqdm(total=cfg.steps, initial=progress["step"], desc=f"train tef ({cfg.variant})")
     while progress["step"] < cfg.steps and progress["elapsed_s"] < budget:
         step = progress["step"]
-        # warm-up, then cosine decay over whichever budget ends first (steps or minutes)
-        done = max(step / cfg.steps, progress["elapsed_s"] / budget if budget < float("inf") else 0.0)
-        scale = min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+        # the shared schedule as a fraction of each group's rate, never below 5 % of it
+        scale = warmup_cosine(1.0, step, cfg.warmup_steps, cfg.steps, progress["elapsed_s"], cfg.max_minutes)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * max(scale, 0.05)
-        x = _batch(tokens["train"], cfg.block_size, cfg.batch_size, rng).to(device)
+        x = sample_windows(tokens["train"], cfg.block_size, cfg.batch_size, rng).to(device)
         loss, info = tef_loss(heads, model, x, cfg, rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -254,20 +261,10 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
 
 
 def _save_state(state: Path, heads, model, opt, progress: dict, cfg: TEFTrainConfig) -> None:
-    tmp = state.with_name("state.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()},
-              str(tmp / "heads.safetensors"))
-    if cfg.variant == "paper":
-        sd = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-        save_file(sd, str(tmp / "model.safetensors"))
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    (tmp / "config.json").write_text(json.dumps(cfg.as_json(), indent=1))
-    (tmp / "heads_config.json").write_text(json.dumps(asdict(heads.config), indent=1))
-    (tmp / "progress.json").write_text(json.dumps(progress, indent=1))
-    shutil.rmtree(state, ignore_errors=True)
-    tmp.rename(state)
+    weights = {"heads": heads.state_dict()}
+    if cfg.variant == "paper":  # the paper variant fine-tunes the LM too (lm_head is tied: saved once)
+        weights["model"] = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_state(state, weights, opt, cfg.as_json(), progress, heads_config=asdict(heads.config))
 
 
 def _training_data(corpus_dir: Path) -> dict:
