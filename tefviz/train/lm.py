@@ -37,7 +37,14 @@ from transformers import (
 
 from tefviz.device import autocast, pick_device, pick_dtype
 from tefviz.errors import DataError
-from tefviz.train.loop import load_optimizer, sample_windows, save_state, saved_progress, warmup_cosine
+from tefviz.train.loop import (
+    encode_split,
+    load_optimizer,
+    sample_windows,
+    save_state,
+    saved_progress,
+    warmup_cosine,
+)
 from tefviz.train.tokenizer import train_bpe
 
 PRESETS: dict[str, dict] = {
@@ -154,28 +161,11 @@ def prepare_tokens(cfg: TrainConfig) -> tuple[PreTrainedTokenizerFast, dict[str,
         cache = cfg.run_dir / f"tokens_{split}.npy"
         if rank == 0 and not cache.is_file():
             t0 = time.time()
-            ids = encode_blocks(tok, path.read_text(encoding="utf-8"))
-            tmp = cache.with_name(cache.stem + ".partial.npy")
-            np.save(tmp, np.asarray(ids, dtype=np.uint16 if len(tok) < 65536 else np.int32))
-            tmp.rename(cache)  # an interrupted encode never leaves a truncated cache behind
-            print(f"encoded {split}: {len(ids):,} tokens in {time.time() - t0:.1f} s", file=sys.stderr,
-                  flush=True)
+            n = len(encode_split(tok, path, cache))
+            print(f"encoded {split}: {n:,} tokens in {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
         _barrier()
         arrays[split] = np.load(cache, mmap_mode="r")
     return tok, arrays
-
-
-def encode_blocks(tok: PreTrainedTokenizerFast, text: str, batch: int = 8192) -> list[int]:
-    """Token ids of `text`, encoded by paragraph blocks ("\\n\\n"-separated, each with its
-    separator), in parallel batches. The same ids as encoding block by block: this bounds memory
-    and lets the Rust tokenizer use every core."""
-    blocks = [chunk + "\n\n" for chunk in text.split("\n\n")]
-    backend = tok.backend_tokenizer
-    ids: list[int] = []
-    for i in range(0, len(blocks), batch):
-        for enc in backend.encode_batch(blocks[i : i + batch], add_special_tokens=False):
-            ids.extend(enc.ids)
-    return ids
 
 
 def _barrier() -> None:

@@ -85,6 +85,31 @@ def saved_progress(state: Path) -> tuple[dict, dict] | None:
     return json.loads((state / "config.json").read_text()), json.loads((state / "progress.json").read_text())
 
 
+def encode_blocks(tokenizer, text: str, batch: int = 8192) -> list[int]:
+    """Token ids of `text`, encoded by paragraph blocks ("\\n\\n"-separated, each with its
+    separator), in parallel batches: the same ids as block by block, with bounded memory and every
+    core used by the Rust tokenizer."""
+    blocks = [chunk + "\n\n" for chunk in text.split("\n\n")]
+    backend = tokenizer.backend_tokenizer
+    ids: list[int] = []
+    for i in range(0, len(blocks), batch):
+        for enc in backend.encode_batch(blocks[i : i + batch], add_special_tokens=False):
+            ids.extend(enc.ids)
+    return ids
+
+
+def encode_split(tokenizer, path: Path, cache: Path) -> np.ndarray:
+    """The text file `path` as token ids (memory-mapped), encoded once and cached in `cache`; the
+    cache is written whole or not at all, so an interrupted encode never leaves a truncated one."""
+    if not cache.is_file():
+        ids = encode_blocks(tokenizer, path.read_text(encoding="utf-8"))
+        tmp = cache.with_name(cache.stem + ".partial.npy")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, np.asarray(ids, dtype=np.uint16 if len(tokenizer) < 65536 else np.int32))
+        tmp.rename(cache)
+    return np.load(cache, mmap_mode="r")
+
+
 def load_weights(state: Path, stem: str) -> dict[str, torch.Tensor]:
     return load_file(str(state / f"{stem}.safetensors"))
 

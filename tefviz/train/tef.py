@@ -33,6 +33,7 @@ from tefviz.errors import DataError, InputError
 from tefviz.lm import model_parts
 from tefviz.models import load_causal_lm
 from tefviz.text.tef import FEATURES, TEF_MODEL_TYPE, TEFConfig, TEFHeads
+from tefviz.train import loop
 from tefviz.train.lm import command_line
 from tefviz.train.loop import (
     load_optimizer,
@@ -113,18 +114,11 @@ class TEFTrainConfig:
 
 
 def encode_split(tokenizer, corpus_dir: Path, split: str, cache: Path) -> np.ndarray:
-    """The corpus split as token ids under `tokenizer`, cached as .npy."""
-    if cache.is_file():
-        return np.load(cache, mmap_mode="r")
+    """The corpus split as token ids under `tokenizer`, cached as .npy (`tefviz.train.loop`)."""
     path = corpus_dir / f"{split}.txt"
-    if not path.is_file():
+    if not cache.is_file() and not path.is_file():
         raise DataError(f"corpus file {path} is missing; run `python -m tefviz data build` first")
-    ids: list[int] = []
-    for chunk in path.read_text(encoding="utf-8").split("\n\n"):
-        ids.extend(tokenizer(chunk + "\n\n", add_special_tokens=False)["input_ids"])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, np.asarray(ids, dtype=np.int32))
-    return np.load(cache, mmap_mode="r")
+    return loop.encode_split(tokenizer, path, cache)
 
 
 def tef_loss(heads: TEFHeads, model, x: torch.Tensor, cfg: TEFTrainConfig, rng: np.random.Generator):
