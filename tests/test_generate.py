@@ -102,3 +102,14 @@ def test_bench_generate_prints_and_saves(tiny_lm_dir, tmp_path, capsys):
     assert set(data["runs"]) == {"dense", "streaming_llm", "key_norm"}
     assert data["runs"]["key_norm"]["final_cache_bytes"] < data["runs"]["dense"]["final_cache_bytes"]
     assert "tok/s" in capsys.readouterr().out
+
+
+def test_heads_with_per_query_features_are_refused_not_run_without_them(model):
+    from tefviz.text.tef import TEFConfig, TEFHeads
+
+    parts = model_parts(model)
+    heads = TEFHeads(TEFConfig("causal", parts.n_layer, parts.d_model, "tiny", [0.5, 1.0],
+                               features=["attention", "age"])).eval()
+    with pytest.raises(InputError, match="per-query features"):
+        generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=4, budget=8, heads=heads)
+    generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=4, budget=8, heads=causal_heads(model))

@@ -117,6 +117,13 @@ def generate_evicted(
         raise InputError(f"t must lie in (0, 1], got {t}")
     if policy == "tef_causal" and (heads is None or heads.config.variant != "causal"):
         raise InputError("the tef_causal policy needs causal TEF heads for this model")
+    if policy == "tef_causal" and heads.config.per_query:
+        # their scores need each query's attention, the accumulated attention and key norms beside
+        # the hidden state; decoding computes the hidden-state term only, so refuse rather than
+        # silently run other heads
+        features = ", ".join(heads.config.features)
+        raise InputError(f"these TEF heads score with per-query features ({features}), which generation "
+                         "with an evicted cache does not compute yet; pick heads without features")
     if not prompt_ids:
         raise InputError("the prompt is empty")
     parts = model_parts(model)
