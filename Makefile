@@ -12,6 +12,7 @@ run:
 test:
 	scripts/bootstrap.sh dev
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 lint:

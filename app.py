@@ -9,11 +9,14 @@ from ui.registry import PAGES
 
 hardening.install()
 # a local image: a :material: favicon is fetched from a font CDN on every page view
-st.set_page_config(page_title="tefviz", page_icon=str(Path(__file__).parent / "ui" / "favicon.png"),
-                   layout="wide")
+st.set_page_config(
+    page_title="tefviz", page_icon=str(Path(__file__).parent / "ui" / "favicon.png"), layout="wide"
+)
 
 navigation = st.navigation(
-    [st.Page(p.path, title=p.title, icon=p.icon, default=i == 0, url_path=p.url_path or None)
-     for i, p in enumerate(PAGES)]
+    [
+        st.Page(p.path, title=p.title, icon=p.icon, default=i == 0, url_path=p.url_path or None)
+        for i, p in enumerate(PAGES)
+    ]
 )
 navigation.run()

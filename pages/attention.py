@@ -53,8 +53,9 @@ def param_widgets(pattern: str, slot: str, n: int) -> dict:
             values[p.name] = int(bound(st.checkbox, key, bool(p.default), f"{p.name}: {p.help}"))
         else:  # a value the current length no longer allows starts again from the default
             default, hi = view.param_bounds(p.lo, p.hi, p.kind, p.default, n)
-            values[p.name] = int(bound(st.number_input, key, default, f"{p.name}: {p.help}", p.lo, hi,
-                                       lo=p.lo, hi=hi))
+            values[p.name] = int(
+                bound(st.number_input, key, default, f"{p.name}: {p.help}", p.lo, hi, lo=p.lo, hi=hi)
+            )
     return values
 
 
@@ -65,18 +66,40 @@ def choices() -> tuple[int, view.PatternChoice]:
     left, right = st.columns(2)
     with left:
         n = bound(st.select_slider, "n", 256, "Sequence length", view.LENGTHS, choices=view.LENGTHS)
-        pattern = bound(st.selectbox, "pattern", view.default_pattern(), "Pattern", names, choices=names,
-                        format_func=view.pattern_label)
+        pattern = bound(
+            st.selectbox,
+            "pattern",
+            view.default_pattern(),
+            "Pattern",
+            names,
+            choices=names,
+            format_func=view.pattern_label,
+        )
         st.caption(f"Rule: `{PATTERNS[pattern].definition}`")
         params_a = param_widgets(pattern, "a", n)
     with right:
         options = [view.NONE, *names]
-        combine = bound(st.selectbox, "combine", view.NONE, "Combine with", options, choices=options,
-                        format_func=view.pattern_label)
+        combine = bound(
+            st.selectbox,
+            "combine",
+            view.NONE,
+            "Combine with",
+            options,
+            choices=options,
+            format_func=view.pattern_label,
+        )
         params_b: dict = {}
         if combine != view.NONE:
-            bound(st.radio, "how", "or", "How", ["or", "and"], choices=["or", "and"], horizontal=True,
-                  help=view.HOW_HELP)
+            bound(
+                st.radio,
+                "how",
+                "or",
+                "How",
+                ["or", "and"],
+                choices=["or", "and"],
+                horizontal=True,
+                help=view.HOW_HELP,
+            )
             st.caption(f"Rule: `{PATTERNS[combine].definition}`")
             params_b = param_widgets(combine, "b", n)
     return n, view.PatternChoice(pattern, params_a, combine, params_b, st.session_state.get("how"))
@@ -128,16 +151,26 @@ def flex_tiles_section(n: int, choice: view.PatternChoice, mod, density: float) 
         st.session_state["flex_block"] = moved
     fx1, fx2 = st.columns(2)
     show_flex = bound(fx1.toggle, "flex_show", False, "Show FlexAttention's tiles", help=view.FLEX_SHOW_HELP)
-    block = bound(fx2.select_slider, "flex_block", blocks[-1], "Tile side (tokens)", blocks, choices=blocks,
-                  disabled=len(blocks) == 1, help=view.FLEX_BLOCK_HELP)
-    tiles = show_flex and guarded("Building FlexAttention's BlockMask", cached_block_table, choice.key, n,
-                                  block, mod)
+    block = bound(
+        fx2.select_slider,
+        "flex_block",
+        blocks[-1],
+        "Tile side (tokens)",
+        blocks,
+        choices=blocks,
+        disabled=len(blocks) == 1,
+        help=view.FLEX_BLOCK_HELP,
+    )
+    tiles = show_flex and guarded(
+        "Building FlexAttention's BlockMask", cached_block_table, choice.key, n, block, mod
+    )
     if tiles:
         metrics(view.tile_metrics(tiles, density))
         st.caption(view.tiles_caption(block))
         st.plotly_chart(figs.block_table_figure(tiles.table, block, n), width="stretch", key="flex-tiles")
-        download_buttons(view.tiles_export(tiles, n, block), f"flex-tiles-{choice.pattern}-{n}-{block}",
-                         key="flex-export")
+        download_buttons(
+            view.tiles_export(tiles, n, block), f"flex-tiles-{choice.pattern}-{n}-{block}", key="flex-export"
+        )
 
 
 def on_the_model_section(choice: view.PatternChoice) -> None:
@@ -147,8 +180,9 @@ def on_the_model_section(choice: view.PatternChoice) -> None:
     if (lm_name := lm_picker(m1)) is None:
         return
     samples = view.heldout_texts()
-    sample = bound(m1.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples),
-                   choices=list(samples))
+    sample = bound(
+        m1.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples), choices=list(samples)
+    )
     if (lm := guarded(f"Loading {lm_name!r}", get_lm, lm_name)) is None:
         return
     n_layer, n_head = view.model_size(lm)
@@ -164,8 +198,18 @@ def on_the_model_section(choice: view.PatternChoice) -> None:
         st.info("Choose at least one layer to apply the pattern to.")
     if text_mod is None or not on_layers:
         return
-    run = guarded("Running the model", cached_run, choice.key, f"{lm.name}@{lm.version}", sample,
-                  tuple(on_layers), show_layer, lm, text_mod, ids)
+    run = guarded(
+        "Running the model",
+        cached_run,
+        choice.key,
+        f"{lm.name}@{lm.version}",
+        sample,
+        tuple(on_layers),
+        show_layer,
+        lm,
+        text_mod,
+        ids,
+    )
     if run is not None:
         metrics(view.run_metrics(run, len(ids)))
         st.plotly_chart(view.pair_figure(lm, run, head, ids), width="stretch", key="pair")
@@ -178,8 +222,13 @@ def cost_section(choice: view.PatternChoice) -> None:
     b1, b2 = st.columns(2)
     lengths = b1.multiselect("Lengths", view.BENCH_LENGTHS, default=[1024, 2048, 4096], key="bench_lengths")
     impls = b2.multiselect("Implementations", view.IMPLS, default=view.IMPLS, key="bench_impls")
-    result = benchmark_button("bench_result", lengths, impls, "implementation",
-                              lambda progress: view.bench(choice, lengths, impls, progress))
+    result = benchmark_button(
+        "bench_result",
+        lengths,
+        impls,
+        "implementation",
+        lambda progress: view.bench(choice, lengths, impls, progress),
+    )
     if result:
         st.caption(f"{result['pattern']} {result['params']} on {result['device']}")
         st.plotly_chart(figs.bench_figure(result), width="stretch", key="bench")

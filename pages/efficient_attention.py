@@ -52,29 +52,63 @@ n_layer, n_head = parts.n_layer, parts.n_head
 max_tokens = min(512, lm.context_length)
 token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
 with a:
-    sample = bound(st.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples),
-                   choices=list(samples))
-    n_tokens = bound(st.select_slider, "tokens", token_choices[min(2, len(token_choices) - 1)], "Tokens",
-                     token_choices, choices=token_choices)
+    sample = bound(
+        st.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples), choices=list(samples)
+    )
+    n_tokens = bound(
+        st.select_slider,
+        "tokens",
+        token_choices[min(2, len(token_choices) - 1)],
+        "Tokens",
+        token_choices,
+        choices=token_choices,
+    )
 with b:
     layer = bound(st.selectbox, "layer", 0, "Layer", list(range(n_layer)), lo=0, hi=n_layer - 1)
-    head = bound(st.selectbox, "head", 0, "Head", list(range(n_head)), lo=0, hi=n_head - 1,
-                 help=f"{n_head} query heads" + (f" sharing {parts.n_kv_head} key/value heads (grouped-query "
-                                                 "attention)" if parts.n_kv_head != n_head else ""))
+    head = bound(
+        st.selectbox,
+        "head",
+        0,
+        "Head",
+        list(range(n_head)),
+        lo=0,
+        hi=n_head - 1,
+        help=f"{n_head} query heads"
+        + (
+            f" sharing {parts.n_kv_head} key/value heads (grouped-query attention)"
+            if parts.n_kv_head != n_head
+            else ""
+        ),
+    )
 with c:
-    method = bound(st.selectbox, "method", methods[0], "Approximation", methods, choices=methods,
-                   format_func=lambda m: APPROXIMATIONS[m].label)
+    method = bound(
+        st.selectbox,
+        "method",
+        methods[0],
+        "Approximation",
+        methods,
+        choices=methods,
+        format_func=lambda m: APPROXIMATIONS[m].label,
+    )
     cls = APPROXIMATIONS[method]
     sizes = [s for s in SIZES if not cls.size_at_most_length or s <= n_tokens]
-    size = bound(st.select_slider, "size", 64 if 64 in sizes else sizes[-1],
-                 f"{cls.size_name}: {cls.size_help}", sizes, choices=sizes)
-    causal_methods = ", ".join(["exact attention",
-                                *(c.label for c in APPROXIMATIONS.values() if c.causal_ok)])
+    size = bound(
+        st.select_slider,
+        "size",
+        64 if 64 in sizes else sizes[-1],
+        f"{cls.size_name}: {cls.size_help}",
+        sizes,
+        choices=sizes,
+    )
+    causal_methods = ", ".join(
+        ["exact attention", *(c.label for c in APPROXIMATIONS.values() if c.causal_ok)]
+    )
     causal = bound(st.checkbox, "causal", False, f"Causal: {causal_methods} only")
 
 
-@st.cache_data(max_entries=32, show_spinner="Reading the model's queries, keys and values…",
-               hash_funcs=cache_keys())
+@st.cache_data(
+    max_entries=32, show_spinner="Reading the model's queries, keys and values…", hash_funcs=cache_keys()
+)
 @one_at_a_time
 def cached_qkv(lm: LoadedLM, sample: str, n_tokens: int, layer: int) -> tuple:
     ids = lm.tokenizer(samples[sample], add_special_tokens=False)["input_ids"][:n_tokens]
@@ -183,7 +217,10 @@ lengths = s1.multiselect(
 )
 chosen = s2.multiselect("Methods", list(METHODS), default=list(METHODS), key="bench_methods")
 result = benchmark_button(
-    "approx_bench", lengths, chosen, "method",
+    "approx_bench",
+    lengths,
+    chosen,
+    "method",
     lambda progress: bench_approx(sorted(lengths), tuple(chosen), causal=False, progress=progress),
 )
 if result:

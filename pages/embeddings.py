@@ -48,8 +48,15 @@ methods = list(COMPRESSORS)
 if not parts.tied:
     st.caption(f"`{lm.name}` has a separate output head: only its input embedding is compressed.")
 with left:
-    method = bound(st.selectbox, "method", methods[0], "Method", methods, choices=methods,
-                   format_func=lambda m: COMPRESSORS[m].label)
+    method = bound(
+        st.selectbox,
+        "method",
+        methods[0],
+        "Method",
+        methods,
+        choices=methods,
+        format_func=lambda m: COMPRESSORS[m].label,
+    )
     knobs = {}
     for k in COMPRESSORS[method].knobs:
         key = f"{method}_{k.name}"
@@ -58,10 +65,19 @@ with left:
             knobs[k.name] = k.lo
             st.caption(f"{k.name} = {k.lo} ({k.help})")
             continue
-        knobs[k.name] = int(bound(st.slider, key, min(k.default, hi), f"{k.name}: {k.help}", k.lo, hi,
-                                  lo=k.lo, hi=hi))
-    n_windows = bound(st.select_slider, "windows", 4, "Held-out windows", [1, 2, 4, 8], choices=[1, 2, 4, 8],
-                      help=f"windows of {lm.context_length} tokens of held-out Austen")
+        knobs[k.name] = int(
+            bound(st.slider, key, min(k.default, hi), f"{k.name}: {k.help}", k.lo, hi, lo=k.lo, hi=hi)
+        )
+    n_windows = bound(
+        st.select_slider,
+        "windows",
+        4,
+        "Held-out windows",
+        [1, 2, 4, 8],
+        choices=[1, 2, 4, 8],
+        help=f"windows of {lm.context_length} tokens of held-out Austen",
+    )
+
 
 @st.cache_data(max_entries=4, show_spinner="Measuring the dense model…", hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
@@ -168,6 +184,8 @@ if st.toggle("Compute the Pareto front (about 25 settings)", key="pareto"):
                 f"({top['perplexity_ratio']:.3f}x)."
             )
         else:
-            st.info(f"No setting in the sweep reaches {EMBEDDINGS_GOAL.compression:g}x fewer bytes within "
-                    f"{EMBEDDINGS_GOAL.within} of dense perplexity.")
+            st.info(
+                f"No setting in the sweep reaches {EMBEDDINGS_GOAL.compression:g}x fewer bytes within "
+                f"{EMBEDDINGS_GOAL.within} of dense perplexity."
+            )
         download_buttons(rows, "embedding-pareto", key="pareto-export")

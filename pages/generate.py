@@ -28,8 +28,16 @@ through_app()  # a first visit straight to this page still gets app.py's navigat
 
 @st.cache_data(max_entries=32, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time(lane="long")
-def cached_generation(lm: LoadedLM, ids: tuple[int, ...], policy: str, heads: TEFHeads | None,
-                      budget: int | None, t: float | None, new_tokens: int, seed: int | None) -> dict:
+def cached_generation(
+    lm: LoadedLM,
+    ids: tuple[int, ...],
+    policy: str,
+    heads: TEFHeads | None,
+    budget: int | None,
+    t: float | None,
+    new_tokens: int,
+    seed: int | None,
+) -> dict:
     """Both generations, once per (model and weights, prompt, policy and heads, limit, tokens, seed):
     reruns and moves of the view widgets never generate again."""
     with progress_bar(f"Generating {new_tokens} tokens with and without eviction…") as report:
@@ -53,31 +61,89 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
     """Policy, limit, new tokens, decoding and prompt, each kept in the URL (the typed prompt is not)."""
     samples = view.prompt_samples()
     with left:
-        policy_key = bound(st.selectbox, "policy", next(iter(policies)), "Eviction policy", list(policies),
-                           choices=list(policies), format_func=policies.get, help=view.POLICY_HELP)
-        limit = bound(st.radio, "limit", "budget", "Cache limited by", list(view.LIMITS),
-                      choices=list(view.LIMITS), format_func=view.LIMITS.get, horizontal=True,
-                      help=view.LIMIT_HELP)
+        policy_key = bound(
+            st.selectbox,
+            "policy",
+            next(iter(policies)),
+            "Eviction policy",
+            list(policies),
+            choices=list(policies),
+            format_func=policies.get,
+            help=view.POLICY_HELP,
+        )
+        limit = bound(
+            st.radio,
+            "limit",
+            "budget",
+            "Cache limited by",
+            list(view.LIMITS),
+            choices=list(view.LIMITS),
+            format_func=view.LIMITS.get,
+            horizontal=True,
+            help=view.LIMIT_HELP,
+        )
         if limit == "budget":
             lo, hi, default = view.budget_range(context)
-            bound(st.slider, "budget", default, "Cache budget (entries per layer)", lo, hi, lo=lo, hi=hi,
-                  help=f"At least {SINKS + 2}: the attention sinks and the newest token.")
+            bound(
+                st.slider,
+                "budget",
+                default,
+                "Cache budget (entries per layer)",
+                lo,
+                hi,
+                lo=lo,
+                hi=hi,
+                help=f"At least {SINKS + 2}: the attention sinks and the newest token.",
+            )
         else:
-            bound(st.slider, "share", 0.5, "Keep share t", 0.05, 1.0, lo=0.05, hi=1.0, step=0.05,
-                  help=view.SHARE_HELP)
+            bound(
+                st.slider,
+                "share",
+                0.5,
+                "Keep share t",
+                0.05,
+                1.0,
+                lo=0.05,
+                hi=1.0,
+                step=0.05,
+                help=view.SHARE_HELP,
+            )
         hi, default = view.new_tokens_range(context)
-        new_tokens = bound(st.slider, "new_tokens", default, "New tokens", 8, hi, lo=8, hi=hi,
-                           help=f"Prompt and new tokens share the model's context of {context:,} tokens: a "
-                                "longer prompt is cut to its last tokens.")
-        decoding = bound(st.radio, "decoding", "greedy", "Decoding", ["greedy", "sampled"],
-                         choices=["greedy", "sampled"], horizontal=True,
-                         help="Sampled: at temperature 1 with the seed below; both runs use the same draws.")
+        new_tokens = bound(
+            st.slider,
+            "new_tokens",
+            default,
+            "New tokens",
+            8,
+            hi,
+            lo=8,
+            hi=hi,
+            help=f"Prompt and new tokens share the model's context of {context:,} tokens: a "
+            "longer prompt is cut to its last tokens.",
+        )
+        decoding = bound(
+            st.radio,
+            "decoding",
+            "greedy",
+            "Decoding",
+            ["greedy", "sampled"],
+            choices=["greedy", "sampled"],
+            horizontal=True,
+            help="Sampled: at temperature 1 with the seed below; both runs use the same draws.",
+        )
         if decoding == "sampled":
             bound(st.number_input, "seed", 0, "Seed", 0, 2**31 - 1, lo=0, hi=2**31 - 1)
     with right:
         prompt_choices = [*samples, view.OWN]
-        source = bound(st.selectbox, "prompt", next(iter(samples)), "Prompt", prompt_choices,
-                       choices=prompt_choices, format_func=lambda k: view.prompt_label(samples, k))
+        source = bound(
+            st.selectbox,
+            "prompt",
+            next(iter(samples)),
+            "Prompt",
+            prompt_choices,
+            choices=prompt_choices,
+            format_func=lambda k: view.prompt_label(samples, k),
+        )
         if source == view.OWN:
             text = text_box("Your prompt", "gen_own", 120, view.PROMPT_PLACEHOLDER)
         else:
@@ -85,9 +151,14 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
             st.text(text)
     keep("gen_own")
     state = st.session_state
-    return Choice(policy_key, int(state["budget"]) if limit == "budget" else None,
-                  float(state["share"]) if limit == "share" else None, new_tokens,
-                  int(state["seed"]) if decoding == "sampled" else None, text)
+    return Choice(
+        policy_key,
+        int(state["budget"]) if limit == "budget" else None,
+        float(state["share"]) if limit == "share" else None,
+        new_tokens,
+        int(state["seed"]) if decoding == "sampled" else None,
+        text,
+    )
 
 
 def headline(g, n0: int) -> None:
@@ -102,30 +173,69 @@ def texts(result: dict, prompt: view.Prompt, request: tuple, label: str) -> None
     vcols = st.columns([1, 2])
     with vcols[0]:
         options = [*range(len(g.kept)), -1]
-        layer = bound(st.selectbox, "cache_layer", 0, "Struck through: evicted from", options,
-                      choices=options, format_func=view.layer_label,
-                      help="Each layer keeps its own cache: a token can be gone from one layer and still "
-                           "cached in another.")
+        layer = bound(
+            st.selectbox,
+            "cache_layer",
+            0,
+            "Struck through: evicted from",
+            options,
+            choices=options,
+            format_func=view.layer_label,
+            help="Each layer keeps its own cache: a token can be gone from one layer and still "
+            "cached in another.",
+        )
     with vcols[1]:
         if st.session_state.get("_gen_step_for") != request:  # a new generation opens at its last step
             st.session_state["_gen_step_for"], st.session_state["gen_step"] = request, n
-        shown = n if n < 2 else st.slider("Show the text after step", 1, n, key="gen_step",
-                                          help="The text as it grew: the cache's evictions up to that step.")
+        shown = (
+            n
+            if n < 2
+            else st.slider(
+                "Show the text after step",
+                1,
+                n,
+                key="gen_step",
+                help="The text as it grew: the cache's evictions up to that step.",
+            )
+        )
     evicted_at = eviction_steps([s.evicted for s in g.steps], None if layer < 0 else layer)
     gone = sum(1 for s in evicted_at.values() if s < shown)
     where = "every layer" if layer < 0 else f"layer {layer}"
     left, right = st.columns(2)
     with left:
-        st.markdown(f"**Evicted cache** ({label}; {gone} of {n0 + shown} tokens evicted from {where} by step "
-                    f"{shown})")
-        st.html(generation_strip_html(pieces, result["pieces"], ids, g.ids, shown, evicted_at, g.diverged_at,
-                                      [s.kl_to_dense for s in g.steps]))
+        st.markdown(
+            f"**Evicted cache** ({label}; {gone} of {n0 + shown} tokens evicted from {where} by step {shown})"
+        )
+        st.html(
+            generation_strip_html(
+                pieces,
+                result["pieces"],
+                ids,
+                g.ids,
+                shown,
+                evicted_at,
+                g.diverged_at,
+                [s.kl_to_dense for s in g.steps],
+            )
+        )
     with right:
         first = max(0, n0 - view.SHOWN_CONTEXT)
-        st.markdown("**Dense cache**" + (f" (the prompt's last {view.SHOWN_CONTEXT} tokens shown)" if first
-                                         else ""))
-        st.html(generation_strip_html(pieces[first:], result["dense_pieces"], ids[first:], g.dense_ids, shown,
-                                      None, g.diverged_at, None, first_position=first))
+        st.markdown(
+            "**Dense cache**" + (f" (the prompt's last {view.SHOWN_CONTEXT} tokens shown)" if first else "")
+        )
+        st.html(
+            generation_strip_html(
+                pieces[first:],
+                result["dense_pieces"],
+                ids[first:],
+                g.dense_ids,
+                shown,
+                None,
+                g.diverged_at,
+                None,
+                first_position=first,
+            )
+        )
     st.caption(view.STRIP_CAPTION)
 
 
@@ -135,32 +245,52 @@ def per_step_charts(result: dict, n0: int, view_key: str, policy_key: str) -> No
     left, right = st.columns(2)
     with left:
         st.markdown("**Cache size per step**")
-        chart(cache_size_figure, [s.cache_bytes for s in steps], g.dense_cache_bytes,
-              [s.cache_entries for s in steps], view.dense_entries(g, n0), g.diverged_at, view=view_key,
-              key="cache")
+        chart(
+            cache_size_figure,
+            [s.cache_bytes for s in steps],
+            g.dense_cache_bytes,
+            [s.cache_entries for s in steps],
+            view.dense_entries(g, n0),
+            g.diverged_at,
+            view=view_key,
+            key="cache",
+        )
     with right:
         st.markdown("**KL(dense ‖ evicted) per step**")
-        chart(kl_figure, [s.kl_to_dense for s in steps], result["pieces"], g.diverged_at, view=view_key,
-              key="kl")
-    download_buttons(view.step_rows(result, n0), f"generate-{policy_key.replace(':', '_')}",
-                     key="steps-export")
+        chart(
+            kl_figure,
+            [s.kl_to_dense for s in steps],
+            result["pieces"],
+            g.diverged_at,
+            view=view_key,
+            key="kl",
+        )
+    download_buttons(
+        view.step_rows(result, n0), f"generate-{policy_key.replace(':', '_')}", key="steps-export"
+    )
 
 
 st.title("Generation with an evicted KV cache")
 st.caption(view.INTRO)
 # heads with per-query features are not offered: decoding computes the hidden-state term only
-tefs = [c for c in usable_tef_checkpoints()
-        if (c.card or {}).get("variant") == "causal" and not (c.tef or {}).get("features")]
+tefs = [
+    c
+    for c in usable_tef_checkpoints()
+    if (c.card or {}).get("variant") == "causal" and not (c.tef or {}).get("features")
+]
 left, right = st.columns([1, 2])
 with left:
     picked = lm_picker(help="The causal TEF policy is offered for a model with causal TEF heads.")
 lm = lm_or_stop(picked)
 policies = view.policy_choices([c.name for c in tefs if tef_base(c) == picked])
-with_features = [c.name for c in usable_tef_checkpoints()
-                 if (c.tef or {}).get("features") and tef_base(c) == picked]
+with_features = [
+    c.name for c in usable_tef_checkpoints() if (c.tef or {}).get("features") and tef_base(c) == picked
+]
 if with_features:
-    left.caption(f"Not offered: {', '.join(with_features)} (TEF heads with per-query features, which "
-                 "generation does not compute yet; the Text page runs them).")
+    left.caption(
+        f"Not offered: {', '.join(with_features)} (TEF heads with per-query features, which "
+        "generation does not compute yet; the Text page runs them)."
+    )
 choice = choices(left, right, policies, lm.context_length)
 if not choice.text.strip():
     st.info("The prompt is empty: type a prompt, or pick a sample.")
@@ -181,8 +311,10 @@ with left:
     if st.button("Generate", key="generate", type="primary", icon=":material/play_arrow:"):
         done.add(request)
 if request not in done:
-    st.info("Press **Generate** to run both generations with these settings (a few seconds of work; "
-            "results are kept, so coming back to these settings is instant).")
+    st.info(
+        "Press **Generate** to run both generations with these settings (a few seconds of work; "
+        "results are kept, so coming back to these settings is instant)."
+    )
     st.stop()
 result = guarded("Generating", cached_generation, lm, tuple(prompt.ids), policy, heads, *choice.settings())
 if result is None:

@@ -41,8 +41,9 @@ if info is not None:
     c1.metric("Runs on", info.device.type.upper(), help=info.name)
     c2.metric("Compute dtype", str(info.dtype).replace("torch.", ""), help=info.bf16_reason)
     c3.metric("Hardware", info.name if len(info.name) < 28 else info.name[:26] + "…", help=info.detail)
-    st.caption(f"{info.name}: {info.detail}. dtype: {info.bf16_reason}. "
-               "Override with TEFVIZ_DEVICE / TEFVIZ_DTYPE.")
+    st.caption(
+        f"{info.name}: {info.detail}. dtype: {info.bf16_reason}. Override with TEFVIZ_DEVICE / TEFVIZ_DTYPE."
+    )
 
 st.subheader("Checkpoints")
 checkpoints = guarded("Reading checkpoints/", cached_checkpoints) or []
@@ -62,17 +63,34 @@ def show_tef_card(ck: CheckpointInfo, card: dict) -> None:
     training = card.get("training", {})
     cols = st.columns(3)
     cols[0].metric("Variant", str(card.get("variant", "?")))
-    cols[1].metric("Runs on", str(card.get("base_model", "?")),
-                   help="the paper variant carries its own fine-tuned copy of this LM")
+    cols[1].metric(
+        "Runs on",
+        str(card.get("base_model", "?")),
+        help="the paper variant carries its own fine-tuned copy of this LM",
+    )
     cols[2].metric("Training steps", str(training.get("steps", "?")))
     table = (card.get("metrics") or {}).get("heldout_table")
     if table:
-        st.markdown(f"**Held-out perplexity / kept fraction vs t** (dense reference "
-                    f"{table['reference']['perplexity']:.2f})")
-        st.dataframe(pd.DataFrame([
-            {"scorer": label, **{f"t={r['t']}": f"{r['perplexity']:.2f} / {r['kept_fraction']:.2f}"
-                                 for r in g["rows"]}} for label, g in table["scorers"].items()]),
-            hide_index=True, width="stretch")
+        st.markdown(
+            f"**Held-out perplexity / kept fraction vs t** (dense reference "
+            f"{table['reference']['perplexity']:.2f})"
+        )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "scorer": label,
+                        **{
+                            f"t={r['t']}": f"{r['perplexity']:.2f} / {r['kept_fraction']:.2f}"
+                            for r in g["rows"]
+                        },
+                    }
+                    for label, g in table["scorers"].items()
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     show_training_and_card(ck, card)
 
 
@@ -107,12 +125,16 @@ def show_image_card(ck: CheckpointInfo, card: dict) -> None:
     if isinstance(valid, int | float):
         cols[2].metric("Validation accuracy", f"{valid:.1%}", help="5,000 held-out training images")
     if every:
-        cols[3].metric("Evaluation-subset accuracy", f"{every['accuracy']:.1%}",
-                       help="2,000 test images, every token")
+        cols[3].metric(
+            "Evaluation-subset accuracy", f"{every['accuracy']:.1%}", help="2,000 test images, every token"
+        )
     if rows:
         st.markdown("**Accuracy, macro-F1 and tokens per setting** (`python -m tefviz eval images`)")
-        st.dataframe(pd.DataFrame(rows)[["label", "mean_tokens", "accuracy", "macro_f1"]], hide_index=True,
-                     width="stretch")
+        st.dataframe(
+            pd.DataFrame(rows)[["label", "mean_tokens", "accuracy", "macro_f1"]],
+            hide_index=True,
+            width="stretch",
+        )
     sources = (card.get("training_data") or {}).get("sources") or []
     if sources:
         st.markdown("**Training data** (offline Debian package)")
@@ -128,30 +150,44 @@ def show_lm_card(ck: CheckpointInfo, card: dict) -> None:
     cols = st.columns(4)
     cols[0].metric("Parameters", f"{(ck.parameters or 0) / 1e6:.1f} M")
     if isinstance(held.get("perplexity"), int | float):
-        cols[1].metric("Held-out perplexity", f"{held['perplexity']:.1f}",
-                       help="Austen chapters never seen in training")
+        cols[1].metric(
+            "Held-out perplexity", f"{held['perplexity']:.1f}", help="Austen chapters never seen in training"
+        )
     if isinstance(held.get("bits_per_byte"), int | float):
-        cols[2].metric("Bits per byte", f"{held['bits_per_byte']:.3f}",
-                       help="held-out Austen prose; lower is better")
+        cols[2].metric(
+            "Bits per byte", f"{held['bits_per_byte']:.3f}", help="held-out Austen prose; lower is better"
+        )
     if training.get("tokens_seen"):
-        cols[3].metric("Tokens seen", f"{training['tokens_seen'] / 1e6:.1f} M",
-                       help=f"{training.get('steps')} steps, {training.get('wall_clock_minutes')} min")
+        cols[3].metric(
+            "Tokens seen",
+            f"{training['tokens_seen'] / 1e6:.1f} M",
+            help=f"{training.get('steps')} steps, {training.get('wall_clock_minutes')} min",
+        )
     left, right = st.columns(2)
     with left:
         st.markdown("**Architecture**")
-        st.dataframe(_architecture_rows(card, ck.parameters, ck.weight_bytes), hide_index=True,
-                     width="stretch")
+        st.dataframe(
+            _architecture_rows(card, ck.parameters, ck.weight_bytes), hide_index=True, width="stretch"
+        )
     with right:
         st.markdown("**Metrics**")
         rows = [{"set": k, **v} for k, v in metrics.items() if isinstance(v, dict) and "perplexity" in v]
         if rows:
-            st.dataframe(pd.DataFrame(rows)[["set", "perplexity", "bits_per_byte", "tokens", "bytes"]],
-                         hide_index=True, width="stretch")
+            st.dataframe(
+                pd.DataFrame(rows)[["set", "perplexity", "bits_per_byte", "tokens", "bytes"]],
+                hide_index=True,
+                width="stretch",
+            )
     data = card.get("training_data", {})
     if data.get("sources"):
         st.markdown("**Training data** (offline Debian packages)")
-        st.dataframe(pd.DataFrame(data["sources"])[["name", "description", "package", "licence", "documents",
-                                                    "characters"]], hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(data["sources"])[
+                ["name", "description", "package", "licence", "documents", "characters"]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
         if data.get("split_rule"):
             st.caption(f"Splits: {data['split_rule']}.")
     if card.get("licence"):
@@ -181,6 +217,7 @@ def show_checkpoint(ck: CheckpointInfo) -> None:
             st.text(card["markdown"][:4000])
             return
         CARD_VIEWS[ck.kind](ck, card)
+
 
 for ck in checkpoints:
     # one malformed card must not hide the others

@@ -36,9 +36,17 @@ def draw(specs: list[FigureSpec], views: dict[str, str], where: list | None = No
 
 def input_picker() -> tuple[str, Picked]:
     """The source, and (model input or None, true class or None, the picture or None, conversion steps)."""
-    source = bound(st.radio, "img_source", SOURCES[0], "Image", SOURCES, choices=SOURCES, horizontal=True,
-                   help="2,000 Fashion-MNIST test images the models never saw (200 per class), your own "
-                   "picture, or a photo from scikit-image for qualitative views.")
+    source = bound(
+        st.radio,
+        "img_source",
+        SOURCES[0],
+        "Image",
+        SOURCES,
+        choices=SOURCES,
+        horizontal=True,
+        help="2,000 Fashion-MNIST test images the models never saw (200 per class), your own "
+        "picture, or a photo from scikit-image for qualitative views.",
+    )
     if source == SOURCES[0]:
         cls = bound(st.selectbox, "img_cls", CLASSES[0], "Class", CLASSES, choices=list(CLASSES))
         idx = bound(st.slider, "img_idx", 0, "Image of that class", 0, 199, lo=0, hi=199)
@@ -46,9 +54,15 @@ def input_picker() -> tuple[str, Picked]:
             st.image(cache.gallery_png(cls), width="stretch")
         (x, y), c = cache.shipped_subset(), CLASSES.index(cls)
         return source, (x[np.flatnonzero(y.numpy() == c)[idx], 0].numpy(), c, None, ())
-    invert = bound(st.selectbox, "img_invert", "auto", "Invert", preprocess.INVERT_MODES,
-                   choices=preprocess.INVERT_MODES, help="The model knows light garments on black. 'auto' "
-                   "inverts pictures whose border is light.")
+    invert = bound(
+        st.selectbox,
+        "img_invert",
+        "auto",
+        "Invert",
+        preprocess.INVERT_MODES,
+        choices=preprocess.INVERT_MODES,
+        help="The model knows light garments on black. 'auto' inverts pictures whose border is light.",
+    )
     if source == SOURCES[1]:
         upload = st.file_uploader(preprocess.UPLOAD_LABEL, type=preprocess.UPLOAD_TYPES, key="img_upload")
         if upload is None:
@@ -68,12 +82,25 @@ def budget_controls(tokenizer: ImageTokenizer, cfg: ImageConfig) -> tuple[Select
         st.info(tokenizer.no_budget_note)
         return Selection(), None
     modes, key = [b.mode for b in budgets], f"img_budget_{tokenizer.name}"
-    mode = modes[0] if len(modes) == 1 else bound(st.radio, key, modes[0], tokenizer.budget_title, modes,
-                                                  choices=modes, horizontal=True)
+    mode = (
+        modes[0]
+        if len(modes) == 1
+        else bound(st.radio, key, modes[0], tokenizer.budget_title, modes, choices=modes, horizontal=True)
+    )
     b = budgets[modes.index(mode)]
     args, kwargs = b.widget_args()
-    value = bound(st.select_slider if b.choices else st.slider, b.key, b.default, b.label, *args,
-                  choices=b.choices, lo=b.lo, hi=b.hi, help=b.help, **kwargs)
+    value = bound(
+        st.select_slider if b.choices else st.slider,
+        b.key,
+        b.default,
+        b.label,
+        *args,
+        choices=b.choices,
+        lo=b.lo,
+        hi=b.hi,
+        help=b.help,
+        **kwargs,
+    )
     return b.selection(value), b
 
 
@@ -100,13 +127,22 @@ def accuracy_tab(budget: Budget | None, subset: evaluate.SubsetResult | None) ->
         st.caption(measured.summary)
     curves, current = evaluate.accuracy_curves([(labels[c.name], c.config, c.card) for c in models], measured)
     if not curves:
-        st.info("No evaluation table in the checkpoint cards yet: run "
-                "`python -m tefviz eval images --write-cards`.")
+        st.info(
+            "No evaluation table in the checkpoint cards yet: run "
+            "`python -m tefviz eval images --write-cards`."
+        )
         return
-    chart(accuracy_tokens_figure, curves, current, key="acc_tokens",  # the curves come from the cards
-          view=digest(json.dumps([curves, current], sort_keys=True, default=str)))
-    st.caption("Lines: the table `python -m tefviz eval images --write-cards` stored in each checkpoint's "
-               "card. TNT's token count is averaged over the encoder blocks (it prunes inside).")
+    chart(
+        accuracy_tokens_figure,
+        curves,
+        current,
+        key="acc_tokens",  # the curves come from the cards
+        view=digest(json.dumps([curves, current], sort_keys=True, default=str)),
+    )
+    st.caption(
+        "Lines: the table `python -m tefviz eval images --write-cards` stored in each checkpoint's "
+        "card. TNT's token count is averaged over the encoder blocks (it prunes inside)."
+    )
     download_buttons(evaluate.curve_rows(curves), "accuracy_vs_tokens", "acc_export")
 
 
@@ -121,16 +157,26 @@ def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
     flips = view.flipped(full.pred, subset.pred, y.numpy())
     for col, (group, text) in zip(st.columns(3), view.FLIP_GROUPS.items(), strict=True):
         col.metric(text, len(flips[group]))
-    group = st.radio("Show", list(view.FLIP_GROUPS), horizontal=True, key="img_flip_group",
-                     format_func=lambda s: s.replace("_", " "))
+    group = st.radio(
+        "Show",
+        list(view.FLIP_GROUPS),
+        horizontal=True,
+        key="img_flip_group",
+        format_func=lambda s: s.replace("_", " "),
+    )
     if len(flips[group]) == 0:
         st.info("No evaluation image falls in this group at this setting.")
     grid = st.columns(8)
     for j, (i, caption) in enumerate(view.flip_gallery(flips, group, full.pred, subset.pred, y.numpy())):
         grid[j % 8].image(np.kron(x[i, 0].numpy(), np.ones((3, 3))), clamp=True, caption=caption)
         where = dict(zip(("img_cls", "img_idx"), view.subset_position(y.numpy(), i), strict=True))
-        grid[j % 8].button("Open", key=f"open_{i}", help="Show this image above",  # set before the rerun
-                           on_click=st.session_state.update, args=({"img_source": SOURCES[0], **where},))
+        grid[j % 8].button(
+            "Open",
+            key=f"open_{i}",
+            help="Show this image above",  # set before the rerun
+            on_click=st.session_state.update,
+            args=({"img_source": SOURCES[0], **where},),
+        )
     if len(flips[group]) > 24:
         st.caption(f"First 24 of {len(flips[group])}.")
 
@@ -138,8 +184,9 @@ def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
 def training_free_tab(image: np.ndarray, original: np.ndarray | None) -> None:
     vt, what, free_view = view.training_free_view(image, original)
     n, (sides, energy, ev) = vt.shape[0], cache.spectral_summary(free_view, vt)
-    st.caption(f"On the {what}: what the FFT tokenizer's square and exact SVD's components keep, "
-               "with no model.")
+    st.caption(
+        f"On the {what}: what the FFT tokenizer's square and exact SVD's components keep, with no model."
+    )
     a, b = st.columns(2)  # one setting per view size
     side = bound(a.select_slider, f"img_free_side_{n}", n // 2, "Low-pass side", sides, choices=sides)
     draw(spectrum_views(vt, side, sides, energy), {"setting": f"{free_view}|{side}"}, [a] * 3)
@@ -151,15 +198,27 @@ st.title("Images: which patches survive the threshold")
 st.caption(view.page_intro())
 models = loaders.usable_image_checkpoints()
 for broken in loaders.unusable_image_checkpoints():
-    st.warning(literal(f"Image checkpoint {broken.name} is unusable and not offered: {broken.error}"),
-               icon=":material/error:")
+    st.warning(
+        literal(f"Image checkpoint {broken.name} is unusable and not offered: {broken.error}"),
+        icon=":material/error:",
+    )
 if not models:
-    st.warning("No usable image checkpoint in checkpoints/: train one with `python -m tefviz train images "
-               "--tokenizer svd_tef --export checkpoints/tefviz-image-svd-tef`.")
+    st.warning(
+        "No usable image checkpoint in checkpoints/: train one with `python -m tefviz train images "
+        "--tokenizer svd_tef --export checkpoints/tefviz-image-svd-tef`."
+    )
     st.stop()
 labels = view.checkpoint_labels({c.name: c.config for c in models})
-name = bound(st.radio, "img_model", models[0].name, "Tokenizer", list(labels), choices=list(labels),
-             format_func=labels.get, horizontal=True)
+name = bound(
+    st.radio,
+    "img_model",
+    models[0].name,
+    "Tokenizer",
+    list(labels),
+    choices=list(labels),
+    format_func=labels.get,
+    horizontal=True,
+)
 model, model_key = guarded(f"Loading {name!r}", loaders.get_image_model, name) or st.stop()  # stop: raises
 st.caption(model.tokenizer.description)
 left, right = st.columns([1, 2])
@@ -174,10 +233,15 @@ if image is None:  # the budget widgets above are drawn anyway, so their values 
 image_key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 result = guarded("Classifying the image", cache.analysis, model_key, image_key, sel, image) or st.stop()
 headline(result, sel, image_key)
-measure = bound(st.toggle, "img_measure", True,
-                "Measure on the 2,000 evaluation images at every new setting", help="About 1-3 s per new "
-                "setting on a 2-core CPU (cached after); the image above is re-drawn first. Turn off to move "
-                "the budget with no wait; the accuracy star and the flips then pause.")
+measure = bound(
+    st.toggle,
+    "img_measure",
+    True,
+    "Measure on the 2,000 evaluation images at every new setting",
+    help="About 1-3 s per new "
+    "setting on a 2-core CPU (cached after); the image above is re-drawn first. Turn off to move "
+    "the budget with no wait; the accuracy star and the flips then pause.",
+)
 subset = guarded("Evaluating the subset", cache.subset, model_key, sel) if measure else None
 tabs = st.tabs(["Accuracy vs tokens", "Error analysis", "Spectrum and SVD (training-free)"])
 with tabs[0]:

@@ -41,18 +41,33 @@ samples = {s["id"]: s["text"] for s in heldout_samples()}
 left, right = st.columns([1, 2])
 with left:
     model_choices = [*names, HUB]
-    choice = bound(st.selectbox, "model", names[0] if names else HUB, "Model", model_choices,
-                   choices=model_choices,
-                   help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}), or any causal "
-                        "LM on the hub.")
+    choice = bound(
+        st.selectbox,
+        "model",
+        names[0] if names else HUB,
+        "Model",
+        model_choices,
+        choices=model_choices,
+        help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}), or any causal "
+        "LM on the hub.",
+    )
     hub_name = ""
     if choice == HUB:  # nothing is asked of the hub before a name is typed
-        hub_name = bound(st.text_input, "hub", "", "Hub model name",
-                         help="e.g. gpt2, EleutherAI/pythia-70m, Qwen/Qwen2.5-0.5B").strip()
-    sample, text = text_source(samples, "own_text", right=right, height=180,
-                               help="Held-out samples (never trained on), or paste your own.",
-                               placeholder=f"Paste any text. Long text is cut at {MAX_CHARS:,} characters / "
-                                           f"{MAX_TOKENS:,} tokens.")
+        hub_name = bound(
+            st.text_input,
+            "hub",
+            "",
+            "Hub model name",
+            help="e.g. gpt2, EleutherAI/pythia-70m, Qwen/Qwen2.5-0.5B",
+        ).strip()
+    sample, text = text_source(
+        samples,
+        "own_text",
+        right=right,
+        height=180,
+        help="Held-out samples (never trained on), or paste your own.",
+        placeholder=f"Paste any text. Long text is cut at {MAX_CHARS:,} characters / {MAX_TOKENS:,} tokens.",
+    )
 
 source = hub_name if choice == HUB else choice
 if choice == HUB and not hub_name:
@@ -81,39 +96,55 @@ if analysis is None:
 
 # --- results --------------------------------------------------------------------------
 if analysis.truncated_chars or analysis.truncated_tokens:
-    cut = [f"{n:,} {unit}" for n, unit in ((analysis.truncated_chars, "characters"),
-                                           (analysis.truncated_tokens, "tokens")) if n]
-    st.warning(f"The text was cut to fit: the last {' and '.join(cut)} were not scored "
-               f"(limits: {MAX_CHARS:,} characters, {MAX_TOKENS:,} tokens).")
+    cut = [
+        f"{n:,} {unit}"
+        for n, unit in ((analysis.truncated_chars, "characters"), (analysis.truncated_tokens, "tokens"))
+        if n
+    ]
+    st.warning(
+        f"The text was cut to fit: the last {' and '.join(cut)} were not scored "
+        f"(limits: {MAX_CHARS:,} characters, {MAX_TOKENS:,} tokens)."
+    )
 if analysis.windows:
-    st.info(f"Longer than the model's context ({lm.context_length} tokens): scored in overlapping "
-            "windows, so every token still sees at least half a context of history.")
+    st.info(
+        f"Longer than the model's context ({lm.context_length} tokens): scored in overlapping "
+        "windows, so every token still sees at least half a context of history."
+    )
 n_scored = len(analysis.scored)
 c = st.columns(4)
 c[0].metric("Tokens", f"{len(analysis.ids):,}")
 c[1].metric("Perplexity", f"{analysis.perplexity:,.2f}" if n_scored else "n/a")
 c[2].metric("Bits per byte", f"{analysis.bits_per_byte:.3f}" if n_scored else "n/a")
 bits = [x / math.log(2) for x in analysis.nll]
-c[3].metric("Mean surprisal", f"{sum(b for b in bits if not math.isnan(b)) / n_scored:.2f} bits"
-            if n_scored else "n/a")
+c[3].metric(
+    "Mean surprisal",
+    f"{sum(b for b in bits if not math.isnan(b)) / n_scored:.2f} bits" if n_scored else "n/a",
+)
 if not n_scored:
     st.info("One token only: nothing precedes it, so there is nothing to predict. Add more text.")
 
 titles = []
 for i, (p, t, b, g) in enumerate(zip(analysis.pieces, analysis.ids, bits, analysis.topk, strict=True)):
     guess = ", ".join(f"{s!r} {q:.0%}" for _, s, q in g[:3])
-    titles.append(f"#{i} {p!r} (id {t})\n" + ("first token: not predicted" if math.isnan(b)
-                                                else f"surprisal {b:.2f} bits\nmodel expected: {guess}"))
+    titles.append(
+        f"#{i} {p!r} (id {t})\n"
+        + (
+            "first token: not predicted"
+            if math.isnan(b)
+            else f"surprisal {b:.2f} bits\nmodel expected: {guess}"
+        )
+    )
 shown = min(len(analysis.ids), 1500)
 st.markdown("**Tokens by surprisal**" + (f" (first {shown:,} shown)" if shown < len(analysis.ids) else ""))
 st.html(token_strip_html(analysis.pieces[:shown], bits[:shown], titles[:shown], vmax=12.0))
-st.caption("Colour scale: white = 0 bits (certain) to red = 12+ bits. Struck-through grey is used on "
-           "later pages for dropped tokens.")
+st.caption(
+    "Colour scale: white = 0 bits (certain) to red = 12+ bits. Struck-through grey is used on "
+    "later pages for dropped tokens."
+)
 
 st.plotly_chart(surprisal_figure(analysis.pieces, bits), width="stretch", key="surprisal")
 rows = analysis.rows()
 download_buttons(rows, f"surprisal-{source.replace('/', '_')}", key="surprisal-export")
-
 
 
 @st.fragment
@@ -132,10 +163,19 @@ def expectation_view(analysis: TextAnalysis, bits: list[float]) -> None:
     context = "".join(analysis.pieces[max(0, pos - 12) : pos])
     st.text(f"context:  …{context!r}\nactual:   {analysis.pieces[pos]!r}  ({bits[pos]:.2f} bits)")
     st.dataframe(
-        pd.DataFrame([{"rank": r + 1, "guess": repr(s), "probability": round(q, 4),
-                       "is actual": i == analysis.ids[pos]}
-                      for r, (i, s, q) in enumerate(analysis.topk[pos])]),
-        hide_index=True, width="content",
+        pd.DataFrame(
+            [
+                {
+                    "rank": r + 1,
+                    "guess": repr(s),
+                    "probability": round(q, 4),
+                    "is actual": i == analysis.ids[pos],
+                }
+                for r, (i, s, q) in enumerate(analysis.topk[pos])
+            ]
+        ),
+        hide_index=True,
+        width="content",
     )
 
 

@@ -43,18 +43,22 @@ def cached_scores(lm: LoadedLM, scorer: TokenScorer, text: str) -> ScoredText:
 
 @st.cache_data(max_entries=256, show_spinner=False, hash_funcs=cache_keys())
 @one_at_a_time
-def cached_filter(lm: LoadedLM, scorer: TokenScorer, text: str, t: float,
-                  policy: DropPolicy) -> FilteredText:
+def cached_filter(lm: LoadedLM, scorer: TokenScorer, text: str, t: float, policy: DropPolicy) -> FilteredText:
     return view.filter_text(lm, scorer, cached_scores(lm, scorer, text), t, policy)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def token_view(view_key: str, _scored: ScoredText, _filtered: FilteredText, _kept: np.ndarray,
-               layer: int) -> dict:
+def token_view(
+    view_key: str, _scored: ScoredText, _filtered: FilteredText, _kept: np.ndarray, layer: int
+) -> dict:
     """The per-token table and both strips, once per view for every session (read-only)."""
     strips = view.token_strips(_scored, _filtered, _kept, layer)
-    return {"rows": strips.rows, "change": strips.change, "shares": PreparedHtml(strips.shares),
-            "worse": PreparedHtml(strips.worse)}
+    return {
+        "rows": strips.rows,
+        "change": strips.change,
+        "shares": PreparedHtml(strips.shares),
+        "worse": PreparedHtml(strips.worse),
+    }
 
 
 class Choice(NamedTuple):
@@ -72,27 +76,59 @@ def choices(tefs: list, bases: dict) -> Choice:
     linked = str(st.query_params.get("scorer", ""))
     left, right = st.columns([1, 2])
     with left:
-        picked = loaders.lm_picker(default=bases.get(linked[4:]) if linked.startswith("tef:") else None,
-                           help="TEF scorers are offered for the model they were trained on.")
+        picked = loaders.lm_picker(
+            default=bases.get(linked[4:]) if linked.startswith("tef:") else None,
+            help="TEF scorers are offered for the model they were trained on.",
+        )
         if picked is None:
             st.stop()
         model_tefs = [c for c in tefs if bases[c.name] == picked]
         labels = view.scorer_labels(model_tefs)
-        scorer_key = bound(st.selectbox, "scorer", next(iter(labels)), "Scorer", list(labels),
-                           choices=list(labels), format_func=labels.get,
-                           help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline scorer.")
+        scorer_key = bound(
+            st.selectbox,
+            "scorer",
+            next(iter(labels)),
+            "Scorer",
+            list(labels),
+            choices=list(labels),
+            format_func=labels.get,
+            help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline scorer.",
+        )
         if not scorer_key.startswith("tef:"):
-            mode = bound(st.radio, "mode", "evict", "Dropping means", list(POLICY_MODES),
-                         choices=list(POLICY_MODES), horizontal=True,
-                         help="; ".join(f"{k}: {v}" for k, v in view.MODES_HELP.items()))
+            mode = bound(
+                st.radio,
+                "mode",
+                "evict",
+                "Dropping means",
+                list(POLICY_MODES),
+                choices=list(POLICY_MODES),
+                horizontal=True,
+                help="; ".join(f"{k}: {v}" for k, v in view.MODES_HELP.items()),
+            )
             bound(st.checkbox, "sink", True, "Always keep the first token (attention sink)")
             if mode == "evict":
                 bound(st.number_input, "recent", 0, "Always keep this many recent tokens", 0, 64, lo=0, hi=64)
-        _, text = text_source(samples, "text_own", right=right, height=150, placeholder=view.PLACEHOLDER,
-                              help="Held-out samples (never trained on), or your own text.")
+        _, text = text_source(
+            samples,
+            "text_own",
+            right=right,
+            height=150,
+            placeholder=view.PLACEHOLDER,
+            help="Held-out samples (never trained on), or your own text.",
+        )
     with right:
-        t = bound(st.slider, "t", 0.9, "Threshold t (cumulative share kept)", 0.0, 1.0, lo=0.0, hi=1.0,
-                  step=0.01, help="1.0 keeps every token; lower keeps fewer. The top token is always kept.")
+        t = bound(
+            st.slider,
+            "t",
+            0.9,
+            "Threshold t (cumulative share kept)",
+            0.0,
+            1.0,
+            lo=0.0,
+            hi=1.0,
+            step=0.01,
+            help="1.0 keeps every token; lower keeps fewer. The top token is always kept.",
+        )
     return Choice(picked, model_tefs, scorer_key, text, t)
 
 
@@ -107,8 +143,11 @@ def scorer_and_policy(choice: Choice) -> tuple[str, TokenScorer, DropPolicy]:
         st.caption(view.tef_caption(model_name, tef_name, policy.mode))
         return model_name, scorer, policy
     scorer, mode = get_scorer(choice.scorer_key), st.session_state["mode"]
-    policy = DropPolicy(mode, sink=st.session_state["sink"],
-                        recent=int(st.session_state.get("recent", 0)) if mode == "evict" else 0)
+    policy = DropPolicy(
+        mode,
+        sink=st.session_state["sink"],
+        recent=int(st.session_state.get("recent", 0)) if mode == "evict" else 0,
+    )
     st.caption(f"{scorer.description} Dropping: {view.MODES_HELP[policy.mode]}.")
     return choice.picked, scorer, policy
 
@@ -120,8 +159,9 @@ def headline(scored: ScoredText, filtered: FilteredText, kept: np.ndarray) -> No
         st.info("One token only: nothing to predict and nothing to drop. Add more text.")
 
 
-def token_strips(choice: Choice, scored: ScoredText, filtered: FilteredText, kept: np.ndarray, layer: int,
-                 view_key: str) -> None:
+def token_strips(
+    choice: Choice, scored: ScoredText, filtered: FilteredText, kept: np.ndarray, layer: int, view_key: str
+) -> None:
     """The strip by share, the cumulative curve, the loss change per token and the strip by it."""
     tokens = token_view(view_key, scored, filtered, kept, layer)
     st.markdown(f"**Tokens by share** (block {layer}; struck-through grey = dropped at t = {choice.t:.2f})")
@@ -130,39 +170,67 @@ def token_strips(choice: Choice, scored: ScoredText, filtered: FilteredText, kep
     left, right = st.columns(2)
     with left:
         st.markdown("**Sorted shares and the cumulative curve**")
-        chart(cumulative_share_figure, scored.pieces, scored.shares(layer), kept, choice.t, view=view_key,
-              key="cumulative")
+        chart(
+            cumulative_share_figure,
+            scored.pieces,
+            scored.shares(layer),
+            kept,
+            choice.t,
+            view=view_key,
+            key="cumulative",
+        )
     with right:
         st.markdown("**Which predictions got worse** (loss change per token)")
         chart(loss_change_figure, scored.pieces, tokens["change"], list(kept), view=view_key, key="change")
     st.html(tokens["worse"])
-    st.caption("Red = that token became harder to predict (up to 4+ bits worse); white = unchanged or "
-               "easier.")
-    download_buttons(tokens["rows"], f"text-tokens-{choice.scorer_key.replace(':', '_')}-t{choice.t:.2f}",
-                     key="tokens-export")
+    st.caption(
+        "Red = that token became harder to predict (up to 4+ bits worse); white = unchanged or easier."
+    )
+    download_buttons(
+        tokens["rows"],
+        f"text-tokens-{choice.scorer_key.replace(':', '_')}-t{choice.t:.2f}",
+        key="tokens-export",
+    )
 
 
-def heldout_section(choice: Choice, scored: ScoredText, filtered: FilteredText, policy: DropPolicy,
-                    view_key: str) -> None:
+def heldout_section(
+    choice: Choice, scored: ScoredText, filtered: FilteredText, policy: DropPolicy, view_key: str
+) -> None:
     """Perplexity against tokens kept on held-out text, from the TEF cards, with this text as a star."""
     st.subheader("Perplexity vs tokens kept, on held-out text")
     tables, table_source = view.heldout_tables(choice.model_tefs)
     domain = None
     if len(tables) > 1:
-        domain = bound(st.radio, "domain", view.default_domain(tables), "Held-out text", sorted(tables),
-                       choices=sorted(tables), horizontal=True,
-                       help="Each shipped held-out sample, a different domain, never trained on.")
+        domain = bound(
+            st.radio,
+            "domain",
+            view.default_domain(tables),
+            "Held-out text",
+            sorted(tables),
+            choices=sorted(tables),
+            horizontal=True,
+            help="Each shipped held-out sample, a different domain, never trained on.",
+        )
     domain = domain or next(iter(tables), None)
     table = tables.get(domain) if domain else None
     if table is None:
-        st.info(f"No held-out table for {choice.picked} in its TEF cards yet: `python -m tefviz eval text "
-                f"--lm checkpoints/{choice.picked} --tef checkpoints/<tef> --write-cards` writes one.")
+        st.info(
+            f"No held-out table for {choice.picked} in its TEF cards yet: `python -m tefviz eval text "
+            f"--lm checkpoints/{choice.picked} --tef checkpoints/<tef> --write-cards` writes one."
+        )
         return
     is_tef, key = choice.scorer_key.startswith("tef:"), choice.scorer_key
     current = key.split(":", 1)[1] if is_tef else f"{key} ({policy.mode})"
     # the table comes from a card, which `eval text --write-cards` can rewrite under a running server
-    chart(perplexity_vs_kept_figure, table, current, choice.t, view.heldout_point(scored, filtered),
-          key="table", view=f"{view_key}|{domain}|{table_source[domain]}")
+    chart(
+        perplexity_vs_kept_figure,
+        table,
+        current,
+        choice.t,
+        view.heldout_point(scored, filtered),
+        key="table",
+        view=f"{view_key}|{domain}|{table_source[domain]}",
+    )
     st.caption(view.heldout_caption(table, literal(table.get("name") or domain or "austen")))
     download_buttons(view.heldout_rows(table), "heldout-table", key="table-export")
 
@@ -174,8 +242,10 @@ if not loaders.usable_lm_names():
     st.stop()
 tefs = [c for c in loaders.usable_tef_checkpoints() if (c.card or {}).get("variant") in tef_variants()]
 for broken in loaders.unusable_tef_checkpoints():
-    st.warning(literal(f"TEF checkpoint {broken.name} is unusable and not offered: {broken.error}"),
-               icon=":material/error:")
+    st.warning(
+        literal(f"TEF checkpoint {broken.name} is unusable and not offered: {broken.error}"),
+        icon=":material/error:",
+    )
 choice = choices(tefs, {c.name: loaders.tef_base(c) for c in tefs})
 model_name, scorer, policy = scorer_and_policy(choice)
 lm = guarded(f"Loading {model_name!r}", loaders.get_lm, model_name) or st.stop()  # stop: raises
@@ -188,9 +258,20 @@ filtered = filtered or st.stop()
 if note := view.truncation_note(scored, lm.context_length):
     st.warning(note)
 layers = scored.n_layers_scored
-layer = 0 if layers < 2 else bound(st.select_slider, "layer", 0, "Block", list(range(layers)), lo=0,
-                                   hi=layers - 1, help="This scorer scores every block separately; the strip "
-                                   "shows one.")
+layer = (
+    0
+    if layers < 2
+    else bound(
+        st.select_slider,
+        "layer",
+        0,
+        "Block",
+        list(range(layers)),
+        lo=0,
+        hi=layers - 1,
+        help="This scorer scores every block separately; the strip shows one.",
+    )
+)
 kept = filtered.kept_last[min(layer, filtered.kept_last.shape[0] - 1)]
 # everything the figures below depend on: they are built once per view for every session
 view_key = f"{lm.cache_key}|{scorer_key_of(scorer)}|{digest(choice.text)}|{float(choice.t)}|{policy}|{layer}"

@@ -44,10 +44,14 @@ class TextAnalysis:
     def rows(self) -> list[dict]:
         """The per-token table, for display and export."""
         return [
-            {"position": i, "token": p, "id": t,
-             "surprisal_bits": None if math.isnan(x) else round(x / math.log(2), 4),
-             "top_guess": g[0][1] if g else None,
-             "top_guess_prob": round(g[0][2], 4) if g else None}
+            {
+                "position": i,
+                "token": p,
+                "id": t,
+                "surprisal_bits": None if math.isnan(x) else round(x / math.log(2), 4),
+                "top_guess": g[0][1] if g else None,
+                "top_guess_prob": round(g[0][2], 4) if g else None,
+            }
             for i, (p, t, x, g) in enumerate(zip(self.pieces, self.ids, self.nll, self.topk, strict=True))
         ]
 
@@ -84,7 +88,12 @@ def analyse_text(
     for row_i, row_p in zip(preds.topk_ids.tolist(), preds.topk_probs.tolist(), strict=True):
         guesses.append([(i, lm.tokenizer.decode([i]), p) for i, p in zip(row_i, row_p, strict=True)])
     return TextAnalysis(
-        pieces=token_pieces(text, offsets), ids=list(ids), nll=nll, topk=guesses,
+        pieces=token_pieces(text, offsets),
+        ids=list(ids),
+        nll=nll,
+        topk=guesses,
         covered_bytes=predicted_bytes(token_bytes(lm.tokenizer, ids, text, offsets)),
-        truncated_chars=cut_chars, truncated_tokens=cut_tokens, windows=len(ids) > block,
+        truncated_chars=cut_chars,
+        truncated_tokens=cut_tokens,
+        windows=len(ids) > block,
     )

@@ -41,8 +41,7 @@ def time_calls(fn: Callable[[], object], repeats: int, device: torch.device | st
         fn()
         synchronize(device)
         times.append(time.perf_counter() - t)
-    return {"median_s": round(statistics.median(times), 5), "min_s": round(min(times), 5),
-            "repeats": repeats}
+    return {"median_s": round(statistics.median(times), 5), "min_s": round(min(times), 5), "repeats": repeats}
 
 
 def _proc_status_mb(field: str) -> float | None:
@@ -120,8 +119,13 @@ def bench_lm(source: str, out: Path | None, tokens: int = 512, repeats: int = 5)
     load_s = time.perf_counter() - t
     n = min(tokens, lm.context_length)
     ids = torch.randint(0, len(lm.tokenizer), (1, n), device=lm.device)
-    results = {"model": lm.name, "device": describe_device(lm.device), "tokens": n,
-               "load_s": round(load_s, 3), "forward": {}}
+    results = {
+        "model": lm.name,
+        "device": describe_device(lm.device),
+        "tokens": n,
+        "load_s": round(load_s, 3),
+        "forward": {},
+    }
     for name, dtype in tqdm([("float32", torch.float32), ("bfloat16", torch.bfloat16)], desc="bench lm"):
         model = lm.model.to(dtype)
         with torch.no_grad(), PeakMemory(lm.device) as mem:
@@ -130,14 +134,17 @@ def bench_lm(source: str, out: Path | None, tokens: int = 512, repeats: int = 5)
     base = results["forward"]["float32"]["median_s"]
     bf16 = results["forward"]["bfloat16"]["median_s"]
     results["bf16_speedup"] = round(base / bf16, 2)
-    print(f"{lm.name} on {results['device']}: load {load_s:.2f} s; forward {n} tokens: "
-          f"fp32 {base * 1e3:.1f} ms, bf16 {bf16 * 1e3:.1f} ms ({results['bf16_speedup']}x)")
+    print(
+        f"{lm.name} on {results['device']}: load {load_s:.2f} s; forward {n} tokens: "
+        f"fp32 {base * 1e3:.1f} ms, bf16 {bf16 * 1e3:.1f} ms ({results['bf16_speedup']}x)"
+    )
     save_results(results, out)
     return results
 
 
-def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int = 512,
-               repeats: int = 5) -> dict:
+def bench_text(
+    source: str, tef_dirs: list[Path], out: Path | None, tokens: int = 512, repeats: int = 5
+) -> dict:
     """What the Text page pays per interaction on 512 held-out tokens: the scoring pass (once
     per text and scorer) beside the filtered pass (once per threshold), with the plain dense
     forward of transformers as the baseline; fp32 on the policy's device."""
@@ -151,13 +158,20 @@ def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int 
     dev = lm.device
     n = min(tokens, lm.context_length)
     ids = torch.tensor(lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n], device=dev)
-    results = {"model": lm.name, "device": describe_device(dev, lm.dtype), "tokens": n,
-               "dense_forward": None, "scorers": {}}
+    results = {
+        "model": lm.name,
+        "device": describe_device(dev, lm.dtype),
+        "tokens": n,
+        "dense_forward": None,
+        "scorers": {},
+    }
     with torch.no_grad(), PeakMemory(dev) as mem:
         results["dense_forward"] = time_calls(lambda: lm.model(input_ids=ids[None]), repeats, dev)
     results["dense_forward"]["peak_mb"] = mem.mb
-    runs = [(name, get_scorer(name), lm.model, DropPolicy(SCORERS[name].default_mode))
-            for name in SCORERS.names(where=lambda c: c.benchmarked)]
+    runs = [
+        (name, get_scorer(name), lm.model, DropPolicy(SCORERS[name].default_mode))
+        for name in SCORERS.names(where=lambda c: c.benchmarked)
+    ]
     for d in tef_dirs:
         heads = TEFHeads.load(d, dev)
         own = tef_checkpoint_lm(d) == d
@@ -169,13 +183,16 @@ def bench_text(source: str, tef_dirs: list[Path], out: Path | None, tokens: int 
         row = {"score_pass": time_calls(lambda s=scorer, m=model: s.score(m, ids), repeats, dev)}
         with PeakMemory(dev) as mem:
             row["filtered_pass_t0.7"] = time_calls(
-                lambda s=scorer, m=model, sc=scores, p=policy: s.filtered(m, ids, sc, 0.7, p), repeats, dev)
+                lambda s=scorer, m=model, sc=scores, p=policy: s.filtered(m, ids, sc, 0.7, p), repeats, dev
+            )
         row["filtered_pass_t0.7"]["peak_mb"] = mem.mb
         results["scorers"][label] = row
     base = results["dense_forward"]["median_s"]
     print(f"{lm.name} on {results['device']}, {n} tokens: dense forward (transformers) {base * 1e3:.1f} ms")
     for label, r in results["scorers"].items():
-        print(f"  {label:28s} scoring {r['score_pass']['median_s'] * 1e3:7.1f} ms (once per text)   "
-              f"filtered pass {r['filtered_pass_t0.7']['median_s'] * 1e3:7.1f} ms (per threshold)")
+        print(
+            f"  {label:28s} scoring {r['score_pass']['median_s'] * 1e3:7.1f} ms (once per text)   "
+            f"filtered pass {r['filtered_pass_t0.7']['median_s'] * 1e3:7.1f} ms (per threshold)"
+        )
     save_results(results, out)
     return results

@@ -48,7 +48,7 @@ class CheckpointInfo:
 
     @property
     def kind(self) -> str:
-        """"tef" for TEF heads (tef.json beside them), "image" for image classifiers, else "lm"."""
+        """ "tef" for TEF heads (tef.json beside them), "image" for image classifiers, else "lm"."""
         if self.tef is not None:
             return "tef"
         return "image" if (self.config or {}).get("model_type") == "tefviz-image" else "lm"
@@ -94,8 +94,7 @@ def validate_checkpoint(path: Path) -> None:
             raise CheckpointError(f"image checkpoint {path.name!r} has no preprocessor_config.json")
     elif not any(all((path / f).is_file() for f in files) for files in TOKENIZER_FILE_SETS):
         raise CheckpointError(
-            f"checkpoint {path.name!r} is missing its tokenizer "
-            "(tokenizer.json, or vocab.json + merges.txt)"
+            f"checkpoint {path.name!r} is missing its tokenizer (tokenizer.json, or vocab.json + merges.txt)"
         )
     for name in ("tokenizer.json", "vocab.json", "tokenizer_config.json", "preprocessor_config.json"):
         if (path / name).is_file():

@@ -23,13 +23,15 @@ class Parser(argparse.ArgumentParser):
     """An argparse parser whose arguments are added when it first parses (`setup`), and whose
     errors are one-line `InputError`s (exit code 2 from `main`), not a usage dump."""
 
-    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._setup = setup
 
-    def parse_known_args(self, args: Sequence[str] | None = None,
-                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         if self._setup is not None:
             setup, self._setup = self._setup, None
             setup(self)
@@ -46,14 +48,16 @@ def build_parser() -> Parser:
     for group in GROUPS:
         module = importlib.import_module(f"tefviz.commands.{group}")
         commands = sub.add_parser(group, help=module.HELP, description=module.HELP).add_subparsers(
-            dest=f"{group}_command", required=True)
+            dest=f"{group}_command", required=True
+        )
         for name, cmd in module.COMMANDS.items():
             p = commands.add_parser(name, help=cmd.help, description=cmd.help, setup=cmd.add_arguments)
             p.set_defaults(func=cmd.run)
     from tefviz.commands.check import INFO
 
     sub.add_parser("info", help=INFO.help, description=INFO.help, setup=INFO.add_arguments).set_defaults(
-        func=INFO.run)
+        func=INFO.run
+    )
     return parser
 
 

@@ -42,8 +42,10 @@ class Outcome:
     result: str
 
     def row(self) -> str:
-        return (f"{self.group:18s} {self.name:34s} {self.status:7s} {self.seconds:7.1f} s "
-                f"{self.peak_mb:9.1f} MB  {self.result}")
+        return (
+            f"{self.group:18s} {self.name:34s} {self.status:7s} {self.seconds:7.1f} s "
+            f"{self.peak_mb:9.1f} MB  {self.result}"
+        )
 
 
 def _checkpoints(kind: str) -> list:
@@ -69,11 +71,14 @@ def _lm_checks(device: torch.device) -> list[Check]:
     checks: list[Check] = []
     text = heldout_text()[:3000]
     for info in _checkpoints("lm"):
+
         def language_model(name=info.name) -> str:
             lm = _lm(name, device)
             a = analyse_text(lm, text)
-            return (f"{len(a.ids)} tokens: perplexity {a.perplexity:.2f}, {a.bits_per_byte:.3f} bits/byte "
-                    f"({str(lm.dtype).removeprefix('torch.')})")
+            return (
+                f"{len(a.ids)} tokens: perplexity {a.perplexity:.2f}, {a.bits_per_byte:.3f} bits/byte "
+                f"({str(lm.dtype).removeprefix('torch.')})"
+            )
 
         checks.append(Check("Language model", info.name, language_model))
         # every baseline under its own drop mode, and the first one under "skip" too (that path's check)
@@ -87,11 +92,14 @@ def _lm_checks(device: torch.device) -> list[Check]:
                 sample = text[: 4 * short] if short else text
                 scored = score_text_tokens(lm, get_scorer(s), sample)
                 f = filter_text(lm, get_scorer(s), scored, 0.7, DropPolicy(p))
-                return (f"{len(scored.ids)} tokens, t=0.7 ({p}): perplexity {scored.dense_perplexity:.2f} -> "
-                        f"{f.perplexity:.2f}, kept {f.kept_fraction:.2f}")
+                return (
+                    f"{len(scored.ids)} tokens, t=0.7 ({p}): perplexity {scored.dense_perplexity:.2f} -> "
+                    f"{f.perplexity:.2f}, kept {f.kept_fraction:.2f}"
+                )
 
             checks.append(Check("Text", f"{info.name} / {scorer_name} ({policy})", baseline))
     for info in _checkpoints("tef"):
+
         def tef(path=info.path) -> str:
             heads = TEFHeads.load(path)  # on the policy's device, as the app loads them
             lm = _lm(tef_checkpoint_lm(path).name, device)
@@ -99,8 +107,10 @@ def _lm_checks(device: torch.device) -> list[Check]:
             policy = DropPolicy(scorer.default_mode)
             scored = score_text_tokens(lm, scorer, text)
             f = filter_text(lm, scorer, scored, 0.7, policy)
-            return (f"{len(scored.ids)} tokens, t=0.7: perplexity {scored.dense_perplexity:.2f} -> "
-                    f"{f.perplexity:.2f}, kept {f.kept_fraction:.2f}")
+            return (
+                f"{len(scored.ids)} tokens, t=0.7: perplexity {scored.dense_perplexity:.2f} -> "
+                f"{f.perplexity:.2f}, kept {f.kept_fraction:.2f}"
+            )
 
         checks.append(Check("Text", info.name, tef))
     return checks
@@ -128,8 +138,10 @@ def _attention_checks(device: torch.device, lengths: list[int]) -> list[Check]:
         q = torch.randn(1, 4, longest, 64, device=device)
         out = torch.compile(flex_attention, dynamic=False)(q, q, q, block_mask=mask)
         table = block_table(mask)
-        return (f"sliding 256 causal at {longest:,} tokens: {table.computed_share:.2%} of tiles computed, "
-                f"output finite: {bool(torch.isfinite(out).all())}")
+        return (
+            f"sliding 256 causal at {longest:,} tokens: {table.computed_share:.2%} of tiles computed, "
+            f"output finite: {bool(torch.isfinite(out).all())}"
+        )
 
     checks.append(Check("Attention patterns", f"block mask + flex at {longest:,}", flex_at_length))
     if lms:
@@ -137,23 +149,27 @@ def _attention_checks(device: torch.device, lengths: list[int]) -> list[Check]:
 
         def text_ids(lm) -> torch.Tensor:
             n = min(256, lm.context_length)
-            return torch.tensor(lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n],
-                                device=lm.device)
+            return torch.tensor(
+                lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n], device=lm.device
+            )
 
         def on_model() -> str:
             lm = _lm(name, device)
             ids = text_ids(lm)
             mask = dense_mask(build_pattern("sliding", len(ids), window=32, causal=1).mask_mod, len(ids))
             run = run_pattern(lm.model, ids, mask, None, 0)
-            return (f"sliding 32 on every layer: perplexity {run.dense_perplexity:.2f} -> "
-                    f"{run.patterned_perplexity:.2f}")
+            return (
+                f"sliding 32 on every layer: perplexity {run.dense_perplexity:.2f} -> "
+                f"{run.patterned_perplexity:.2f}"
+            )
 
         def approximations() -> str:
             lm = _lm(name, device)
             q, k, v = qkv_at(lm.model, text_ids(lm), 0)
             size = min(64, q.shape[1])
-            errs = [f"{m} {compare(q[0], k[0], v[0], m, size, False).relative_error:.3f}"
-                    for m in APPROXIMATIONS]
+            errs = [
+                f"{m} {compare(q[0], k[0], v[0], m, size, False).relative_error:.3f}" for m in APPROXIMATIONS
+            ]
             return f"layer 0 head 0, {q.shape[1]} tokens, size {size}: relative error " + ", ".join(errs)
 
         checks.append(Check("Attention patterns", f"{name} patterned", on_model))
@@ -174,8 +190,11 @@ def _embedding_checks(device: torch.device) -> list[Check]:
 
     def every_compressor() -> str:
         lm = _lm(name, device)
-        wins = windows_of(lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"],
-                          min(256, lm.context_length), 1)
+        wins = windows_of(
+            lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"],
+            min(256, lm.context_length),
+            1,
+        )
         parts = []
         for method in COMPRESSORS:
             r = evaluate_compression(lm.model, wins, method, {})
@@ -193,21 +212,25 @@ def _image_checks(device: torch.device) -> list[Check]:
 
     checks = []
     for info in _checkpoints("image"):
+
         def images(path=info.path) -> str:
             model = load_image_classifier(path, device)
             x, y = eval_inputs()
             a = analyse_image(model, x[0, 0].numpy(), Selection())
             settings = settings_for(model)
             row = evaluate_setting(model, x[:500], y[:500], settings[len(settings) // 2])
-            return (f"{a.tokens_all} tokens, image 0 -> class {a.prediction_all}; 500 images at "
-                    f"{row['label']}: accuracy {row['accuracy']:.3f} with {row['mean_tokens']} tokens")
+            return (
+                f"{a.tokens_all} tokens, image 0 -> class {a.prediction_all}; 500 images at "
+                f"{row['label']}: accuracy {row['accuracy']:.3f} with {row['mean_tokens']} tokens"
+            )
 
         checks.append(Check("Images", info.name, images))
     return checks
 
 
-def _bench_checks(device: torch.device, attention_lengths: list[int], approx_lengths: list[int],
-                  dtype: str, out_dir: Path) -> list[Check]:
+def _bench_checks(
+    device: torch.device, attention_lengths: list[int], approx_lengths: list[int], dtype: str, out_dir: Path
+) -> list[Check]:
     from tefviz.attention.approx_bench import bench_approx
     from tefviz.attention.bench import bench_attention
     from tefviz.bench import bench_lm, bench_text
@@ -217,27 +240,69 @@ def _bench_checks(device: torch.device, attention_lengths: list[int], approx_len
     checks = []
     if lms:
         name = lms[0].name
-        checks.append(Check("bench", "bench lm", lambda: _lm_summary(
-            bench_lm(name, out_dir / "bench_lm.json", repeats=3))))
+        checks.append(
+            Check(
+                "bench", "bench lm", lambda: _lm_summary(bench_lm(name, out_dir / "bench_lm.json", repeats=3))
+            )
+        )
         causal = [t.path for t in tefs if (t.card or {}).get("variant") == "causal"][:1]
-        checks.append(Check("bench", "bench text", lambda: _text_summary(
-            bench_text(name, causal, out_dir / "bench_text.json", repeats=3))))
+        checks.append(
+            Check(
+                "bench",
+                "bench text",
+                lambda: _text_summary(bench_text(name, causal, out_dir / "bench_text.json", repeats=3)),
+            )
+        )
     if imgs:
-        checks.append(Check("bench", "bench images", lambda: _images_summary(
-            bench_images([c.path for c in imgs], out_dir / "bench_images.json", repeats=2,
-                         tables=device.type != "cpu"))))
-    checks.append(Check("bench", "bench attention", lambda: _attention_summary(bench_attention(
-        attention_lengths, "sliding", {"window": 256, "causal": 1}, repeats=3, device=str(device),
-        dtype=dtype, out=out_dir / "bench_attention.json"))))
-    checks.append(Check("bench", "bench approx", lambda: _approx_summary(bench_approx(
-        approx_lengths, device=str(device), repeats=3, out=out_dir / "bench_approx.json"))))
+        checks.append(
+            Check(
+                "bench",
+                "bench images",
+                lambda: _images_summary(
+                    bench_images(
+                        [c.path for c in imgs],
+                        out_dir / "bench_images.json",
+                        repeats=2,
+                        tables=device.type != "cpu",
+                    )
+                ),
+            )
+        )
+    checks.append(
+        Check(
+            "bench",
+            "bench attention",
+            lambda: _attention_summary(
+                bench_attention(
+                    attention_lengths,
+                    "sliding",
+                    {"window": 256, "causal": 1},
+                    repeats=3,
+                    device=str(device),
+                    dtype=dtype,
+                    out=out_dir / "bench_attention.json",
+                )
+            ),
+        )
+    )
+    checks.append(
+        Check(
+            "bench",
+            "bench approx",
+            lambda: _approx_summary(
+                bench_approx(approx_lengths, device=str(device), repeats=3, out=out_dir / "bench_approx.json")
+            ),
+        )
+    )
     return checks
 
 
 def _lm_summary(r: dict) -> str:
     f = r["forward"]
-    return (f"{r['tokens']} tokens: fp32 {f['float32']['median_s'] * 1e3:.1f} ms, bf16 "
-            f"{f['bfloat16']['median_s'] * 1e3:.1f} ms; load {r['load_s']:.2f} s")
+    return (
+        f"{r['tokens']} tokens: fp32 {f['float32']['median_s'] * 1e3:.1f} ms, bf16 "
+        f"{f['bfloat16']['median_s'] * 1e3:.1f} ms; load {r['load_s']:.2f} s"
+    )
 
 
 def _text_summary(r: dict) -> str:
@@ -247,9 +312,11 @@ def _text_summary(r: dict) -> str:
 
 
 def _images_summary(r: dict) -> str:
-    return ", ".join(f"{k}: rerender {v['rerender_all_tokens_ms']:.0f} ms"
-                     + (f", table {v['eval_table_s']:.1f} s" if "eval_table_s" in v else "")
-                     for k, v in r["models"].items())
+    return ", ".join(
+        f"{k}: rerender {v['rerender_all_tokens_ms']:.0f} ms"
+        + (f", table {v['eval_table_s']:.1f} s" if "eval_table_s" in v else "")
+        for k, v in r["models"].items()
+    )
 
 
 def _attention_summary(r: dict) -> str:
@@ -263,9 +330,11 @@ def _attention_summary(r: dict) -> str:
     if dense and flex:
         speed = dense["median_s"] / flex["median_s"]
         mem = flex["peak_mb_over_inputs"] / max(dense["peak_mb_over_inputs"], 1e-9)
-        verdict = (f"at {n:,}: flex {speed:.1f}x faster than dense causal SDPA, peak "
-                   f"{flex['peak_mb_over_inputs']:.0f} MB vs {dense['peak_mb_over_inputs']:.0f} MB "
-                   f"({mem:.1f}x)")
+        verdict = (
+            f"at {n:,}: flex {speed:.1f}x faster than dense causal SDPA, peak "
+            f"{flex['peak_mb_over_inputs']:.0f} MB vs {dense['peak_mb_over_inputs']:.0f} MB "
+            f"({mem:.1f}x)"
+        )
         if n >= 65_536:  # the GPU goal: at least 20x faster with a peak within 2x of dense
             met = speed >= 20 and mem <= 2
             verdict += f"; goal (>= 20x, peak <= 2x) {'met' if met else 'NOT met'}"
@@ -283,6 +352,7 @@ def _page_checks() -> list[Check]:
     try:
         from streamlit.testing.v1 import AppTest
     except ImportError:
+
         def not_installed() -> str:
             raise RuntimeError("Streamlit is not installed here: install requirements.txt to run the pages")
 
@@ -294,6 +364,7 @@ def _page_checks() -> list[Check]:
 
     checks = []
     for page in PAGES:
+
         def run_page(path=page.path) -> str:
             at = AppTest.from_file(str(app), default_timeout=300)
             at.switch_page(path)
@@ -316,29 +387,41 @@ def default_lengths(device: torch.device) -> tuple[list[int], list[int]]:
     return [1024, 4096], [512, 2048, 8192]
 
 
-def all_checks(device: torch.device, only: list[str] | None = None,
-               attention_lengths: list[int] | None = None, approx_lengths: list[int] | None = None,
-               dtype: str | None = None,
-               out_dir: Path = Path("artifacts/check")) -> list[Check]:
+def all_checks(
+    device: torch.device,
+    only: list[str] | None = None,
+    attention_lengths: list[int] | None = None,
+    approx_lengths: list[int] | None = None,
+    dtype: str | None = None,
+    out_dir: Path = Path("artifacts/check"),
+) -> list[Check]:
     att, apx = default_lengths(device)
     dtype = dtype or str(pick_dtype(device)[0]).removeprefix("torch.")
-    checks = (_lm_checks(device) + _image_checks(device) + _attention_checks(device, attention_lengths or att)
-              + _embedding_checks(device)
-              + _bench_checks(device, attention_lengths or att, approx_lengths or apx, dtype, out_dir)
-              + _page_checks())
+    checks = (
+        _lm_checks(device)
+        + _image_checks(device)
+        + _attention_checks(device, attention_lengths or att)
+        + _embedding_checks(device)
+        + _bench_checks(device, attention_lengths or att, approx_lengths or apx, dtype, out_dir)
+        + _page_checks()
+    )
     if only:  # "Text:" selects a page's checks, "bench: bench lm" one check, "tef" any that mention it
         checks = [c for c in checks if any(o.lower() in f"{c.group}: {c.name}".lower() for o in only)]
     return checks
 
 
-def run_checks(checks: list[Check], device: torch.device, budget_s: float = 480,
-               progress: Callable[[str], None] = print) -> list[Outcome]:
+def run_checks(
+    checks: list[Check], device: torch.device, budget_s: float = 480, progress: Callable[[str], None] = print
+) -> list[Outcome]:
     outcomes: list[Outcome] = []
     start = time.perf_counter()
     for check in checks:
         if time.perf_counter() - start > budget_s:
-            outcomes.append(Outcome(check.group, check.name, "skipped", 0.0, 0.0,
-                                    f"the {budget_s:.0f} s budget was spent"))
+            outcomes.append(
+                Outcome(
+                    check.group, check.name, "skipped", 0.0, 0.0, f"the {budget_s:.0f} s budget was spent"
+                )
+            )
             continue
         t = time.perf_counter()
         mem = PeakMemory(device)
@@ -357,9 +440,14 @@ def run_checks(checks: list[Check], device: torch.device, budget_s: float = 480,
     return outcomes
 
 
-def check_device(out: Path | None = Path("artifacts/check_device.json"), only: list[str] | None = None,
-                 budget_s: float = 480, attention_lengths: list[int] | None = None,
-                 approx_lengths: list[int] | None = None, dtype: str | None = None) -> dict:
+def check_device(
+    out: Path | None = Path("artifacts/check_device.json"),
+    only: list[str] | None = None,
+    budget_s: float = 480,
+    attention_lengths: list[int] | None = None,
+    approx_lengths: list[int] | None = None,
+    dtype: str | None = None,
+) -> dict:
     """Run every check on the policy's device; print the table; save JSON. Returns the report."""
     device = pick_device()
     where = describe_device(device, pick_dtype(device)[0])
@@ -376,11 +464,17 @@ def check_device(out: Path | None = Path("artifacts/check_device.json"), only: l
     print(f"(peak: {peak} during each check, over its level when the check started)")
     for o in outcomes:
         print(o.row())
-    summary = (f"{sum(o.status == 'pass' for o in outcomes)} passed, {len(failed)} failed, "
-               f"{sum(o.status == 'skipped' for o in outcomes)} skipped in {total:.0f} s on {where}")
+    summary = (
+        f"{sum(o.status == 'pass' for o in outcomes)} passed, {len(failed)} failed, "
+        f"{sum(o.status == 'skipped' for o in outcomes)} skipped in {total:.0f} s on {where}"
+    )
     print(summary)
-    report = {"device": where, "seconds": round(total, 1), "summary": summary,
-              "checks": [o.__dict__ for o in outcomes]}
+    report = {
+        "device": where,
+        "seconds": round(total, 1),
+        "summary": summary,
+        "checks": [o.__dict__ for o in outcomes],
+    }
     save_results(report, out)
     return report
 

@@ -17,5 +17,10 @@ class Metric:
 
     def kwargs(self) -> dict[str, Any]:
         """The arguments of `st.metric`."""
-        return {"label": self.label, "value": self.value, "delta": self.delta, "delta_color": self.color,
-                "help": self.help}
+        return {
+            "label": self.label,
+            "value": self.value,
+            "delta": self.delta,
+            "delta_color": self.color,
+            "help": self.help,
+        }

@@ -126,9 +126,7 @@ def _tied_keys(model: PreTrainedModel) -> set[str]:
     return set(tied) if not isinstance(tied, dict) else set(tied.keys())
 
 
-def load_from_dir(
-    path: Path, attention: Attention = "sdpa", device=None, dtype=None
-) -> LoadedLM:
+def load_from_dir(path: Path, attention: Attention = "sdpa", device=None, dtype=None) -> LoadedLM:
     dev, dt = _placement(device, dtype)
     validate_checkpoint(path)
     try:
@@ -140,8 +138,17 @@ def load_from_dir(
         raise CheckpointError(f"checkpoint {path.name!r} could not be loaded", repr(e)) from e
     _finish(model, info, tokenizer, f"checkpoint {path.name!r}", CheckpointError)
     _ready(model.to(dev).eval(), attention)
-    return LoadedLM(model, tokenizer, path.name, "checkpoint", dev, dt, read_card(path), path,
-                    version=checkpoint_version(path))
+    return LoadedLM(
+        model,
+        tokenizer,
+        path.name,
+        "checkpoint",
+        dev,
+        dt,
+        read_card(path),
+        path,
+        version=checkpoint_version(path),
+    )
 
 
 def hub_preflight(name: str) -> None:
@@ -151,7 +158,8 @@ def hub_preflight(name: str) -> None:
     if Path(name).exists():
         raise HubUnavailableError(
             f"{name!r} names a path on this server, not a hub model: models are read only from "
-            "checkpoints/ (choose one by name) or from the Hugging Face hub")
+            "checkpoints/ (choose one by name) or from the Hugging Face hub"
+        )
     from huggingface_hub import try_to_load_from_cache
 
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -167,14 +175,18 @@ def hub_preflight(name: str) -> None:
     # a cache holding the config but no weights is a download that broke off: ask the hub itself
     if not any(f.endswith(".safetensors") for f in files):
         if offline and cached is None:
-            raise HubUnavailableError(f"could not load {name!r}: the Hugging Face hub is switched off "
-                                      "(HF_HUB_OFFLINE=1) and the model is not in the local cache. Use a "
-                                      "checkpoint under checkpoints/ instead.")
+            raise HubUnavailableError(
+                f"could not load {name!r}: the Hugging Face hub is switched off "
+                "(HF_HUB_OFFLINE=1) and the model is not in the local cache. Use a "
+                "checkpoint under checkpoints/ instead."
+            )
         if not offline:
             files, config = _ask_the_hub(name)
     if not any(f.endswith(".safetensors") for f in files):
-        raise HubUnavailableError(f"{name!r} has no safetensors weights (only pickle files, which can run "
-                                  "code when loaded): refused")
+        raise HubUnavailableError(
+            f"{name!r} has no safetensors weights (only pickle files, which can run "
+            "code when loaded): refused"
+        )
     if config.get("auto_map"):
         raise HubUnavailableError(f"{name!r} needs its own Python code from the hub (auto_map): refused")
 
@@ -192,7 +204,9 @@ def _ask_the_hub(name: str) -> tuple[list[str], dict]:
     except Exception as e:  # httpx/requests connection errors, timeouts, DNS
         raise HubUnavailableError(
             f"could not load {name!r}: the Hugging Face hub cannot be reached (no network). "
-            "Offline, use a checkpoint under checkpoints/ instead.", repr(e)) from e
+            "Offline, use a checkpoint under checkpoints/ instead.",
+            repr(e),
+        ) from e
     if info.gated:  # its metadata is public, its files are not
         raise HubUnavailableError(f"{name!r} is gated on the hub: it needs an access token")
     return [s.rfilename for s in (info.siblings or [])], dict(info.config or {})
@@ -210,8 +224,9 @@ def load_from_hub(name: str, attention: Attention = "sdpa", device=None, dtype=N
             name, use_safetensors=True, attn_implementation=attention, dtype=dt, output_loading_info=True
         )
     except Exception as e:  # the download broke off, not a causal LM, unreadable files
-        raise HubUnavailableError(f"could not load {name!r} from the Hugging Face hub as a causal LM",
-                                  repr(e)) from e
+        raise HubUnavailableError(
+            f"could not load {name!r} from the Hugging Face hub as a causal LM", repr(e)
+        ) from e
     _finish(model, info, tokenizer, f"hub model {name!r}", HubUnavailableError)
     _ready(model.to(dev).eval(), attention)
     return LoadedLM(model, tokenizer, name, "hub", dev, dt)

@@ -67,8 +67,9 @@ class PageScenario:
 SCENARIOS: dict[str, PageScenario] = {
     "text": PageScenario("text", {"t": "0.9"}, "t", (0.8, 0.7, 0.6, 0.5, 0.4)),
     # only the SVD tokenizers have the threshold slider: the link names the SVD-TEF checkpoint
-    "images": PageScenario("images", {"img_model": "tefviz-image-svd-tef", "img_t": "0.8"}, "img_t",
-                           (0.7, 0.6, 0.5, 0.4, 0.3)),
+    "images": PageScenario(
+        "images", {"img_model": "tefviz-image-svd-tef", "img_t": "0.8"}, "img_t", (0.7, 0.6, 0.5, 0.4, 0.3)
+    ),
 }
 
 
@@ -88,6 +89,7 @@ class ServeBenchOptions:
 
 # --- where to connect ---------------------------------------------------------------------------
 
+
 def check_local_url(url: str) -> str:
     """The server's base http URL (no trailing slash), or InputError for anything but loopback:
     a load test pointed at someone else's server is a denial-of-service attack."""
@@ -97,8 +99,10 @@ def check_local_url(url: str) -> str:
     except ValueError as e:
         raise InputError(f"--url {url!r} is not a valid URL") from e
     if (host or "").lower() not in LOCAL_HOSTS:
-        raise InputError(f"--url {url!r}: the load test only targets a server on this machine "
-                         f"({', '.join(LOCAL_HOSTS)}), never {host!r}")
+        raise InputError(
+            f"--url {url!r}: the load test only targets a server on this machine "
+            f"({', '.join(LOCAL_HOSTS)}), never {host!r}"
+        )
     if parts.scheme not in ("http", "https"):
         raise InputError(f"--url {url!r}: give the app's http address, e.g. http://127.0.0.1:8501")
     netloc = f"[{host}]" if ":" in host else host
@@ -129,6 +133,7 @@ def _http_get_status(url: str, timeout: float = 2.0) -> int | None:
 
 # --- the server -----------------------------------------------------------------------------------
 
+
 @dataclass
 class ServerHandle:
     url: str
@@ -153,13 +158,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise TefvizError(f"the app server exited with code {proc.returncode} before it was ready",
-                              detail=_tail(log))
+            raise TefvizError(
+                f"the app server exited with code {proc.returncode} before it was ready", detail=_tail(log)
+            )
         if _http_get_status(f"{url}/_stcore/health") == 200:
             return
         time.sleep(0.25)
-    raise TefvizError(f"the app server did not answer /_stcore/health within {timeout:.0f} s",
-                      detail=_tail(log))
+    raise TefvizError(
+        f"the app server did not answer /_stcore/health within {timeout:.0f} s", detail=_tail(log)
+    )
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
@@ -190,14 +197,31 @@ def app_server(checkpoints: Path | None = None, url: str | None = None) -> Itera
         return
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+    ]
     with tempfile.TemporaryDirectory(prefix="tefviz-serve-") as tmp:
         log = Path(tmp) / "server.log"
         with open(log, "wb") as out:
             # its own session: a Ctrl-C meant for the benchmark reaches the server through _stop only
-            proc = subprocess.Popen(cmd, cwd=REPO, env=_server_env(checkpoints or REPO / "checkpoints"),
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=REPO,
+                env=_server_env(checkpoints or REPO / "checkpoints"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             _wait_healthy(base, proc, log)
             yield ServerHandle(base, proc.pid, True, log)
@@ -206,6 +230,7 @@ def app_server(checkpoints: Path | None = None, url: str | None = None) -> Itera
 
 
 # --- memory -----------------------------------------------------------------------------------------
+
 
 def rss_mb(pid: int) -> float | None:
     """Resident set size of a process in MB (psutil when installed, else /proc), None if gone."""
@@ -237,14 +262,16 @@ async def _sample_rss(pid: int, samples: list[float]) -> None:
 
 # --- the protocol -----------------------------------------------------------------------------------
 
+
 def _options_value(options, index: int) -> str | None:
     return options[index] if 0 <= index < len(options) else None
 
 
 def _slider(el, ws: WidgetState) -> bool:
     if el.options:  # a select_slider: the formatted options, as strings
-        ws.string_array_value.data[:] = list(el.raw_value) if el.set_value else [
-            el.options[int(i)] for i in el.default]
+        ws.string_array_value.data[:] = (
+            list(el.raw_value) if el.set_value else [el.options[int(i)] for i in el.default]
+        )
     else:  # every numeric, date and time slider travels as doubles
         ws.double_array_value.data[:] = list(el.value) if el.set_value else list(el.default)
     return True
@@ -259,8 +286,9 @@ def _choice(el, ws: WidgetState) -> bool:  # selectbox, radio: the formatted opt
 
 
 def _multiselect(el, ws: WidgetState) -> bool:
-    ws.string_array_value.data[:] = list(el.raw_values) if el.set_value else [
-        el.options[i] for i in el.default]
+    ws.string_array_value.data[:] = (
+        list(el.raw_values) if el.set_value else [el.options[i] for i in el.default]
+    )
     return True
 
 
@@ -285,8 +313,16 @@ def _text(el, ws: WidgetState) -> bool:
 
 # Widgets whose value the frontend reports on every rerun. Buttons (triggers, only when clicked),
 # charts without selections, and uploaders holding no file send nothing.
-_WIDGET_VALUES = {"slider": _slider, "selectbox": _choice, "radio": _choice, "multiselect": _multiselect,
-                  "checkbox": _checkbox, "number_input": _number, "text_input": _text, "text_area": _text}
+_WIDGET_VALUES = {
+    "slider": _slider,
+    "selectbox": _choice,
+    "radio": _choice,
+    "multiselect": _multiselect,
+    "checkbox": _checkbox,
+    "number_input": _number,
+    "text_input": _text,
+    "text_area": _text,
+}
 
 
 def widget_state(kind: str, el) -> WidgetState | None:
@@ -303,8 +339,9 @@ def user_key(widget_id: str) -> str | None:
     return parts[2] if len(parts) == 3 and parts[0] == "$$ID" else None
 
 
-def rerun_request(query_string: str, page_name: str, page_hash: str,
-                  widgets: list[WidgetState] | None = None) -> bytes:
+def rerun_request(
+    query_string: str, page_name: str, page_hash: str, widgets: list[WidgetState] | None = None
+) -> bytes:
     msg = BackMsg()
     state = msg.rerun_script
     state.query_string = query_string
@@ -349,6 +386,7 @@ class RunResult:
 
 # --- one student ------------------------------------------------------------------------------------
 
+
 class StudentSession:
     """One browser tab on one page: its websocket and what the frontend would remember between
     runs (the query string the page published, the page's script hash, every widget's value)."""
@@ -372,8 +410,14 @@ class StudentSession:
 
         try:
             self._ws = await websockets.connect(
-                self.ws_uri, subprotocols=["streamlit"], max_size=None, proxy=None, ping_interval=None,
-                open_timeout=self.move_timeout_s, **self.connect_kwargs)
+                self.ws_uri,
+                subprotocols=["streamlit"],
+                max_size=None,
+                proxy=None,
+                ping_interval=None,
+                open_timeout=self.move_timeout_s,
+                **self.connect_kwargs,
+            )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as e:
             self._fail(f"connect failed: {e}")
             return
@@ -396,8 +440,9 @@ class StudentSession:
         if shown is not None and abs(float(shown) - value) > 1e-9:
             result.errors.append(f"the page kept {self.scenario.slider_key}={shown} after a move to {value}")
         self._note(result)
-        self.moves.append({"value": value, "seconds": result.seconds, "metrics": result.metrics,
-                           "errors": result.errors})
+        self.moves.append(
+            {"value": value, "seconds": result.seconds, "metrics": result.metrics, "errors": result.errors}
+        )
 
     async def _run(self, widgets: list[WidgetState] | None) -> RunResult | None:
         import websockets
@@ -442,8 +487,10 @@ class StudentSession:
     def _adopt(self, result: RunResult) -> None:
         """The frontend's widget memory after a run: widgets not drawn are gone; a widget drawn
         again keeps the value it had unless the script set one."""
-        self.widgets = {wid: ws if wid in result.server_set or wid not in self.widgets else self.widgets[wid]
-                        for wid, ws in result.widgets.items()}
+        self.widgets = {
+            wid: ws if wid in result.server_set or wid not in self.widgets else self.widgets[wid]
+            for wid, ws in result.widgets.items()
+        }
 
     def _note(self, result: RunResult | None) -> None:
         if result is not None and result.errors:
@@ -461,18 +508,27 @@ class StudentSession:
                 await asyncio.wait_for(self._ws.close(), 5)
 
     def record(self) -> dict:
-        return {"page": self.scenario.page, "index": self.index,
-                "first_run_s": self.first.seconds if self.first else None,
-                "first_metrics": self.first.metrics if self.first else {},
-                "moves": self.moves, "errors": self.errors, "warnings": self.warnings}
+        return {
+            "page": self.scenario.page,
+            "index": self.index,
+            "first_run_s": self.first.seconds if self.first else None,
+            "first_metrics": self.first.metrics if self.first else {},
+            "moves": self.moves,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
 
 
 # --- the class ----------------------------------------------------------------------------------------
 
+
 def make_class(opts: ServeBenchOptions, base_url: str) -> list[StudentSession]:
     counts = {"text": opts.text_sessions, "images": opts.images_sessions}
-    return [StudentSession(SCENARIOS[page], i, base_url, opts.move_timeout_s)
-            for page, n in counts.items() for i in range(n)]
+    return [
+        StudentSession(SCENARIOS[page], i, base_url, opts.move_timeout_s)
+        for page, n in counts.items()
+        for i in range(n)
+    ]
 
 
 async def _lesson(sessions: list[StudentSession], moves: int) -> None:
@@ -487,8 +543,9 @@ async def _lesson(sessions: list[StudentSession], moves: int) -> None:
             return
         start = time.perf_counter()
         await asyncio.gather(*(s.move(s.scenario.values[i % len(s.scenario.values)]) for s in live))
-        print(f"move {i + 1}/{moves}: {len(live)} sessions in {time.perf_counter() - start:.1f} s",
-              flush=True)
+        print(
+            f"move {i + 1}/{moves}: {len(live)} sessions in {time.perf_counter() - start:.1f} s", flush=True
+        )
 
 
 async def drive(opts: ServeBenchOptions, server: ServerHandle, seconds_left: float) -> dict:
@@ -505,12 +562,17 @@ async def drive(opts: ServeBenchOptions, server: ServerHandle, seconds_left: flo
         if sampler is not None:
             sampler.cancel()
         await asyncio.gather(*(s.close() for s in sessions))
-    return {"wall_s": time.perf_counter() - start, "stopped_early": stopped_early,
-            "peak_rss_mb": max(rss) if rss else None, "rss_samples": len(rss),
-            "sessions": [s.record() for s in sessions]}
+    return {
+        "wall_s": time.perf_counter() - start,
+        "stopped_early": stopped_early,
+        "peak_rss_mb": max(rss) if rss else None,
+        "rss_samples": len(rss),
+        "sessions": [s.record() for s in sessions],
+    }
 
 
 # --- the report -------------------------------------------------------------------------------------
+
 
 def _quantile(values: list[float], q: float) -> float:
     """Linear interpolation between the closest ranks (numpy's default)."""
@@ -524,8 +586,12 @@ def _quantile(values: list[float], q: float) -> float:
 def latency_stats(values: list[float]) -> dict:
     if not values:
         return {"n": 0, "p50": None, "p95": None, "max": None}
-    return {"n": len(values), "p50": _quantile(values, 0.5), "p95": _quantile(values, 0.95),
-            "max": max(values)}
+    return {
+        "n": len(values),
+        "p50": _quantile(values, 0.5),
+        "p95": _quantile(values, 0.95),
+        "max": max(values),
+    }
 
 
 def _unique(lines: list[str], limit: int = 20) -> list[str]:
@@ -536,25 +602,46 @@ def page_summary(records: list[dict], moves: int) -> dict:
     move_s = [m["seconds"] for r in records for m in r["moves"]]
     first_s = [r["first_run_s"] for r in records if r["first_run_s"] is not None]
     errors = [e for r in records for e in r["errors"]]
-    return {"sessions": len(records), "moves_planned": len(records) * moves, "moves_completed": len(move_s),
-            "move_s": latency_stats(move_s), "first_run_s": latency_stats(first_s),
-            "errors": len(errors), "error_messages": _unique(errors),
-            "warnings": _unique([w for r in records for w in r["warnings"]])}
+    return {
+        "sessions": len(records),
+        "moves_planned": len(records) * moves,
+        "moves_completed": len(move_s),
+        "move_s": latency_stats(move_s),
+        "first_run_s": latency_stats(first_s),
+        "errors": len(errors),
+        "error_messages": _unique(errors),
+        "warnings": _unique([w for r in records for w in r["warnings"]]),
+    }
 
 
 def summarize(opts: ServeBenchOptions, server: ServerHandle, run: dict) -> dict:
     from tefviz.bench import describe_device
 
-    pages = {page: page_summary([r for r in run["sessions"] if r["page"] == page], opts.moves)
-             for page in SCENARIOS if any(r["page"] == page for r in run["sessions"])}
+    pages = {
+        page: page_summary([r for r in run["sessions"] if r["page"] == page], opts.moves)
+        for page in SCENARIOS
+        if any(r["page"] == page for r in run["sessions"])
+    }
     options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()}
-    return {"benchmark": "serve", "device": describe_device(), "cpus": os.cpu_count(), "options": options,
-            "scenarios": {p: {"query": s.query, "slider": s.slider_key, "values": s.values}
-                          for p, s in SCENARIOS.items()},
-            "server": {"url": server.url, "started_here": server.started_here,
-                       "peak_rss_mb": run["peak_rss_mb"], "rss_samples": run["rss_samples"]},
-            "wall_s": run["wall_s"], "stopped_early": run["stopped_early"], "pages": pages,
-            "sessions": run["sessions"]}
+    return {
+        "benchmark": "serve",
+        "device": describe_device(),
+        "cpus": os.cpu_count(),
+        "options": options,
+        "scenarios": {
+            p: {"query": s.query, "slider": s.slider_key, "values": s.values} for p, s in SCENARIOS.items()
+        },
+        "server": {
+            "url": server.url,
+            "started_here": server.started_here,
+            "peak_rss_mb": run["peak_rss_mb"],
+            "rss_samples": run["rss_samples"],
+        },
+        "wall_s": run["wall_s"],
+        "stopped_early": run["stopped_early"],
+        "pages": pages,
+        "sessions": run["sessions"],
+    }
 
 
 def _fmt(x: float | None) -> str:
@@ -563,22 +650,30 @@ def _fmt(x: float | None) -> str:
 
 def print_table(results: dict) -> None:
     o = results["options"]
-    print(f"serve load test on {results['device']} ({results['cpus']} CPUs): {o['text_sessions']} Text + "
-          f"{o['images_sessions']} Images sessions, {o['moves']} moves each, move timeout "
-          f"{o['move_timeout_s']:g} s, max {o['max_seconds']:g} s")
-    print(f"{'page':8s} {'sessions':>8s} {'moves':>9s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s} "
-          f"{'first p50':>9s} {'first p95':>9s} {'errors':>6s}")
+    print(
+        f"serve load test on {results['device']} ({results['cpus']} CPUs): {o['text_sessions']} Text + "
+        f"{o['images_sessions']} Images sessions, {o['moves']} moves each, move timeout "
+        f"{o['move_timeout_s']:g} s, max {o['max_seconds']:g} s"
+    )
+    print(
+        f"{'page':8s} {'sessions':>8s} {'moves':>9s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s} "
+        f"{'first p50':>9s} {'first p95':>9s} {'errors':>6s}"
+    )
     for page, p in results["pages"].items():
         m, f = p["move_s"], p["first_run_s"]
-        print(f"{page:8s} {p['sessions']:8d} {p['moves_completed']:4d}/{p['moves_planned']:<4d} "
-              f"{_fmt(m['p50']):>7s} {_fmt(m['p95']):>7s} {_fmt(m['max']):>7s} "
-              f"{_fmt(f['p50']):>9s} {_fmt(f['p95']):>9s} {p['errors']:6d}")
+        print(
+            f"{page:8s} {p['sessions']:8d} {p['moves_completed']:4d}/{p['moves_planned']:<4d} "
+            f"{_fmt(m['p50']):>7s} {_fmt(m['p95']):>7s} {_fmt(m['max']):>7s} "
+            f"{_fmt(f['p50']):>9s} {_fmt(f['p95']):>9s} {p['errors']:6d}"
+        )
         for line in p["error_messages"][:5]:
             print(f"  {page} error: {line}")
     rss = results["server"]["peak_rss_mb"]
-    print(f"server peak RSS: {'not sampled (server started elsewhere)' if rss is None else f'{rss:.0f} MB'}"
-          f"; wall {results['wall_s']:.1f} s" + ("; STOPPED at --max-seconds" if results["stopped_early"]
-                                                 else ""))
+    print(
+        f"server peak RSS: {'not sampled (server started elsewhere)' if rss is None else f'{rss:.0f} MB'}"
+        f"; wall {results['wall_s']:.1f} s"
+        + ("; STOPPED at --max-seconds" if results["stopped_early"] else "")
+    )
 
 
 def run_serve_bench(opts: ServeBenchOptions) -> dict:
@@ -586,7 +681,8 @@ def run_serve_bench(opts: ServeBenchOptions) -> dict:
     from tefviz.bench import save_results
 
     if min(opts.text_sessions, opts.images_sessions, opts.moves) < 0 or (
-            opts.text_sessions + opts.images_sessions == 0):
+        opts.text_sessions + opts.images_sessions == 0
+    ):
         raise InputError("give at least one session, and no negative counts")
     if opts.url is not None:
         check_local_url(opts.url)

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # --- AppTest helpers shared by the page tests --------------------------------------------------
 
+
 def app_test(timeout: int = 180, **query: str):
     """The app (app.py, its navigation) with `query` in the URL, not yet run."""
     from streamlit.testing.v1 import AppTest
@@ -49,6 +50,8 @@ def page_html(at) -> str:
 def plotly_specs(at) -> list[str]:
     """The JSON of every plotly chart on the page."""
     return [c.proto.spec for c in at.get("plotly_chart")]
+
+
 SHIPPED_LM = REPO / "checkpoints" / "tefviz-lm"
 
 
@@ -66,21 +69,48 @@ def make_tiny_lm(out: Path, n_positions: int = 64, vocab: int = 320) -> Path:
     import torch
 
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
-                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=n_positions,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     GPT2LMHeadModel(cfg).half().save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     card = {
-        "name": out.name, "summary": "tiny random test model",
+        "name": out.name,
+        "summary": "tiny random test model",
         "architecture": {"class": "GPT2LMHeadModel", "layers": 2, "width": 32},
-        "training_data": {"sources": [{"name": "heldout", "description": HELDOUT_PATH.name,
-                                       "package": "-", "licence": "public domain",
-                                       "documents": 1, "characters": 20000}]},
-        "training": {"command": "python -m tefviz train lm --preset tiny", "steps": 0,
-                     "tokens_seen": 0, "log": [{"step": 1, "train_loss": 6.0, "valid_loss": 6.1,
-                                                "tokens_seen": 512, "elapsed_s": 1.0}]},
-        "metrics": {"heldout_austen": {"tokens": 10, "bytes": 40, "loss": 5.0,
-                                       "perplexity": 148.4, "bits_per_byte": 1.8}},
+        "training_data": {
+            "sources": [
+                {
+                    "name": "heldout",
+                    "description": HELDOUT_PATH.name,
+                    "package": "-",
+                    "licence": "public domain",
+                    "documents": 1,
+                    "characters": 20000,
+                }
+            ]
+        },
+        "training": {
+            "command": "python -m tefviz train lm --preset tiny",
+            "steps": 0,
+            "tokens_seen": 0,
+            "log": [{"step": 1, "train_loss": 6.0, "valid_loss": 6.1, "tokens_seen": 512, "elapsed_s": 1.0}],
+        },
+        "metrics": {
+            "heldout_austen": {
+                "tokens": 10,
+                "bytes": 40,
+                "loss": 5.0,
+                "perplexity": 148.4,
+                "bits_per_byte": 1.8,
+            }
+        },
     }
     (out / "card.json").write_text(json.dumps(card))
     return out
@@ -129,8 +159,15 @@ def make_tiny_tef(root: Path, variant: str = "causal", base: str = "tefviz-lm") 
     lm = load_causal_lm(root / base, device=torch.device("cpu"), dtype=torch.float32)
     torch.manual_seed(3)
     parts = model_parts(lm.model)  # any supported architecture
-    heads = TEFHeads(TEFConfig(variant=variant, n_layer=parts.n_layer, d_model=parts.d_model, base=base,
-                               train_t=[0.99] if variant == "paper" else [0.5, 1.0]))
+    heads = TEFHeads(
+        TEFConfig(
+            variant=variant,
+            n_layer=parts.n_layer,
+            d_model=parts.d_model,
+            base=base,
+            train_t=[0.99] if variant == "paper" else [0.5, 1.0],
+        )
+    )
     with torch.no_grad():
         for h in heads.heads:
             h.weight.normal_(0, 0.5)
@@ -141,14 +178,20 @@ def make_tiny_tef(root: Path, variant: str = "causal", base: str = "tefviz-lm") 
         (out / "config.json").write_text(json.dumps({"model_type": TEF_MODEL_TYPE, "base": base}))
     lm.tokenizer.save_pretrained(out)
     heads.save(out)
-    card = {"name": out.name, "kind": "tef", "variant": variant, "base_model": base,
-            "summary": f"random {variant} TEF heads for tests",
-            "architecture": {"heads": 2, "class": "TEFHeads"},
-            "training": {"command": f"python -m tefviz train tef --variant {variant}", "steps": 0, "log": []},
-            "metrics": {}}
+    card = {
+        "name": out.name,
+        "kind": "tef",
+        "variant": variant,
+        "base_model": base,
+        "summary": f"random {variant} TEF heads for tests",
+        "architecture": {"heads": 2, "class": "TEFHeads"},
+        "training": {"command": f"python -m tefviz train tef --variant {variant}", "steps": 0, "log": []},
+        "metrics": {},
+    }
     (out / "card.json").write_text(json.dumps(card))
-    eval_text(str(root / base), [out], root.parent / f"eval-{variant}.json", windows=2, block=32,
-              write_cards=True)
+    eval_text(
+        str(root / base), [out], root.parent / f"eval-{variant}.json", windows=2, block=32, write_cards=True
+    )
     return out
 
 
@@ -210,8 +253,12 @@ def zoo_root(checkpoints_root, tmp_path):
     return add
 
 
-IMAGE_TOKENIZERS = {"tefviz-image-svd-tef": "svd_tef", "tefviz-image-fft": "fft",
-                    "tefviz-image-svd": "svd_exact", "tefviz-image-vit": "patch"}
+IMAGE_TOKENIZERS = {
+    "tefviz-image-svd-tef": "svd_tef",
+    "tefviz-image-fft": "fft",
+    "tefviz-image-svd": "svd_exact",
+    "tefviz-image-vit": "patch",
+}
 
 
 def make_tiny_image_checkpoint(root: Path, name: str, tokenizer: str, eval_images: int = 100) -> Path:
@@ -225,15 +272,28 @@ def make_tiny_image_checkpoint(root: Path, name: str, tokenizer: str, eval_image
     from tefviz.images.tokenizers import ImageConfig
 
     torch.manual_seed(len(name))
-    cfg = ImageConfig(tokenizer=tokenizer, dim=16, depth=2, heads=2, mlp=32, conv_channels=2,
-                      tnt_layers=(0,) if tokenizer == "patch" else ())
+    cfg = ImageConfig(
+        tokenizer=tokenizer,
+        dim=16,
+        depth=2,
+        heads=2,
+        mlp=32,
+        conv_channels=2,
+        tnt_layers=(0,) if tokenizer == "patch" else (),
+    )
     model = ImageClassifier(cfg).eval()
     x, y = eval_inputs()
-    card = {"name": name, "summary": f"random tiny {tokenizer} classifier for tests",
-            "training": {"command": f"python -m tefviz train images --tokenizer {tokenizer}", "steps": 0,
-                         "log": []},
-            "metrics": {"valid_accuracy": 0.1},
-            "evaluation": evaluate_model(model, x[:eval_images], y[:eval_images], progress=False)}
+    card = {
+        "name": name,
+        "summary": f"random tiny {tokenizer} classifier for tests",
+        "training": {
+            "command": f"python -m tefviz train images --tokenizer {tokenizer}",
+            "steps": 0,
+            "log": [],
+        },
+        "metrics": {"valid_accuracy": 0.1},
+        "evaluation": evaluate_model(model, x[:eval_images], y[:eval_images], progress=False),
+    }
     save_image_checkpoint(model, root / name, card)
     return root / name
 

@@ -30,12 +30,28 @@ ARCHS = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi3", "phi"
 
 
 def tiny_config(arch: str, vocab: int = 128, context: int = 128) -> PretrainedConfig:
-    common = dict(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  max_position_embeddings=context, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=context,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     gqa = dict(num_key_value_heads=2, intermediate_size=64)
     if arch == "gpt2":
-        return GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=context,
-                          bos_token_id=0, eos_token_id=0, pad_token_id=0)
+        return GPT2Config(
+            vocab_size=vocab,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=context,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=0,
+        )
     if arch == "llama":
         return LlamaConfig(**common, **gqa, tie_word_embeddings=True)
     if arch == "mistral":
@@ -68,7 +84,14 @@ def save_tiny(arch: str, out: Path, context: int = 128) -> Path:
     tiny_model(arch, vocab, context).save_pretrained(out, safe_serialization=True)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(SHIPPED_TOKENIZER / name, out / name)
-    (out / "card.json").write_text(json.dumps({
-        "name": out.name, "summary": f"tiny random {arch} for tests", "training_data": "none (random init)",
-        "licence": "MIT"}))
+    (out / "card.json").write_text(
+        json.dumps(
+            {
+                "name": out.name,
+                "summary": f"tiny random {arch} for tests",
+                "training_data": "none (random init)",
+                "licence": "MIT",
+            }
+        )
+    )
     return out

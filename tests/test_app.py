@@ -25,6 +25,7 @@ def _elements(at, kind: str) -> list:
 
 # --- home -------------------------------------------------------------------------------
 
+
 def test_home_shows_device_checkpoint_card_and_links(checkpoints_root):
     at = _app().run()
     assert not at.exception
@@ -76,6 +77,7 @@ def test_home_without_checkpoints(tmp_path, monkeypatch):
 
 # --- language model page -----------------------------------------------------------------
 
+
 def _lm_page(**query) -> AppTest:
     at = _app(**query)
     at.switch_page("pages/language_model.py")
@@ -121,23 +123,51 @@ def test_ignored_link_values_are_named_once(checkpoints_root):
     at = _lm_page(sample="<script>", model="../../etc/passwd", pos="1e9")
     notice = [i.value.replace("\\", "") for i in at.info if "Not used from the link" in i.value]
     assert len(notice) == 1
-    for part in ("sample=<script> (not one of the choices)",
-                 "model=../../etc/passwd (not one of the choices)", "pos=1e9 (not a valid value)"):
+    for part in (
+        "sample=<script> (not one of the choices)",
+        "model=../../etc/passwd (not one of the choices)",
+        "pos=1e9 (not a valid value)",
+    ):
         assert part in notice[0], notice[0]
     at.selectbox(key="sample").select(heldout_samples()[1]["id"]).run()  # said once, not on every run
     assert not any("Not used from the link" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("page, query", [
-    ("pages/text.py", {"t": "7", "scorer": "nope", "mode": "x", "recent": "-1", "sample": "?",
-                       "model": "/etc"}),
-    ("pages/attention.py", {"n": "3", "pattern": "x", "a_sliding_window": "1e99", "source": "-5",
-                            "flex_block": "7", "flex_show": "maybe", "combine": "?", "how": "xor"}),
-    ("pages/images.py", {"img_t": "2", "img_model": "../x", "img_cls": "Dog", "img_idx": "99999",
-                         "img_side": "-1", "img_source": "ftp"}),
-    ("pages/embeddings.py", {"method": "zip", "bits": "99", "rank": "-3"}),
-    ("pages/efficient_attention.py", {"method": "x", "layer": "99", "head": "-1", "size": "0"}),
-])
+@pytest.mark.parametrize(
+    "page, query",
+    [
+        (
+            "pages/text.py",
+            {"t": "7", "scorer": "nope", "mode": "x", "recent": "-1", "sample": "?", "model": "/etc"},
+        ),
+        (
+            "pages/attention.py",
+            {
+                "n": "3",
+                "pattern": "x",
+                "a_sliding_window": "1e99",
+                "source": "-5",
+                "flex_block": "7",
+                "flex_show": "maybe",
+                "combine": "?",
+                "how": "xor",
+            },
+        ),
+        (
+            "pages/images.py",
+            {
+                "img_t": "2",
+                "img_model": "../x",
+                "img_cls": "Dog",
+                "img_idx": "99999",
+                "img_side": "-1",
+                "img_source": "ftp",
+            },
+        ),
+        ("pages/embeddings.py", {"method": "zip", "bits": "99", "rank": "-3"}),
+        ("pages/efficient_attention.py", {"method": "x", "layer": "99", "head": "-1", "size": "0"}),
+    ],
+)
 def test_every_parameter_out_of_range(image_root, page, query):
     at = _app(**query)
     at.switch_page(page).run()
@@ -177,8 +207,10 @@ def test_lm_page_starts_no_hub_request_before_a_name(checkpoints_root, monkeypat
 
 def test_error_messages_show_link_text_literally(checkpoints_root):
     """A shared link cannot put a live link or a remote image into the error box."""
-    at = _lm_page(model="Hugging Face name (needs network)",
-                  hub="[Session expired: sign in again](https://evil.example/login) ![t](http://127.0.0.1:9/t.png)")
+    at = _lm_page(
+        model="Hugging Face name (needs network)",
+        hub="[Session expired: sign in again](https://evil.example/login) ![t](http://127.0.0.1:9/t.png)",
+    )
     assert not at.exception
     shown = " ".join(e.value for e in at.error)
     assert "Session expired" in shown

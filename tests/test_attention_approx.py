@@ -29,6 +29,7 @@ def qkv():
 @pytest.mark.parametrize("causal", [False, True])
 def test_performer_converges_as_features_grow(qkv, causal):
     exact = exact_attention(*qkv, causal=causal).out
+
     def err(m: int) -> float:
         runs = [make_approximation("performer", m, seed=s)(*qkv, causal=causal).out for s in range(3)]
         return sum(relative_error(r, exact) for r in runs) / len(runs)
@@ -118,8 +119,26 @@ def test_eval_approx_reports_every_layer_and_head(tiny_lm_dir, tmp_path):
     from tefviz.cli import main
 
     out = tmp_path / "approx.json"
-    assert main(["eval", "approx", "--lm", str(tiny_lm_dir), "--tokens", "24", "--sizes", "4", "16",
-                 "--seeds", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "approx",
+                "--lm",
+                str(tiny_lm_dir),
+                "--tokens",
+                "24",
+                "--sizes",
+                "4",
+                "16",
+                "--seeds",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     import json
 
     r = json.loads(out.read_text())

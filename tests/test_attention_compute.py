@@ -28,14 +28,19 @@ def _reference(q, k, v, mod, n):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=dense_mask(mod, n))
 
 
-@pytest.mark.parametrize("pattern, params", [("sliding", {"window": 64, "causal": 1}),
-                                             ("bigbird", {"window": 32, "n_global": 8, "block": 32,
-                                                          "per_row": 2, "seed": 3}),
-                                             ("blockwise", {"block": 64})])
+@pytest.mark.parametrize(
+    "pattern, params",
+    [
+        ("sliding", {"window": 64, "causal": 1}),
+        ("bigbird", {"window": 32, "n_global": 8, "block": 32, "per_row": 2, "seed": 3}),
+        ("blockwise", {"block": 64}),
+    ],
+)
 def test_block_gather_is_exact(qkv, pattern, params):
     mod = _pattern_mod(pattern, params, 256)
-    torch.testing.assert_close(block_gather_attention(*qkv, mod), _reference(*qkv, mod, 256),
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        block_gather_attention(*qkv, mod), _reference(*qkv, mod, 256), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_mask_sdpa_and_compiled_flex_agree_with_the_reference(qkv):
@@ -48,9 +53,31 @@ def test_mask_sdpa_and_compiled_flex_agree_with_the_reference(qkv):
 
 def test_bench_attention_cli_saves_every_case(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "attention", "--lengths", "256", "--window", "64", "--heads", "2",
-                 "--head-dim", "16", "--repeats", "1", "--impl", "dense_causal", "--impl", "block_gather",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "attention",
+                "--lengths",
+                "256",
+                "--window",
+                "64",
+                "--heads",
+                "2",
+                "--head-dim",
+                "16",
+                "--repeats",
+                "1",
+                "--impl",
+                "dense_causal",
+                "--impl",
+                "block_gather",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert {r["impl"] for r in data["runs"]} == {"dense_causal", "block_gather"}
     assert all("median_s" in r and r["peak_mb_over_inputs"] >= 0 for r in data["runs"])
@@ -61,8 +88,23 @@ def test_bench_attention_cli_saves_every_case(tmp_path, capsys):
 def test_bench_attention_refuses_bad_settings(tmp_path):
     with pytest.raises(InputError, match="longer than the sequence"):
         bench_attention([256], "sliding", {"window": 4096, "causal": 1})
-    assert main(["bench", "attention", "--lengths", "300", "--window", "64", "--impl", "dense_causal",
-                 "--out", str(tmp_path / "b.json")]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "attention",
+                "--lengths",
+                "300",
+                "--window",
+                "64",
+                "--impl",
+                "dense_causal",
+                "--out",
+                str(tmp_path / "b.json"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_pattern_on_a_gpt2():

@@ -11,15 +11,15 @@ def _page(**query) -> AppTest:
     return open_page("pages/attention.py", 180, **query)
 
 
-
 def _charts(at) -> int:
     return sum(1 for e in at.main if type(e).__name__ == "UnknownElement")
 
 
 def _pair(at) -> str:
     """The dense-vs-patterned attention figure of the model section."""
-    return next(str(e.proto) for e in at.main
-                if type(e).__name__ == "UnknownElement" and "pair" in str(e.proto))
+    return next(
+        str(e.proto) for e in at.main if type(e).__name__ == "UnknownElement" and "pair" in str(e.proto)
+    )
 
 
 def test_attention_page_default_view_and_widgets(checkpoints_root):
@@ -39,8 +39,9 @@ def test_lecture_examples_are_one_click_away(checkpoints_root):
     at = _page()
     at.button[1].click().run()  # cat -> GLB -> sad
     assert not at.exception
-    assert any("2 hop" in s.value and "cat" in s.value and "GLB" in s.value and "sad" in s.value
-               for s in at.success)
+    assert any(
+        "2 hop" in s.value and "cat" in s.value and "GLB" in s.value and "sad" in s.value for s in at.success
+    )
     at.button[0].click().run()  # window 4: about 5n cells
     assert not at.exception
     assert metrics(at)["Active cells"] == f"{5 * 1024 - 6:,}"

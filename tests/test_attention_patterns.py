@@ -58,8 +58,10 @@ def test_causal_sliding_odd_windows_are_their_own_and_non_causal_halves():
     for w in (4, 5):  # not causal: w // 2 on each side, so an odd w rounds down
         m = dense_mask(build_pattern("sliding", n, window=w, causal=0).mask_mod, n)
         assert torch.equal(m, brute(n, lambda q, k, w=w: abs(q - k) <= w // 2))
-    assert torch.equal(dense_mask(build_pattern("sliding", n, window=5, causal=0).mask_mod, n),
-                       dense_mask(build_pattern("sliding", n, window=4, causal=0).mask_mod, n))
+    assert torch.equal(
+        dense_mask(build_pattern("sliding", n, window=5, causal=0).mask_mod, n),
+        dense_mask(build_pattern("sliding", n, window=4, causal=0).mask_mod, n),
+    )
 
 
 @settings(max_examples=40, deadline=None)

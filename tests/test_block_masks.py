@@ -77,8 +77,14 @@ def test_the_cache_reuses_a_mask_per_key_length_and_block():
 
 def _peak_growth_mb(script: str) -> dict:
     """Run `script` in a fresh interpreter; it prints one JSON line last."""
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                         timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

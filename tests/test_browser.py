@@ -24,8 +24,15 @@ from .conftest import REPO, SHIPPED_LM
 
 SHOTS = REPO / "tests" / "screenshots"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 pytestmark = pytest.mark.browser
 if CHROMIUM is None:
@@ -48,7 +55,10 @@ def _serve():
     log = open(REPO / "tests" / "screenshots" / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -97,8 +107,7 @@ def _settle(page, timeout_ms: int = 120_000) -> None:
     stApp carries data-test-script-state: initial -> running -> notRunning.
     """
     page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout_ms)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                           timeout=timeout_ms)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
     page.wait_for_timeout(700)
 
 
@@ -107,7 +116,8 @@ def _grow(page) -> None:
     grow the viewport to the whole content."""
     height = page.evaluate(
         "() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
-        " return m ? m.getBoundingClientRect().top + m.scrollHeight : document.body.scrollHeight; }")
+        " return m ? m.getBoundingClientRect().top + m.scrollHeight : document.body.scrollHeight; }"
+    )
     page.set_viewport_size({"width": page.viewport_size["width"], "height": min(int(height) + 40, 9000)})
     page.wait_for_timeout(600)
 
@@ -153,7 +163,9 @@ def test_page_renders_in_chromium(server, browser, spec):
         # some charts sit in collapsed expanders (never visible): wait until one of them is drawn
         page.wait_for_function(
             "() => [...document.querySelectorAll('.js-plotly-plot .main-svg')]"
-            ".some(e => e.getBoundingClientRect().height > 0)", timeout=60_000)
+            ".some(e => e.getBoundingClientRect().height > 0)",
+            timeout=60_000,
+        )
     _no_exception(page)
     assert not dialogs
     _screenshot(page, Path(spec.path).stem)
@@ -180,9 +192,17 @@ def test_a_foreign_host_header_is_refused(server):
     statuses = {}
     for host in ("evil.example", "127.0.0.1"):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/_stcore/stream", headers={
-            "Host": f"{host}:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
-            "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        conn.request(
+            "GET",
+            "/_stcore/stream",
+            headers={
+                "Host": f"{host}:{port}",
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        )
         statuses[host] = conn.getresponse().status
         conn.close()
     assert statuses == {"evil.example": 403, "127.0.0.1": 101}, statuses
@@ -192,9 +212,11 @@ def test_link_text_in_an_error_box_stays_text_and_the_favicon_is_local(server, b
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(f"{server}/language_model?model=Hugging%20Face%20name%20(needs%20network)"
-              "&hub=[Session%20expired:%20sign%20in%20again](https://evil.example/login)"
-              "%20![t](http://127.0.0.1:9/t.png)")
+    page.goto(
+        f"{server}/language_model?model=Hugging%20Face%20name%20(needs%20network)"
+        "&hub=[Session%20expired:%20sign%20in%20again](https://evil.example/login)"
+        "%20![t](http://127.0.0.1:9/t.png)"
+    )
     _settle(page)
     page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=60_000)
     error = page.locator('[data-testid="stAlertContentError"]').first
@@ -219,7 +241,9 @@ def test_short_and_split_character_texts_in_chromium(server, browser):
         page.wait_for_function(
             "t => [...document.querySelectorAll('.tefviz-strip')].some(s => [...s.querySelectorAll("
             "'span.tok')].map(x => x.textContent).join('').replaceAll('\u2026', '') === t)",
-            arg=text, timeout=60_000)
+            arg=text,
+            timeout=60_000,
+        )
         _settle(page)
         _no_exception(page)
         metric = page.locator('[data-testid="stMetric"]', has_text="Bits per byte")
@@ -239,12 +263,11 @@ def test_a_lone_surrogate_in_a_paste_does_not_freeze_the_page(server, browser):
     page.evaluate("""() => {
         const el = document.querySelector('textarea');
         const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;
-        set.call(el, 'A broken \uD800 paste, then more text.');
+        set.call(el, 'A broken \ud800 paste, then more text.');
         el.dispatchEvent(new Event('input', { bubbles: true }));
     }""")
     area.press("Control+Enter")
-    page.wait_for_function("() => document.body.textContent.includes('broken \uFFFD paste')",
-                           timeout=60_000)
+    page.wait_for_function("() => document.body.textContent.includes('broken \ufffd paste')", timeout=60_000)
     _settle(page)
     _no_exception(page)
     area.fill("The page still answers after the broken paste.")  # a later edit is not lost
@@ -302,13 +325,20 @@ def test_generate_page_runs_on_a_button_press(server, browser):
     _settle(page, timeout_ms=180_000)
     _no_exception(page)
     body = page.text_content("body")
-    for want in ("Tokens generated", "Final cache vs dense", "Mean KL", "Diverges at step",
-                 "Cache size per step", "KL(dense ‖ evicted) per step"):
+    for want in (
+        "Tokens generated",
+        "Final cache vs dense",
+        "Mean KL",
+        "Diverges at step",
+        "Cache size per step",
+        "KL(dense ‖ evicted) per step",
+    ):
         assert want in body, want
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "48"
     assert page.locator('.tefviz-strip span[style*="line-through"]').count() > 0
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000
+    )
     assert "budget=24" in page.url and "policy=streaming_llm" in page.url
     _screenshot(page, "generate")
     page.close()
@@ -318,7 +348,9 @@ def test_images_page_fft_link_and_tabs(server, browser):
     """A shared link opens the FFT tokenizer at side 16; the flip gallery and the training-free
     views open in real Chromium."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{server}/images?img_model=tefviz-image-fft&img_budget_fft=fixed+side&img_side=16&img_cls=Sneaker&img_idx=3")
+    page.goto(
+        f"{server}/images?img_model=tefviz-image-fft&img_budget_fft=fixed+side&img_side=16&img_cls=Sneaker&img_idx=3"
+    )
     _settle(page)
     _no_exception(page)
     body = page.text_content("body")

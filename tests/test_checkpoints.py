@@ -55,8 +55,15 @@ def test_tiny_checkpoint_is_valid_and_counted(tiny_lm_dir):
         (lambda d: (d / "tokenizer.json").write_text('{"trunc'), "tokenizer.json is corrupt"),
         (_drop_a_layer, "missing weights"),
     ],
-    ids=["no-config", "bad-json", "no-tokenizer", "corrupt-weights", "pickle-only", "bad-tokenizer",
-         "missing-tensors"],
+    ids=[
+        "no-config",
+        "bad-json",
+        "no-tokenizer",
+        "corrupt-weights",
+        "pickle-only",
+        "bad-tokenizer",
+        "missing-tensors",
+    ],
 )
 def test_damaged_checkpoints_fail_clearly(broken, damage, message, capsys):
     d = broken("damaged")

@@ -19,8 +19,16 @@ from tefviz.commands.fields import add_config_arguments, config_values
 from .conftest import REPO
 
 # values for the shell variables the scripts pass (a new variable makes the test say so)
-SCRIPT_VARS = {"PRESET": "llama-small", "t": "fft", "CORPUS": "data/corpus-broad", "RUN": "runs/llama",
-               "MAX_MINUTES": "5", "FINISH_BY": "0", "EXTRA:-": "", "@": ""}
+SCRIPT_VARS = {
+    "PRESET": "llama-small",
+    "t": "fft",
+    "CORPUS": "data/corpus-broad",
+    "RUN": "runs/llama",
+    "MAX_MINUTES": "5",
+    "FINISH_BY": "0",
+    "EXTRA:-": "",
+    "@": "",
+}
 INVOCATION = re.compile(r"-m tefviz\s+(.*)")
 
 
@@ -67,8 +75,12 @@ def _cards() -> list[str]:
             for v in node:
                 yield from commands(v)
 
-    return [_cut(m.group(1)) for card in sorted((REPO / "checkpoints").glob("*/card.json"))
-            for c in commands(json.loads(card.read_text())) if (m := INVOCATION.search(c))]
+    return [
+        _cut(m.group(1))
+        for card in sorted((REPO / "checkpoints").glob("*/card.json"))
+        for c in commands(json.loads(card.read_text()))
+        if (m := INVOCATION.search(c))
+    ]
 
 
 DOCUMENTED = sorted(set(_readme()) | set(_scripts()) | set(_cards()))
@@ -76,8 +88,20 @@ DOCUMENTED = sorted(set(_readme()) | set(_scripts()) | set(_cards()))
 
 def test_the_documented_commands_are_found():
     assert len(DOCUMENTED) > 40
-    for group in ("data build", "train lm", "train tef", "train images", "train embeddings", "export lm",
-                  "eval text", "eval images", "bench approx", "bench attention", "check device", "info"):
+    for group in (
+        "data build",
+        "train lm",
+        "train tef",
+        "train images",
+        "train embeddings",
+        "export lm",
+        "eval text",
+        "eval images",
+        "bench approx",
+        "bench attention",
+        "check device",
+        "info",
+    ):
         assert any(c.startswith(group) for c in DOCUMENTED), group
 
 
@@ -96,11 +120,17 @@ def test_train_commands_parse_into_their_configs():
     parse = build_parser().parse_args
     lm = parse(["train", "lm", "--preset", "tiny", "--n-embd", "96", "--corpus", "c", "--finish-by", "5"])
     assert config_values(TrainConfig, lm) == {"n_embd": 96, "corpus_dir": Path("c"), "finish_by": 5.0}
-    tef = parse(["train", "tef", "--variant", "causal", "--no-sink", "--t", "0.4",
-                 "--features", "age", "key_norm"])
+    tef = parse(
+        ["train", "tef", "--variant", "causal", "--no-sink", "--t", "0.4", "--features", "age", "key_norm"]
+    )
     assert config_values(TEFTrainConfig, tef) == {
-        "variant": "causal", "sink": False, "t": 0.4, "base": "checkpoints/tefviz-lm",
-        "corpus_dir": Path("data/corpus"), "features": ["age", "key_norm"]}
+        "variant": "causal",
+        "sink": False,
+        "t": 0.4,
+        "base": "checkpoints/tefviz-lm",
+        "corpus_dir": Path("data/corpus"),
+        "features": ["age", "key_norm"],
+    }
     images = parse(["train", "images", "--tnt", "--base", "runs/b", "--epochs", "0.5"])
     assert config_values(ImageTrainConfig, images) == {"tnt": True, "base": Path("runs/b"), "epochs": 0.5}
     emb = parse(["train", "embeddings", "--method", "low_rank", "--knob", "rank=4", "--knob", "rank=8"])
@@ -113,10 +143,12 @@ def test_choices_come_from_the_registries(capsys):
     from tefviz.embeddings.compressors import COMPRESSORS
     from tefviz.images.tokenizers import TOKENIZERS
 
-    for command, flag, registry in ((("train", "embeddings"), "--method", COMPRESSORS),
-                                    (("train", "images"), "--tokenizer", TOKENIZERS),
-                                    (("bench", "approx"), "--method", APPROXIMATIONS),
-                                    (("bench", "attention"), "--pattern", PATTERNS)):
+    for command, flag, registry in (
+        (("train", "embeddings"), "--method", COMPRESSORS),
+        (("train", "images"), "--tokenizer", TOKENIZERS),
+        (("bench", "approx"), "--method", APPROXIMATIONS),
+        (("bench", "attention"), "--pattern", PATTERNS),
+    ):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*command, "--help"])
         usage = " ".join(capsys.readouterr().out.split())
@@ -156,9 +188,17 @@ def test_a_new_field_is_a_new_flag():
     p = Parser(prog="t")
     add_config_arguments(p, Cfg)
     args = p.parse_args(["--name", "b", "--mode", "y", "--sizes", "1", "2", "--no-sink", "--knob", "k=3"])
-    assert config_values(Cfg, args) == {"name": "b", "mode": "y", "sizes": [1, 2], "sink": False,
-                                        "knobs": {"k": 3}}
+    assert config_values(Cfg, args) == {
+        "name": "b",
+        "mode": "y",
+        "sizes": [1, 2],
+        "sink": False,
+        "knobs": {"k": 3},
+    }
     assert config_values(Cfg, p.parse_args(["--name", "a", "--corpus", "e", "--limit", "2"])) == {
-        "name": "a", "corpus_dir": Path("e"), "limit": 2.0}
+        "name": "a",
+        "corpus_dir": Path("e"),
+        "limit": 2.0,
+    }
     help_text = p.format_help()
     assert "a name" in help_text and "(default: d)" in help_text and "--extra" not in help_text

@@ -30,8 +30,13 @@ def _lazyload_db(objects: list[bytes]) -> bytes:
 
 def test_r_strings_roundtrip_with_na_and_unicode():
     strings = ["EMMA", "", "Chapter 1", "Naïve café — ‘quoted’", None]
-    assert corpus._r_strings(_r_character_vector(strings)) == ["EMMA", "", "Chapter 1",
-                                                                "Naïve café — ‘quoted’", ""]
+    assert corpus._r_strings(_r_character_vector(strings)) == [
+        "EMMA",
+        "",
+        "Chapter 1",
+        "Naïve café — ‘quoted’",
+        "",
+    ]
 
 
 def test_r_strings_rejects_other_payloads():
@@ -40,8 +45,19 @@ def test_r_strings_rejects_other_payloads():
 
 
 def test_austen_reader_splits_novels_into_chapters(tmp_path: Path):
-    novel_a = ["PERSUASION", "", "Chapter 1", "", "Sir Walter Elliot, of Kellynch Hall,", "was a man.",
-               "", "Another paragraph.", "Chapter 2", "", "Second chapter text."]
+    novel_a = [
+        "PERSUASION",
+        "",
+        "Chapter 1",
+        "",
+        "Sir Walter Elliot, of Kellynch Hall,",
+        "was a man.",
+        "",
+        "Another paragraph.",
+        "Chapter 2",
+        "",
+        "Second chapter text.",
+    ]
     novel_b = ["EMMA", "CHAPTER I", "Emma Woodhouse, handsome."]
     db = tmp_path / "Rdata.rdb"
     db.write_bytes(_lazyload_db([_r_character_vector(novel_a), _r_character_vector(novel_b)]))
@@ -52,10 +68,12 @@ def test_austen_reader_splits_novels_into_chapters(tmp_path: Path):
 
 
 def test_dictd_reader_skips_header_and_reflows(tmp_path: Path):
-    raw = ("00-database-short\n     Test dictionary\n"
-           "kludge\n   A clever programming trick intended to solve a\n   particular nasty case "
-           "in an expedient, if not clear, manner.\n"
-           "x\n   short\n")
+    raw = (
+        "00-database-short\n     Test dictionary\n"
+        "kludge\n   A clever programming trick intended to solve a\n   particular nasty case "
+        "in an expedient, if not clear, manner.\n"
+        "x\n   short\n"
+    )
     path = tmp_path / "t.dict.dz"
     path.write_bytes(gzip.compress(raw.encode()))
     docs = list(corpus.read_dictd("test")(path))
@@ -99,8 +117,11 @@ def test_hf_dataset_path_reads_rows_into_documents(tmp_path: Path):
     import json
 
     rows = tmp_path / "rows.jsonl"
-    rows.write_text("\n".join(json.dumps({"text": f" = Heading {i} = \n" if i % 10 == 0 else f"line {i}\n"})
-                              for i in range(200)))
+    rows.write_text(
+        "\n".join(
+            json.dumps({"text": f" = Heading {i} = \n" if i % 10 == 0 else f"line {i}\n"}) for i in range(200)
+        )
+    )
     docs = list(corpus.read_hf_dataset("json", None, rows_per_doc=50, data_files=str(rows)))
     assert len(docs) == 4 and docs[0].source == "hf:json"
     assert docs[0].text.startswith("= Heading 0 =") and "line 49" in docs[0].text
@@ -169,10 +190,12 @@ def test_lzw_bible_reader_round_trip(tmp_path: Path):
             acc |= code << nacc
             nacc += width
             pos += width
-        return (acc.to_bytes((nacc + 7) // 8, "little"))
+        return acc.to_bytes((nacc + 7) // 8, "little")
 
-    text = ("Ge1:1 In the beginning God created the heaven and the earth.\n"
-            "Exo1:1 Now these are the names.\nExo2:1 And there went a man.\n") * 300
+    text = (
+        "Ge1:1 In the beginning God created the heaven and the earth.\n"
+        "Exo1:1 Now these are the names.\nExo2:1 And there went a man.\n"
+    ) * 300
     window = 4096
     raw = text.encode()
     windows = [compress(raw[i : i + window]) for i in range(0, len(raw), window)]
@@ -198,5 +221,7 @@ def test_html_sections_drop_navigation_and_split_at_headings():
     wrapped.</p><pre>code  line 1
     line 2</pre><h2>Second</h2><p>More <em>text</em>.</p><script>x()</script></section></div></body></html>"""
     sections = corpus.html_sections(html, ("role", "main"))
-    assert sections == ["Title\n\nFirst paragraph wrapped.\n\ncode  line 1\n    line 2",
-                        "Second\n\nMore text."]
+    assert sections == [
+        "Title\n\nFirst paragraph wrapped.\n\ncode  line 1\n    line 2",
+        "Second\n\nMore text.",
+    ]

@@ -25,8 +25,13 @@ def test_every_page_pipeline_passes_on_this_device(tef_root, tiny_image_root, tm
     assert ("Embeddings", "tefviz-lm every compressor") in names
     baselines = {n.split(" / ")[-1] for _, n in names}
     # every baseline under its own drop mode, and one under "skip" (that code path's check)
-    assert {"uniform (evict)", "random (evict)", "attention (evict)", "leave_one_out (evict)",
-            "streaming_llm (skip)"} <= baselines
+    assert {
+        "uniform (evict)",
+        "random (evict)",
+        "attention (evict)",
+        "leave_one_out (evict)",
+        "streaming_llm (skip)",
+    } <= baselines
     failed = [c for c in report["checks"] if c["status"] != "pass"]
     assert not failed, failed
     assert exit_code(report) == 0
@@ -41,8 +46,11 @@ def test_a_failing_check_is_a_row_and_the_budget_skips_the_rest():
         torch.nn.Linear(4, 1)(torch.ones(2, 4, device="meta"))
         return "unreachable"
 
-    checks = [Check("Text", "broken", broken), Check("Text", "ok", lambda: "fine"),
-              Check("Text", "late", lambda: "never")]
+    checks = [
+        Check("Text", "broken", broken),
+        Check("Text", "ok", lambda: "fine"),
+        Check("Text", "late", lambda: "never"),
+    ]
     outcomes = run_checks(checks, torch.device("cpu"), budget_s=0.0, progress=lambda _: None)
     assert outcomes[0].status == "skipped"  # a zero budget starts nothing
     outcomes = run_checks(checks[:2], torch.device("cpu"), budget_s=60, progress=lambda _: None)

@@ -78,8 +78,9 @@ def test_tef_scorers_follow_the_model(tiny_tef_root, meta_policy, variant):
     lm = load_causal_lm(tef_checkpoint_lm(path))
     scorer = get_scorer(f"tef_{variant}", heads=TEFHeads.load(path))
     last_head = scorer.heads.heads[-1]  # runs only once every block before it has
-    reaches_the_end_on_meta(lambda: score_text_tokens(lm, scorer, "It is a truth universally acknowledged."),
-                            last_head)
+    reaches_the_end_on_meta(
+        lambda: score_text_tokens(lm, scorer, "It is a truth universally acknowledged."), last_head
+    )
     ids = torch.arange(12, device=META)
     reaches_the_end_on_meta(lambda: scorer.score(lm.model, ids), last_head)
     reaches_the_end_on_meta(lambda: scorer.filtered(lm.model, ids, None, 0.5, DropPolicy("evict")), last_head)
@@ -97,8 +98,9 @@ def test_baseline_scorers_follow_the_model(tiny_lm_dir, meta_policy, scorer_name
     lm = load_causal_lm(tiny_lm_dir)
     scorer = get_scorer(scorer_name)
     ids = torch.arange(12, device=META)
-    reaches_the_end_on_meta(lambda: scorer.filtered(lm.model, ids, scorer.score(lm.model, ids), 0.5,
-                                                    DropPolicy("evict")))
+    reaches_the_end_on_meta(
+        lambda: scorer.filtered(lm.model, ids, scorer.score(lm.model, ids), 0.5, DropPolicy("evict"))
+    )
 
 
 def test_generation_with_an_evicted_cache_follows_the_model(tiny_lm_dir, meta_policy):
@@ -111,9 +113,12 @@ def test_generation_with_an_evicted_cache_follows_the_model(tiny_lm_dir, meta_po
     lm = load_causal_lm(tiny_lm_dir)
     parts = model_parts(lm.model)
     heads = TEFHeads(TEFConfig("causal", parts.n_layer, parts.d_model, "tefviz-lm", [0.5, 1.0]))
-    reaches_the_end_on_meta(lambda: generate_evicted(lm.model, list(range(1, 20)), "tef_causal",
-                                                     max_new_tokens=4, budget=8, heads=heads, compare=False),
-                            heads.heads[-1])
+    reaches_the_end_on_meta(
+        lambda: generate_evicted(
+            lm.model, list(range(1, 20)), "tef_causal", max_new_tokens=4, budget=8, heads=heads, compare=False
+        ),
+        heads.heads[-1],
+    )
 
 
 def test_language_model_page_follows_the_model(tiny_lm_dir, meta_policy):

@@ -18,7 +18,6 @@ def _page(**query) -> AppTest:
     return open_page("pages/efficient_attention.py", 180, **query)
 
 
-
 def test_page_compares_each_method_and_reacts(checkpoints_root):
     at = _page(tokens="64")
     assert not at.exception
@@ -58,8 +57,26 @@ def test_benchmark_from_the_page(checkpoints_root):
 
 def test_bench_approx_cli_and_slopes(tmp_path, capsys):
     out = tmp_path / "approx.json"
-    assert main(["bench", "approx", "--lengths", "256", "512", "--method", "exact", "--method", "performer",
-                 "--repeats", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "approx",
+                "--lengths",
+                "256",
+                "512",
+                "--method",
+                "exact",
+                "--method",
+                "performer",
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert len(data["runs"]) == 4 and all("median_s" in r for r in data["runs"])
     assert "fitted slope" in capsys.readouterr().out

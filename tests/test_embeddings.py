@@ -32,10 +32,12 @@ def test_full_rank_settings_reconstruct_exactly(weight):
 
 
 def test_error_falls_as_budget_grows(weight):
-    for name, small, big in [("low_rank", {"rank": 4}, {"rank": 16}),
-                             ("tensor_train", {"rank1": 2, "rank2": 2}, {"rank1": 8, "rank2": 8}),
-                             ("quantised", {"bits": 2}, {"bits": 8}),
-                             ("dynamic_bits", {"high_share": 0}, {"high_share": 100})]:
+    for name, small, big in [
+        ("low_rank", {"rank": 4}, {"rank": 16}),
+        ("tensor_train", {"rank1": 2, "rank2": 2}, {"rank1": 8, "rank2": 8}),
+        ("quantised", {"bits": 2}, {"bits": 8}),
+        ("dynamic_bits", {"high_share": 0}, {"high_share": 100}),
+    ]:
         lo, hi = compress(name, weight, **small), compress(name, weight, **big)
         assert _rel(hi.matrix(), weight) < _rel(lo.matrix(), weight), name
         assert hi.bytes > lo.bytes, name
@@ -107,10 +109,32 @@ def test_finetune_after_compression_lowers_perplexity(tiny_lm_dir, tiny_corpus, 
     from tefviz.cli import main
 
     out = tmp_path / "ft.json"
-    args = ["train", "embeddings", "--method", "low_rank", "--knob", "rank=4", "--base", str(tiny_lm_dir),
-            "--corpus", str(tiny_corpus), "--run-dir", str(tmp_path / "run"), "--steps", "25",
-            "--batch-size", "4", "--block-size", "32", "--lr", "0.05", "--heldout-windows", "2",
-            "--out", str(out)]
+    args = [
+        "train",
+        "embeddings",
+        "--method",
+        "low_rank",
+        "--knob",
+        "rank=4",
+        "--base",
+        str(tiny_lm_dir),
+        "--corpus",
+        str(tiny_corpus),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--steps",
+        "25",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--heldout-windows",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     r = _json.loads(out.read_text())
     assert r["perplexity_after"] < r["perplexity_before"] and r["steps"] == 25

@@ -15,7 +15,6 @@ def _page(**query) -> AppTest:
     return open_page("pages/embeddings.py", 180, **query)
 
 
-
 def test_harness_uses_the_compressed_matrix_without_touching_the_model(tiny_lm_dir):
     lm = load_causal_lm(tiny_lm_dir, device=torch.device("cpu"), dtype=torch.float32)
     before = lm.model.transformer.wte.weight.clone()

@@ -25,10 +25,25 @@ def text_file(tmp_path):
 
 
 def test_eval_text_on_a_text_file_prints_dense_every_baseline_and_the_comparison(
-        tiny_lm_dir, text_file, tmp_path, capsys):
+    tiny_lm_dir, text_file, tmp_path, capsys
+):
     out = tmp_path / "eval.json"
-    rc = main(["eval", "text", "--lm", str(tiny_lm_dir), "--text-file", str(text_file), "--windows", "2",
-               "--block", "32", "--out", str(out)])
+    rc = main(
+        [
+            "eval",
+            "text",
+            "--lm",
+            str(tiny_lm_dir),
+            "--text-file",
+            str(text_file),
+            "--windows",
+            "2",
+            "--block",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0
     assert "dense reference" in printed and "notes.txt" in printed
@@ -52,8 +67,26 @@ def test_eval_text_with_a_causal_tef_on_a_file_and_a_sample(tiny_tef_root, text_
     """The acceptance command, with a shipped sample beside the file: one entry per text."""
     out = tmp_path / "eval.json"
     tef = tiny_tef_root / "tefviz-lm-tef-causal"
-    rc = main(["eval", "text", "--lm", str(tiny_tef_root / "tefviz-lm"), "--tef", str(tef), "--text-file",
-               str(text_file), "--sample", "genesis", "--windows", "2", "--block", "32", "--out", str(out)])
+    rc = main(
+        [
+            "eval",
+            "text",
+            "--lm",
+            str(tiny_tef_root / "tefviz-lm"),
+            "--tef",
+            str(tef),
+            "--text-file",
+            str(text_file),
+            "--sample",
+            "genesis",
+            "--windows",
+            "2",
+            "--block",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0 and "tefviz-lm-tef-causal" in printed
     report = json.loads(out.read_text())
@@ -67,11 +100,14 @@ def test_eval_text_with_a_causal_tef_on_a_file_and_a_sample(tiny_tef_root, text_
             assert "tefviz-lm-tef-causal" in comp["methods"]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"caf\xe9 au lait\n", "not UTF-8"),
-    (b"", "is empty"),
-    (b"  \n\n ", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"caf\xe9 au lait\n", "not UTF-8"),
+        (b"", "is empty"),
+        (b"  \n\n ", "is empty"),
+    ],
+)
 def test_bad_text_files_give_clear_errors(tmp_path, capsys, content, message):
     f = tmp_path / "bad.txt"
     f.write_bytes(content)
@@ -85,8 +121,20 @@ def test_missing_file_and_short_text_give_clear_errors(tiny_lm_dir, tmp_path, ca
     assert rc == 2 and "no such file" in capsys.readouterr().err
     short = tmp_path / "short.txt"
     short.write_text("Just a few words.", encoding="utf-8")
-    rc = main(["eval", "text", "--lm", str(tiny_lm_dir), "--text-file", str(short), "--block", "32",
-               "--out", str(tmp_path / "o.json")])
+    rc = main(
+        [
+            "eval",
+            "text",
+            "--lm",
+            str(tiny_lm_dir),
+            "--text-file",
+            str(short),
+            "--block",
+            "32",
+            "--out",
+            str(tmp_path / "o.json"),
+        ]
+    )
     assert rc == 2 and "fewer than one window" in capsys.readouterr().err
 
 
@@ -97,8 +145,12 @@ def test_shipped_samples_load_with_their_metadata():
 
     samples = {s.name: s for s in list_samples()}
     assert list(samples) == list(SAMPLE_FILES)
-    assert {s.domain for s in samples.values()} == {"prose", "scripture", "technical documentation",
-                                                    "dictionary"}
+    assert {s.domain for s in samples.values()} == {
+        "prose",
+        "scripture",
+        "technical documentation",
+        "dictionary",
+    }
     tok = AutoTokenizer.from_pretrained(SHIPPED_LM)
     for s in samples.values():
         assert s.licence and s.source and s.split and s.path.exists() and s.parts >= 1
@@ -143,9 +195,25 @@ def test_write_cards_keeps_the_larger_austen_table(tiny_tef_root, tmp_path):
     shutil.copytree(tiny_tef_root, root)
     tef = root / "tefviz-lm-tef-causal"
     card_path = tef / "card.json"
-    args = ["eval", "text", "--lm", str(root / "tefviz-lm"), "--tef", str(tef), "--sample", "austen",
-            "--sample", "genesis", "--windows", "2", "--block", "32", "--out", str(tmp_path / "e.json"),
-            "--write-cards"]
+    args = [
+        "eval",
+        "text",
+        "--lm",
+        str(root / "tefviz-lm"),
+        "--tef",
+        str(tef),
+        "--sample",
+        "austen",
+        "--sample",
+        "genesis",
+        "--windows",
+        "2",
+        "--block",
+        "32",
+        "--out",
+        str(tmp_path / "e.json"),
+        "--write-cards",
+    ]
     for windows_before, kept in ((99, True), (1, False)):
         card = json.loads(card_path.read_text())
         card["metrics"]["heldout_table"] = {"reference": {"windows": windows_before}, "marker": True}

@@ -75,9 +75,14 @@ def test_sinks_and_recent_window_stay_for_streaming_llm(model):
 def test_threshold_keeps_a_share_and_bad_settings_are_refused(model):
     g = generate_evicted(model, PROMPT, "key_norm", max_new_tokens=4, t=0.5)
     assert g.steps[-1].cache_entries < model_parts(model).n_layer * (len(PROMPT) + 3)
-    for kwargs in (dict(policy="nope"), dict(policy="h2o"), dict(policy="h2o", budget=8, t=0.5),
-                   dict(policy="h2o", budget=3), dict(policy="tef_causal", budget=8),
-                   dict(policy="h2o", budget=8, max_new_tokens=200)):
+    for kwargs in (
+        dict(policy="nope"),
+        dict(policy="h2o"),
+        dict(policy="h2o", budget=8, t=0.5),
+        dict(policy="h2o", budget=3),
+        dict(policy="tef_causal", budget=8),
+        dict(policy="h2o", budget=8, max_new_tokens=200),
+    ):
         with pytest.raises(InputError):
             generate_evicted(model, PROMPT, **{"max_new_tokens": 4, **kwargs})
     with pytest.raises(InputError, match="empty"):
@@ -96,8 +101,25 @@ def test_bench_generate_prints_and_saves(tiny_lm_dir, tmp_path, capsys):
     from tefviz.cli import main
 
     out = tmp_path / "bench_generate.json"
-    assert main(["bench", "generate", str(tiny_lm_dir), "--tokens", "48", "--new-tokens", "6",
-                 "--policies", "streaming_llm", "key_norm", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "generate",
+                str(tiny_lm_dir),
+                "--tokens",
+                "48",
+                "--new-tokens",
+                "6",
+                "--policies",
+                "streaming_llm",
+                "key_norm",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert set(data["runs"]) == {"dense", "streaming_llm", "key_norm"}
     assert data["runs"]["key_norm"]["final_cache_bytes"] < data["runs"]["dense"]["final_cache_bytes"]
@@ -108,8 +130,9 @@ def test_heads_with_per_query_features_are_refused_not_run_without_them(model):
     from tefviz.text.tef import TEFConfig, TEFHeads
 
     parts = model_parts(model)
-    heads = TEFHeads(TEFConfig("causal", parts.n_layer, parts.d_model, "tiny", [0.5, 1.0],
-                               features=["attention", "age"])).eval()
+    heads = TEFHeads(
+        TEFConfig("causal", parts.n_layer, parts.d_model, "tiny", [0.5, 1.0], features=["attention", "age"])
+    ).eval()
     with pytest.raises(InputError, match="per-query features"):
         generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=4, budget=8, heads=heads)
     generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=4, budget=8, heads=causal_heads(model))

@@ -13,8 +13,6 @@ def _page(**query) -> AppTest:
     return open_page("pages/generate.py", 120, **query)
 
 
-
-
 def _generate(at) -> AppTest:
     at.button(key="generate").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
@@ -72,8 +70,15 @@ def test_generate_on_the_llama_policies_budget_and_no_regeneration(llama_root, m
 
 
 def test_generate_keep_share_sampling_and_the_url(llama_root):
-    at = _page(model="tefviz-llama", policy="h2o", limit="share", share="0.5", new_tokens="16",
-               decoding="sampled", seed="7")
+    at = _page(
+        model="tefviz-llama",
+        policy="h2o",
+        limit="share",
+        share="0.5",
+        new_tokens="16",
+        decoding="sampled",
+        seed="7",
+    )
     assert not at.exception and not at.error
     assert at.selectbox(key="policy").value == "h2o" and at.radio(key="limit").value == "share"
     assert at.slider(key="share").value == 0.5 and at.number_input(key="seed").value == 7

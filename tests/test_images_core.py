@@ -462,11 +462,14 @@ def test_trainer_guards(tmp_path, monkeypatch):
         )
 
 
-@pytest.mark.parametrize("name,settings", [
-    ("svd_tef", [Selection(t=0.3), Selection(t=0.8), Selection(top_k=5)]),
-    ("fft", [Selection(fft_side=16), Selection(fft_energy=0.9)]),
-    ("patch", [Selection(), Selection(tnt_keep=0.5)]),
-])
+@pytest.mark.parametrize(
+    "name,settings",
+    [
+        ("svd_tef", [Selection(t=0.3), Selection(t=0.8), Selection(top_k=5)]),
+        ("fft", [Selection(fft_side=16), Selection(fft_energy=0.9)]),
+        ("patch", [Selection(), Selection(tnt_keep=0.5)]),
+    ],
+)
 def test_tokens_made_once_serve_every_threshold(name, settings, images):
     model = tiny(name, **({"tnt_layers": (0,)} if name == "patch" else {})).eval()
     for sel in settings:
@@ -483,11 +486,17 @@ def test_tokenizers_declare_budgets_settings_and_figures(images):
     from tefviz.images.view import main_figures
 
     want = {  # budget widget keys, figure keys (the probabilities last), bench's reduced setting
-        "svd_tef": (["img_t", "img_k_svd_tef"], ["overlay", "scores", "cumulative", "probs"],
-                    Selection(t=0.8)),
+        "svd_tef": (
+            ["img_t", "img_k_svd_tef"],
+            ["overlay", "scores", "cumulative", "probs"],
+            Selection(t=0.8),
+        ),
         "fft": (["img_side", "img_p"], ["fft_input", "spectrum", "lowpass", "probs"], Selection(fft_side=16)),
-        "svd_exact": (["img_t", "img_k_svd_exact"], ["svd_input", "rank_k", "svd_cumulative", "probs"],
-                      Selection(t=0.9)),
+        "svd_exact": (
+            ["img_t", "img_k_svd_exact"],
+            ["svd_input", "rank_k", "svd_cumulative", "probs"],
+            Selection(t=0.9),
+        ),
         "patch": (["img_keep"], ["overlay", "scores", "cumulative", "probs"], Selection(tnt_keep=0.5)),
     }
     assert list(TOKENIZERS) == ["svd_tef", "fft", "svd_exact", "patch"]  # display order
@@ -513,12 +522,21 @@ def test_accuracy_curves_from_settings():
     def row(kind, value, label, tokens, acc):
         return {"setting": kind, "value": value, "label": label, "mean_tokens": tokens, "accuracy": acc}
 
-    fft = {"evaluation": {"rows": [row("all", None, "all tokens", 65, 0.9),
-                                   row("fft_side", 16, "side = 16", 17, 0.8),
-                                   row("fft_energy", 0.9, "energy p = 0.9", 10, 0.6)]}}
+    fft = {
+        "evaluation": {
+            "rows": [
+                row("all", None, "all tokens", 65, 0.9),
+                row("fft_side", 16, "side = 16", 17, 0.8),
+                row("fft_energy", 0.9, "energy p = 0.9", 10, 0.6),
+            ]
+        }
+    }
     vit = {"evaluation": {"rows": [row("all", None, "all tokens", 65, 0.85)]}}
-    tables = [("FFT low-pass", {"tokenizer": "fft"}, fft), ("ViT patches", {"tokenizer": "patch"}, vit),
-              ("Exact SVD", {"tokenizer": "svd_exact"}, None)]
+    tables = [
+        ("FFT low-pass", {"tokenizer": "fft"}, fft),
+        ("ViT patches", {"tokenizer": "patch"}, vit),
+        ("Exact SVD", {"tokenizer": "svd_exact"}, None),
+    ]
     curves, current = accuracy_curves(tables, Measured("FFT low-pass", "fft_energy", 12.0, 0.7))
     assert curves["FFT low-pass · side"] == [(17, 0.8, "side = 16"), (65, 0.9, "all tokens")]
     assert curves["FFT low-pass · energy p"][-1] == (65, 0.9, "all tokens")
@@ -543,8 +561,17 @@ def test_train_images_resumes_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "VALID_IMAGES", 100)
 
     def config(run_dir):
-        return train_mod.ImageTrainConfig(tokenizer="patch", run_dir=run_dir, epochs=3, batch_size=40, dim=16,
-                                          depth=2, heads=2, warmup_steps=3, save_every=5)
+        return train_mod.ImageTrainConfig(
+            tokenizer="patch",
+            run_dir=run_dir,
+            epochs=3,
+            batch_size=40,
+            dim=16,
+            depth=2,
+            heads=2,
+            warmup_steps=3,
+            save_every=5,
+        )
 
     train_mod.train_images(config(tmp_path / "whole"))
     real_augment, calls = train_mod.augment, []

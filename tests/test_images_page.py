@@ -104,9 +104,14 @@ def _odd_images() -> dict[str, bytes]:
     frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
     cmyk = io.BytesIO()
     Image.new("CMYK", (30, 30), (0, 0, 0, 200)).save(cmyk, format="JPEG")
-    return {"alpha.png": _png(rgba), "deep.png": _png(deep), "anim.gif": gif.getvalue(),
-            "cmyk.jpg": cmyk.getvalue(), "one.png": _png(Image.new("L", (1, 1), 255)),
-            "palette.png": _png(Image.new("RGB", (20, 20), (250, 250, 250)).convert("P"))}
+    return {
+        "alpha.png": _png(rgba),
+        "deep.png": _png(deep),
+        "anim.gif": gif.getvalue(),
+        "cmyk.jpg": cmyk.getvalue(),
+        "one.png": _png(Image.new("L", (1, 1), 255)),
+        "palette.png": _png(Image.new("RGB", (20, 20), (250, 250, 250)).convert("P")),
+    }
 
 
 def test_bad_uploads_get_a_message_and_keep_the_page(image_root):
@@ -114,8 +119,12 @@ def test_bad_uploads_get_a_message_and_keep_the_page(image_root):
     assert not at.exception
     assert any("Upload a picture" in i.value for i in at.info)
     at.slider(key="img_t").set_value(0.42).run()
-    bad = {"empty.png": b"", "page.png": b"<script>alert(1)</script>",
-           "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "bomb.png": _bomb_png()}
+    bad = {
+        "empty.png": b"",
+        "page.png": b"<script>alert(1)</script>",
+        "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40,
+        "bomb.png": _bomb_png(),
+    }
     for filename, data in bad.items():
         at.file_uploader(key="img_upload").upload(filename, data, "image/png").run()
         assert not at.exception, filename
@@ -194,8 +203,18 @@ def test_a_new_tokenizer_reaches_the_page_through_the_registry_alone(checkpoints
         @classmethod
         def own_budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
             rows = tuple(range(2, cfg.grid + 1, 2))
-            return (Budget("rows", "rows", "rows", "Grid rows kept", "img_dummy_rows", cfg.grid,
-                           choices=rows, table=(cfg.grid // 2,)),)
+            return (
+                Budget(
+                    "rows",
+                    "rows",
+                    "rows",
+                    "Grid rows kept",
+                    "img_dummy_rows",
+                    cfg.grid,
+                    choices=rows,
+                    table=(cfg.grid // 2,),
+                ),
+            )
 
         def forward(self, images: torch.Tensor, rows: int | None = None, **budget) -> TokenBatch:
             x = self.proj(images).flatten(2).transpose(1, 2)

@@ -159,4 +159,8 @@ def test_key_norm_ranks_smaller_keys_higher(models, ids):
     keys = causal_keep_mask(1 / torch.tensor([1.0, 4.0, 2.0, 8.0]), 0.8, sink=False)
     assert keys[3].tolist() == [True, False, True, True]  # (the query keeps itself)
     assert causal_keep_mask(1 / torch.tensor([1.0, 4.0, 2.0, 8.0]), 0.6, sink=False)[2].tolist() == [
-        True, False, True, False]
+        True,
+        False,
+        True,
+        False,
+    ]

@@ -69,8 +69,7 @@ def test_evict_masks_equal_an_explicit_4d_mask(pair, ids):
     pairwise = keep[None].expand(layers, -1, -1, -1)
     torch.testing.assert_close(masked_forward(model, ids, key_keep=pairwise).logits, expected, **TOL)
     # the soft (float) path with 0/1 weights is the same computation
-    torch.testing.assert_close(masked_forward(model, ids, key_keep=pairwise.float()).logits, expected,
-                               **TOL)
+    torch.testing.assert_close(masked_forward(model, ids, key_keep=pairwise.float()).logits, expected, **TOL)
 
 
 @torch.no_grad()
@@ -141,8 +140,7 @@ def test_skip_and_zero_match_a_hook_free_computation(pair, ids, mode):
     torch.testing.assert_close(got, _layers_by_hand(plain, ids, token_keep, mode), **TOL)
     # and the reference itself is right: with nothing dropped it is the plain model
     full = torch.ones(layers, 2, N, dtype=torch.bool)
-    torch.testing.assert_close(_layers_by_hand(plain, ids, full, mode), plain(input_ids=ids).logits,
-                               **TOL)
+    torch.testing.assert_close(_layers_by_hand(plain, ids, full, mode), plain(input_ids=ids).logits, **TOL)
 
 
 @torch.no_grad()
@@ -220,8 +218,16 @@ def test_interventions_are_per_thread(pair, ids):
 def test_unsupported_architecture_names_the_supported_ones():
     from transformers import BertConfig, BertLMHeadModel
 
-    bert = BertLMHeadModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=64, vocab_size=64, is_decoder=True))
+    bert = BertLMHeadModel(
+        BertConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=64,
+            is_decoder=True,
+        )
+    )
     with pytest.raises(InputError, match="gpt2, llama, mistral, qwen2, qwen3, gpt_neox, phi3, phi"):
         masked_forward(bert, torch.zeros(1, 4, dtype=torch.long))
 
@@ -234,8 +240,13 @@ def test_both_tef_variants_train_and_run(pair, ids, variant):
 
     model, _ = pair
     parts = model_parts(model)
-    cfg = TEFConfig(variant=variant, n_layer=parts.n_layer, d_model=parts.d_model, base="tiny",
-                    train_t=[0.99] if variant == "paper" else [0.5, 1.0])
+    cfg = TEFConfig(
+        variant=variant,
+        n_layer=parts.n_layer,
+        d_model=parts.d_model,
+        base="tiny",
+        train_t=[0.99] if variant == "paper" else [0.5, 1.0],
+    )
     heads = TEFHeads(cfg)
     trained = [p for p in heads.parameters()]
     if variant == "paper":
@@ -246,8 +257,12 @@ def test_both_tef_variants_train_and_run(pair, ids, variant):
     opt = torch.optim.Adam(trained, lr=1e-2)
     before = [p.detach().clone() for p in heads.parameters()]
     for _ in range(3):
-        out = heads(lm_copy, ids, t=torch.tensor([0.6, 0.8]) if variant == "causal" else 0.99,
-                    tau=0.1 if variant == "causal" else None)
+        out = heads(
+            lm_copy,
+            ids,
+            t=torch.tensor([0.6, 0.8]) if variant == "causal" else 0.99,
+            tau=0.1 if variant == "causal" else None,
+        )
         loss = torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
         if variant == "paper":
             loss = loss + 0.01 * out.scores.mean()
@@ -327,8 +342,29 @@ def test_train_tef_cli_on_a_llama_checkpoint(variant, tmp_path, tiny_corpus):
     ck = tmp_path / "checkpoints"
     base = save_tiny("llama", ck / "tiny-llama")
     run = tmp_path / f"run-{variant}"
-    assert main(["train", "tef", "--variant", variant, "--base", str(base), "--corpus", str(tiny_corpus),
-                 "--run-dir", str(run), "--steps", "3", "--batch-size", "2", "--block-size", "32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "tef",
+                "--variant",
+                variant,
+                "--base",
+                str(base),
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(run),
+                "--steps",
+                "3",
+                "--batch-size",
+                "2",
+                "--block-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     out = ck / f"tiny-llama-tef-{variant}"
     assert main(["export", "tef", "--run-dir", str(run), "--out", str(out)]) == 0
     card = json.loads((out / "card.json").read_text())

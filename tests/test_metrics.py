@@ -39,8 +39,9 @@ def test_windows_score_every_token_with_enough_context(lm, n):
     with torch.no_grad():
         direct = {s: _direct_nll(lm.model, ids[s : s + block]) for s in starts}
     for t in range(1, n):
-        candidates = [direct[s][t - s - 1] for s in starts
-                      if s < t < s + block and t - s >= min(t, block - stride)]
+        candidates = [
+            direct[s][t - s - 1] for s in starts if s < t < s + block and t - s >= min(t, block - stride)
+        ]
         assert any(torch.isclose(nll[t - 1], c, atol=1e-4) for c in candidates), t
 
 
@@ -127,4 +128,3 @@ def test_token_pieces_handle_shared_and_trimmed_offsets():
     assert token_pieces("a🙂", [(0, 1), (1, 2), (1, 2)]) == ["a", "🙂", ""]
     # offsets that trim the leading space still give pieces that cover the text
     assert token_pieces("a b", [(0, 1), (2, 3)]) == ["a", " b"]
-

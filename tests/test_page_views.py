@@ -37,10 +37,13 @@ def test_text_held_out_tables_and_rows():
         def __init__(self, name, metrics):
             self.name, self.fingerprint, self.card = name, "f", {"metrics": metrics}
 
-    table = {"scorers": {"A": {"mode": "evict", "rows": [{"t": 1.0}]}},
-             "reference": {"perplexity": 3.0, "windows": 2, "block": 64}}
-    tables, source = text.heldout_tables([Card("x", {"heldout_table": table}),
-                                          Card("y", {"heldout_tables": {"code": table}})])
+    table = {
+        "scorers": {"A": {"mode": "evict", "rows": [{"t": 1.0}]}},
+        "reference": {"perplexity": 3.0, "windows": 2, "block": 64},
+    }
+    tables, source = text.heldout_tables(
+        [Card("x", {"heldout_table": table}), Card("y", {"heldout_tables": {"code": table}})]
+    )
     assert sorted(tables) == ["austen", "code"] and source["code"] == "y:f"
     assert text.default_domain(tables) == "austen" and text.default_domain({"code": table}) == "code"
     assert text.heldout_rows(table) == [{"scorer": "A", "mode": "evict", "t": 1.0}]
@@ -48,8 +51,9 @@ def test_text_held_out_tables_and_rows():
 
 
 def test_text_headline_and_strips():
-    scored = text.ScoredText(["a", "b", "c"], [1, 2, 3], np.array([[1.0, 2.0, 3.0]]), np.array([1.0, 2.0]),
-                             0, 0)
+    scored = text.ScoredText(
+        ["a", "b", "c"], [1, 2, 3], np.array([[1.0, 2.0, 3.0]]), np.array([1.0, 2.0]), 0, 0
+    )
     filtered = text.FilteredText(np.array([1.0, 3.0]), np.array([[True, False, True]]), 0.8)
     kept = filtered.kept_last[0]
     m = {x.label: x.value for x in text.headline_metrics(scored, filtered, kept)}

@@ -84,16 +84,22 @@ class EveryOtherKind(PatternKind):
     name = "test_every_other"
     label = "Test: every other key"
     definition = "(q - k) % step == 0"
-    params = (Param("step", 2, 1, 64, "step: distance between kept keys"),
-              Param("past_only", 1, 0, 1, "look back only", kind="bool"))
+    params = (
+        Param("step", 2, 1, 64, "step: distance between kept keys"),
+        Param("past_only", 1, 0, 1, "look back only", kind="bool"),
+    )
 
     def build(self, n: int, step: int, past_only: int) -> Pattern:
         def mask_mod(b, h, q, k):
             allowed = (q - k) % step == 0
             return allowed & (k <= q) if past_only else allowed
 
-        return Pattern(self.name, {"step": step, "past_only": past_only}, mask_mod,
-                       f"(q - k) % {step} == 0" + (" and k <= q" if past_only else ""))
+        return Pattern(
+            self.name,
+            {"step": step, "past_only": past_only},
+            mask_mod,
+            f"(q - k) % {step} == 0" + (" and k <= q" if past_only else ""),
+        )
 
 
 def test_a_new_pattern_reaches_the_attention_page(checkpoints_root, registered):

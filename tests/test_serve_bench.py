@@ -17,9 +17,26 @@ from tefviz.serve_bench import _ws_target, app_server, check_local_url, user_key
 @pytest.mark.slow
 def test_serve_bench_end_to_end(tef_root, image_root, tmp_path, capsys):
     out = tmp_path / "bench_serve.json"
-    code = main(["bench", "serve", "--checkpoints", str(tef_root), "--text-sessions", "2",
-                 "--images-sessions", "1", "--moves", "2", "--move-timeout", "60", "--max-seconds", "80",
-                 "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "serve",
+            "--checkpoints",
+            str(tef_root),
+            "--text-sessions",
+            "2",
+            "--images-sessions",
+            "1",
+            "--moves",
+            "2",
+            "--move-timeout",
+            "60",
+            "--max-seconds",
+            "80",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     results = json.loads(out.read_text())
@@ -55,8 +72,16 @@ def test_server_stopped_when_the_run_fails(tmp_path):
     assert not Path(f"/proc/{pid}").exists()
 
 
-@pytest.mark.parametrize("url", ["http://example.com:8501", "http://10.0.0.5:8501", "https://127.0.0.1.nip.io",
-                                 "http://[2001:db8::1]:8501", "ws://localhost.evil:80"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com:8501",
+        "http://10.0.0.5:8501",
+        "https://127.0.0.1.nip.io",
+        "http://[2001:db8::1]:8501",
+        "ws://localhost.evil:80",
+    ],
+)
 def test_serve_bench_refuses_non_local_url(url, capsys):
     assert main(["bench", "serve", "--url", url]) == 2
     assert "only targets a server on this machine" in capsys.readouterr().err
@@ -67,8 +92,10 @@ def test_local_urls_accepted():
     assert check_local_url("http://localhost:8501/") == "http://localhost:8501"
     assert check_local_url("http://[::1]:8501") == "http://[::1]:8501"
     # the socket goes to ::1, the Host header names 127.0.0.1 (server.allowedHosts)
-    assert _ws_target("http://[::1]:8501") == ("ws://127.0.0.1:8501/_stcore/stream",
-                                               {"host": "::1", "port": 8501})
+    assert _ws_target("http://[::1]:8501") == (
+        "ws://127.0.0.1:8501/_stcore/stream",
+        {"host": "::1", "port": 8501},
+    )
     with pytest.raises(InputError):
         check_local_url("ftp://127.0.0.1:21")
 
@@ -106,9 +133,15 @@ def test_two_replicas_behind_haproxy(tef_root, image_root, tmp_path):
         if os.environ.get("TEFVIZ_REQUIRE_BROWSER") == "1":  # CI installs it with chromium
             raise RuntimeError("haproxy is not installed")
         pytest.skip("Debian haproxy not installed")
-    proc = subprocess.Popen(["scripts/replicas.sh", "2", "8680"], cwd=REPO, start_new_session=True,
-                            env={**os.environ, "TEFVIZ_CHECKPOINTS": str(tef_root), "HF_HUB_OFFLINE": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        ["scripts/replicas.sh", "2", "8680"],
+        cwd=REPO,
+        start_new_session=True,
+        env={**os.environ, "TEFVIZ_CHECKPOINTS": str(tef_root), "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -118,9 +151,27 @@ def test_two_replicas_behind_haproxy(tef_root, image_root, tmp_path):
             except OSError:
                 time.sleep(0.5)
         out = tmp_path / "replicas.json"
-        assert main(["bench", "serve", "--url", "http://127.0.0.1:8680", "--text-sessions", "3",
-                     "--images-sessions", "1", "--moves", "2", "--max-seconds", "120",
-                     "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "bench",
+                    "serve",
+                    "--url",
+                    "http://127.0.0.1:8680",
+                    "--text-sessions",
+                    "3",
+                    "--images-sessions",
+                    "1",
+                    "--moves",
+                    "2",
+                    "--max-seconds",
+                    "120",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         results = json.loads(out.read_text())
         for page in ("text", "images"):
             assert results["pages"][page]["errors"] == 0
@@ -129,8 +180,11 @@ def test_two_replicas_behind_haproxy(tef_root, image_root, tmp_path):
         stats = urllib.request.urlopen("http://127.0.0.1:8780/;csv", timeout=5).read().decode()
         header = stats.splitlines()[0].lstrip("# ").split(",")
         rows = [dict(zip(header, line.split(","), strict=False)) for line in stats.splitlines()[1:]]
-        served = {r["svname"]: int(r["stot"]) for r in rows if r.get("pxname") == "replicas"
-                  and r["svname"] in ("r0", "r1")}
+        served = {
+            r["svname"]: int(r["stot"])
+            for r in rows
+            if r.get("pxname") == "replicas" and r["svname"] in ("r0", "r1")
+        }
         assert served.keys() == {"r0", "r1"} and min(served.values()) >= 2, served
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

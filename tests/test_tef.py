@@ -20,8 +20,9 @@ from tefviz.text.tef import TEFConfig, TEFHeads, causal_key_weights, per_query_k
 
 def _model(layers=2, width=32, heads=2, vocab=97, ctx=64) -> GPT2LMHeadModel:
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=ctx, n_embd=width, n_layer=layers,
-                                      n_head=heads)).eval()
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=vocab, n_positions=ctx, n_embd=width, n_layer=layers, n_head=heads)
+    ).eval()
 
 
 def _heads(variant, layers=2, width=32, **kw) -> TEFHeads:
@@ -127,9 +128,24 @@ def test_train_export_and_evaluate_tef(tmp_path, tiny_lm_dir, tiny_corpus, varia
     import shutil
 
     shutil.copytree(tiny_lm_dir, ck / "tefviz-lm")
-    args = ["train", "tef", "--variant", variant, "--base", str(ck / "tefviz-lm"),
-            "--corpus", str(tiny_corpus), "--run-dir", str(run), "--steps", "6", "--batch-size", "2",
-            "--block-size", "32"]
+    args = [
+        "train",
+        "tef",
+        "--variant",
+        variant,
+        "--base",
+        str(ck / "tefviz-lm"),
+        "--corpus",
+        str(tiny_corpus),
+        "--run-dir",
+        str(run),
+        "--steps",
+        "6",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "32",
+    ]
     assert main([*args, "--steps", "3"]) == 0
     assert json.loads((run / "state" / "progress.json").read_text())["step"] == 3
     assert main(args) == 0  # resumes to 6
@@ -141,8 +157,26 @@ def test_train_export_and_evaluate_tef(tmp_path, tiny_lm_dir, tiny_corpus, varia
     assert card["variant"] == variant and card["training"]["steps"] == 6
     assert tef_checkpoint_lm(out) == (out if variant == "paper" else ck / "tefviz-lm")
     table_path = tmp_path / "eval.json"
-    assert main(["eval", "text", "--lm", str(ck / "tefviz-lm"), "--tef", str(out), "--windows", "2",
-                 "--block", "32", "--out", str(table_path), "--write-cards"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "text",
+                "--lm",
+                str(ck / "tefviz-lm"),
+                "--tef",
+                str(out),
+                "--windows",
+                "2",
+                "--block",
+                "32",
+                "--out",
+                str(table_path),
+                "--write-cards",
+            ]
+        )
+        == 0
+    )
     table = json.loads(table_path.read_text())
     rows = table["scorers"][out.name]["rows"]
     assert [r["t"] for r in rows] == [1.0, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5]
@@ -153,23 +187,74 @@ def test_train_export_and_evaluate_tef(tmp_path, tiny_lm_dir, tiny_corpus, varia
 
 def test_uniform_baseline_at_t1_matches_the_reference(model, ids):
     scorer = get_scorer("uniform")
-    fp = scorer.filtered(model, ids, scorer.score(model, ids), 1.0, __import__(
-        "tefviz.text.filtering", fromlist=["DropPolicy"]).DropPolicy("evict"))
+    fp = scorer.filtered(
+        model,
+        ids,
+        scorer.score(model, ids),
+        1.0,
+        __import__("tefviz.text.filtering", fromlist=["DropPolicy"]).DropPolicy("evict"),
+    )
     torch.testing.assert_close(fp.nll, dense_pass(model, ids).nll)
 
 
 def test_train_tef_refuses_bad_settings(tmp_path, tiny_corpus):
-    assert main(["train", "tef", "--variant", "causal", "--base", str(tmp_path / "missing"),
-                 "--corpus", str(tiny_corpus), "--run-dir", str(tmp_path / "r")]) == 2
-    assert main(["train", "tef", "--variant", "causal", "--t", "1.5", "--corpus", str(tiny_corpus),
-                 "--run-dir", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "tef",
+                "--variant",
+                "causal",
+                "--base",
+                str(tmp_path / "missing"),
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "train",
+                "tef",
+                "--variant",
+                "causal",
+                "--t",
+                "1.5",
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_bench_text_prints_and_saves(tef_root, tmp_path, capsys):
     out = tmp_path / "bench_text.json"
     causal = tef_root / "tefviz-lm-tef-causal"
-    assert main(["bench", "text", str(tef_root / "tefviz-lm"), "--tef", str(causal),
-                 "--tokens", "32", "--repeats", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "text",
+                str(tef_root / "tefviz-lm"),
+                "--tef",
+                str(causal),
+                "--tokens",
+                "32",
+                "--repeats",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert set(data["scorers"]) == {"uniform", "attention", "tefviz-lm-tef-causal"}
     assert data["scorers"]["uniform"]["filtered_pass_t0.7"]["median_s"] > 0
@@ -210,10 +295,20 @@ def test_fast_hard_mask_equals_the_rank_order_rule(sink, recent):
 
 # -- causal TEF with per-query features (TEFConfig.features) -----------------------------------
 
+
 def _feature_heads(features, layers=2, width=32, seed=1, **kw) -> TEFHeads:
     torch.manual_seed(seed)
-    h = TEFHeads(TEFConfig(variant="causal", n_layer=layers, d_model=width, base="x", train_t=[0.5, 1.0],
-                           features=features, **kw))
+    h = TEFHeads(
+        TEFConfig(
+            variant="causal",
+            n_layer=layers,
+            d_model=width,
+            base="x",
+            train_t=[0.5, 1.0],
+            features=features,
+            **kw,
+        )
+    )
     with torch.no_grad():  # move every feature weight off its initial value
         for lin in h.heads:
             lin.weight.normal_(0, 1.0)
@@ -274,8 +369,16 @@ def test_per_query_masks_are_the_keep_rule_on_their_scores(sink, recent):
 
 def test_attention_feature_at_initialisation_is_tova(model, ids):
     """Untrained, the attention feature alone ranks each query's keys by its own attention (TOVA)."""
-    heads = TEFHeads(TEFConfig(variant="causal", n_layer=2, d_model=32, base="x", train_t=[0.5, 1.0],
-                               features=["attention", "age"])).eval()
+    heads = TEFHeads(
+        TEFConfig(
+            variant="causal",
+            n_layer=2,
+            d_model=32,
+            base="x",
+            train_t=[0.5, 1.0],
+            features=["attention", "age"],
+        )
+    ).eval()
     attn = head_mean_attention(model, ids)  # (L, n, n)
     with torch.no_grad():
         logits = heads.per_query_logits(model, ids[None])[:, 0]
@@ -331,11 +434,30 @@ def test_train_feature_tef_with_the_next_token_objective(tmp_path, tiny_lm_dir, 
     from tefviz.train.tef import main as train_main
 
     run = tmp_path / "run"
-    args = ["--base", str(tiny_lm_dir), "--corpus", str(tiny_corpus), "--run-dir", str(run),
-            "--features", "age,attention,sharpness,key_norm,accumulated", "--objective", "ce",
-            "--t-max", "0.9",
-            "--steps", "4", "--batch-size", "2", "--block-size", "32", "--save-every", "2",
-            "--eval-batches", "1"]
+    args = [
+        "--base",
+        str(tiny_lm_dir),
+        "--corpus",
+        str(tiny_corpus),
+        "--run-dir",
+        str(run),
+        "--features",
+        "age,attention,sharpness,key_norm,accumulated",
+        "--objective",
+        "ce",
+        "--t-max",
+        "0.9",
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "32",
+        "--save-every",
+        "2",
+        "--eval-batches",
+        "1",
+    ]
     train_main(args)
     state = load_file(str(run / "state" / "heads.safetensors"))
     assert state["mix"].shape == (2, 3) and not torch.equal(state["mix"][:, 0], torch.ones(2))
@@ -356,8 +478,25 @@ def test_train_feature_tef_with_the_next_token_objective(tmp_path, tiny_lm_dir, 
     assert card["features"] == ALL_FEATURES and card["training"]["config"]["objective"] == "ce"
     assert TEFHeads.load(out).config.train_t == [0.5, 0.9]
     table_path = tmp_path / "eval.json"
-    assert main(["eval", "text", "--lm", str(ck / "tefviz-lm"), "--tef", str(out), "--windows", "2",
-                 "--block", "32", "--out", str(table_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "text",
+                "--lm",
+                str(ck / "tefviz-lm"),
+                "--tef",
+                str(out),
+                "--windows",
+                "2",
+                "--block",
+                "32",
+                "--out",
+                str(table_path),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(table_path.read_text())["scorers"][out.name]["rows"]
     assert rows[-1]["kept_fraction"] < rows[0]["kept_fraction"] == 1.0
 

@@ -42,15 +42,19 @@ def test_dense_loop_matches_transformers(model, ids):
 
 def test_dense_loop_matches_with_inverse_layer_scaling(ids):
     m = _model(scale_attn_by_inverse_layer_idx=True)
-    torch.testing.assert_close(masked_forward(m, ids[None]).logits, m(input_ids=ids[None]).logits,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        masked_forward(m, ids[None]).logits, m(input_ids=ids[None]).logits, atol=1e-5, rtol=1e-4
+    )
 
 
 def test_all_ones_masks_change_nothing(model, ids):
     n, layers = ids.numel(), 2
     dense = masked_forward(model, ids[None]).logits
-    for kw in ({"key_keep": torch.ones(n)}, {"token_keep": torch.ones(layers, n), "mode": "zero"},
-               {"token_keep": torch.ones(n), "mode": "skip"}):
+    for kw in (
+        {"key_keep": torch.ones(n)},
+        {"token_keep": torch.ones(layers, n), "mode": "zero"},
+        {"token_keep": torch.ones(n), "mode": "skip"},
+    ):
         torch.testing.assert_close(masked_forward(model, ids[None], **kw).logits, dense, atol=1e-5, rtol=1e-4)
 
 

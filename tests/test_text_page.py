@@ -17,8 +17,6 @@ def _page(**query) -> AppTest:
     return open_page("pages/text.py", 120, **query)
 
 
-
-
 def _charts(at) -> int:
     return sum(1 for e in at.main if type(e).__name__ == "UnknownElement" and "plotly" in str(e.proto)[:200])
 
@@ -67,8 +65,16 @@ def test_text_page_baselines_modes_and_layers(tef_root):
     assert not at.exception and at.query_params["layer"] == "1"
     at.radio(key="mode").set_value("evict").run()
     seen = set()
-    for scorer in ("uniform", "random", "leave_one_out", "streaming_llm", "h2o", "tova", "snapkv",
-                   "key_norm"):
+    for scorer in (
+        "uniform",
+        "random",
+        "leave_one_out",
+        "streaming_llm",
+        "h2o",
+        "tova",
+        "snapkv",
+        "key_norm",
+    ):
         at.selectbox(key="scorer").select(scorer).run()
         assert not at.exception, scorer
         assert not at.error, scorer
@@ -143,6 +149,7 @@ def test_home_shows_tef_cards(tef_root):
 
 
 # --- any model: the picker, TEF heads per model, the model's own context ----------------------
+
 
 def _tef_options(at) -> list[str]:
     """The TEF checkpoints the scorer picker offers (its options are shown as 'label · name')."""

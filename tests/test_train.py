@@ -23,8 +23,18 @@ def _progress(run_dir):
 
 def test_train_resume_and_export(tmp_path, tiny_corpus):
     run = tmp_path / "run"
-    args = ["train", "lm", "--preset", "tiny", "--corpus", str(tiny_corpus), "--run-dir", str(run),
-            "--vocab-size", "300"]
+    args = [
+        "train",
+        "lm",
+        "--preset",
+        "tiny",
+        "--corpus",
+        str(tiny_corpus),
+        "--run-dir",
+        str(run),
+        "--vocab-size",
+        "300",
+    ]
     assert main([*args, "--max-steps", "12"]) == 0
     first = _progress(run)
     assert first["step"] == 12 and first["tokens_seen"] == 12 * 8 * 64
@@ -57,14 +67,28 @@ def test_train_resume_and_export(tmp_path, tiny_corpus):
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
-    assert main(["train", "lm", "--preset", "tiny", "--corpus", str(tmp_path / "none"),
-                 "--run-dir", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "lm",
+                "--preset",
+                "tiny",
+                "--corpus",
+                str(tmp_path / "none"),
+                "--run-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     assert "data build" in capsys.readouterr().err
 
 
 def test_lr_schedule_follows_the_budget_that_ends_first(tmp_path):
-    cfg = TrainConfig(tmp_path, tmp_path, lr=1.0, min_lr_frac=0.1, warmup_steps=10, max_steps=1000,
-                      max_minutes=10)
+    cfg = TrainConfig(
+        tmp_path, tmp_path, lr=1.0, min_lr_frac=0.1, warmup_steps=10, max_steps=1000, max_minutes=10
+    )
     assert lr_at(cfg, 0, 0) == pytest.approx(0.1)  # warm-up
     assert lr_at(cfg, 10, 0) == pytest.approx(1.0, abs=1e-3)  # peak, decay just begun
     assert lr_at(cfg, 500, 0) == pytest.approx(0.55)  # half the steps
@@ -76,11 +100,37 @@ def test_lr_schedule_follows_the_budget_that_ends_first(tmp_path):
 def test_data_parallel_with_two_cpu_processes(tmp_path, tiny_corpus):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TEFVIZ_DEVICE": "cpu"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "tefviz", "train", "lm", "--preset", "tiny", "--corpus", str(tiny_corpus),
-           "--run-dir", str(run), "--vocab-size", "300", "--max-steps", "6"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "tefviz",
+        "train",
+        "lm",
+        "--preset",
+        "tiny",
+        "--corpus",
+        str(tiny_corpus),
+        "--run-dir",
+        str(run),
+        "--vocab-size",
+        "300",
+        "--max-steps",
+        "6",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:
@@ -104,15 +154,51 @@ def test_bench_lm_prints_and_saves(tiny_lm_dir, tmp_path, capsys):
 
 def test_llama_tiny_trains_exports_and_loads(tmp_path, tiny_corpus):
     run = tmp_path / "llama"
-    assert main(["train", "lm", "--arch", "llama", "--preset", "llama-tiny", "--corpus", str(tiny_corpus),
-                 "--run-dir", str(run), "--vocab-size", "300", "--max-steps", "6", "--eval-every", "3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "lm",
+                "--arch",
+                "llama",
+                "--preset",
+                "llama-tiny",
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(run),
+                "--vocab-size",
+                "300",
+                "--max-steps",
+                "6",
+                "--eval-every",
+                "3",
+            ]
+        )
+        == 0
+    )
     progress = _progress(run)
     assert progress["step"] == 6 and progress["tokens_seen"] == 6 * 8 * 64
     saved = json.loads((run / "state" / "config.json").read_text())
     assert saved["arch"] == "llama" and saved["n_kv_head"] == 2 and saved["extra"]["preset"] == "llama-tiny"
     # a GPT-2 preset cannot be asked to be a Llama
-    assert main(["train", "lm", "--arch", "llama", "--preset", "tiny", "--corpus", str(tiny_corpus),
-                 "--run-dir", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "lm",
+                "--arch",
+                "llama",
+                "--preset",
+                "tiny",
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
 
     out = tmp_path / "ck"
     assert main(["export", "lm", "--run-dir", str(run), "--out", str(out)]) == 0
@@ -139,8 +225,27 @@ def test_carry_pack_and_assemble_round_trip(tmp_path, tiny_corpus):
     from tefviz.train.carry import assemble_state, pack_state
 
     run = tmp_path / "run"
-    assert main(["train", "lm", "--preset", "llama-tiny", "--corpus", str(tiny_corpus), "--run-dir", str(run),
-                 "--vocab-size", "300", "--max-steps", "2", "--eval-every", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "lm",
+                "--preset",
+                "llama-tiny",
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(run),
+                "--vocab-size",
+                "300",
+                "--max-steps",
+                "2",
+                "--eval-every",
+                "2",
+            ]
+        )
+        == 0
+    )
     files = pack_state(run, tmp_path / "out", max_bytes=60_000)  # small shards force a split
     shards = [f for f in files if f.suffix == ".safetensors"]
     assert len(shards) > 1 and all(f.stat().st_size < 16 * 2**20 for f in files)
@@ -150,6 +255,25 @@ def test_carry_pack_and_assemble_round_trip(tmp_path, tiny_corpus):
     a, b = load_file(run / "state" / "model.safetensors"), load_file(back / "state" / "model.safetensors")
     assert set(a) == set(b) and all(torch.equal(a[k].half().float(), b[k]) for k in a)
     # the assembled run resumes (without Adam's moments) and exports
-    assert main(["train", "lm", "--preset", "llama-tiny", "--corpus", str(tiny_corpus),
-                 "--run-dir", str(back), "--vocab-size", "300", "--max-steps", "3", "--eval-every", "3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "lm",
+                "--preset",
+                "llama-tiny",
+                "--corpus",
+                str(tiny_corpus),
+                "--run-dir",
+                str(back),
+                "--vocab-size",
+                "300",
+                "--max-steps",
+                "3",
+                "--eval-every",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert _progress(back)["step"] == 3

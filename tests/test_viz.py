@@ -49,8 +49,11 @@ def test_block_table_figure_colours_states_and_hover():
     lo, hi = heat.zmin, heat.zmax
     for value, want in enumerate(BLOCK_COLOURS):
         at = (value - lo) / (hi - lo)
-        bands = [c for (a, c), (b, _) in zip(heat.colorscale[::2], heat.colorscale[1::2], strict=True)
-                 if a <= at <= b]
+        bands = [
+            c
+            for (a, c), (b, _) in zip(heat.colorscale[::2], heat.colorscale[1::2], strict=True)
+            if a <= at <= b
+        ]
         assert bands == [want]
     assert list(heat.colorbar.ticktext) == list(BLOCK_STATES)
     assert list(heat.colorbar.tickvals) == [0, 1, 2]
@@ -62,6 +65,7 @@ def test_block_table_figure_colours_states_and_hover():
 
 
 # --- the Generation page's figures --------------------------------------------------------------
+
 
 def test_generated_pieces_join_up_across_split_characters():
     from tefviz.viz.generate_figures import generated_pieces
@@ -94,8 +98,16 @@ def test_eviction_steps_per_layer_and_every_layer():
 def test_generation_strip_strikes_evicted_highlights_generated_and_escapes():
     from tefviz.viz.generate_figures import generation_strip_html
 
-    html = generation_strip_html(["<b>", " x"], ["<script>", "y", "z"], [5, 6], [7, 8, 9], shown=2,
-                                 evicted_at={0: 0, 2: 1, 3: 5}, diverged_at=1, kl=[0.0, 0.5, 0.1])
+    html = generation_strip_html(
+        ["<b>", " x"],
+        ["<script>", "y", "z"],
+        [5, 6],
+        [7, 8, 9],
+        shown=2,
+        evicted_at={0: 0, 2: 1, 3: 5},
+        diverged_at=1,
+        kl=[0.0, 0.5, 0.1],
+    )
     assert "<script>" not in html and "<b>" not in html and "&lt;script&gt;" in html
     assert html.count('class="tok"') == 4  # the prompt and the first two generated tokens
     assert html.count("line-through") == 2  # evicted by step 2: position 0 and 2 (3 goes at step 6)
@@ -125,11 +137,23 @@ def test_cache_size_and_kl_figures():
 def test_perplexity_vs_kept_is_a_readable_ratio_with_runaway_lines_clipped():
     from tefviz.viz.text_figures import RATIO_CAP, perplexity_vs_kept_figure
 
-    table = {"reference": {"perplexity": 100.0},
-             "scorers": {"good (evict)": {"rows": [{"t": 1.0, "kept_fraction": 1.0, "perplexity": 100.0},
-                                                   {"t": 0.5, "kept_fraction": 0.5, "perplexity": 110.0}]},
-                         "bad (skip)": {"rows": [{"t": 1.0, "kept_fraction": 1.0, "perplexity": 100.0},
-                                                 {"t": 0.5, "kept_fraction": 0.2, "perplexity": 1e6}]}}}
+    table = {
+        "reference": {"perplexity": 100.0},
+        "scorers": {
+            "good (evict)": {
+                "rows": [
+                    {"t": 1.0, "kept_fraction": 1.0, "perplexity": 100.0},
+                    {"t": 0.5, "kept_fraction": 0.5, "perplexity": 110.0},
+                ]
+            },
+            "bad (skip)": {
+                "rows": [
+                    {"t": 1.0, "kept_fraction": 1.0, "perplexity": 100.0},
+                    {"t": 0.5, "kept_fraction": 0.2, "perplexity": 1e6},
+                ]
+            },
+        },
+    }
     fig = perplexity_vs_kept_figure(table, "good (evict)", 0.5, (0.6, 1.2))
     lines = {tr.name: tr for tr in fig.data if tr.name}
     assert list(lines["good (evict)"].y) == [1.0, 1.1]
@@ -182,8 +206,12 @@ def _plain(x):
 def figure_json(fig) -> str:
     d = fig.to_plotly_json()
     layout = {k: v for k, v in d["layout"].items() if k != "template"}
-    return json.dumps(_plain({"data": d["data"], "layout": layout}), indent=1, sort_keys=True,
-                      ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            _plain({"data": d["data"], "layout": layout}), indent=1, sort_keys=True, ensure_ascii=False
+        )
+        + "\n"
+    )
 
 
 def assert_snapshot(name: str, text: str, update: bool | None = None) -> None:
@@ -197,11 +225,17 @@ def assert_snapshot(name: str, text: str, update: bool | None = None) -> None:
         pytest.fail(f"no snapshot {path}: run with TEFVIZ_UPDATE_SNAPSHOTS=1 to write it")
     want = path.read_text(encoding="utf-8")
     if text != want:
-        diff = list(difflib.unified_diff(want.splitlines(), text.splitlines(), f"snapshots/{name}",
-                                         "this build", lineterm="", n=2))
+        diff = list(
+            difflib.unified_diff(
+                want.splitlines(), text.splitlines(), f"snapshots/{name}", "this build", lineterm="", n=2
+            )
+        )
         shown = "\n".join(diff[:80]) + (f"\n... {len(diff) - 80} more lines" if len(diff) > 80 else "")
-        pytest.fail(f"{name} differs from its snapshot (TEFVIZ_UPDATE_SNAPSHOTS=1 rewrites it "
-                    f"if the change is meant):\n{shown}", pytrace=False)
+        pytest.fail(
+            f"{name} differs from its snapshot (TEFVIZ_UPDATE_SNAPSHOTS=1 rewrites it "
+            f"if the change is meant):\n{shown}",
+            pytrace=False,
+        )
 
 
 def _figures() -> dict:
@@ -220,24 +254,45 @@ def _figures() -> dict:
     shares = np.array([0.1, 0.4, 0.05, 0.3, 0.15])
     kept = shares >= 0.15
     mask = np.tril(np.ones((4, 4), dtype=bool))
-    runs = [{"impl": i, "n": n, "median_s": n ** e * 1e-6, "peak_mb_over_inputs": n * e / 10}
-            for i, e in (("dense", 2.0), ("flex", 1.2)) for n in (256, 1024)]
-    approx = [{"method": m, "size": s, "relative_error": 1 / s ** e}
-              for m, e in (("performer", 0.5), ("linformer", 0.8)) for s in (8, 32)]
-    table = {"reference": {"perplexity": 30.0},
-             "scorers": {"a": {"rows": [{"t": 1.0, "kept_fraction": 1.0, "perplexity": 30.0},
-                                        {"t": 0.5, "kept_fraction": 0.5, "perplexity": 33.0}]}}}
-    pareto = [{"method": m, "bytes": b, "perplexity": p * o, "knob_bits": 3}
-              for m, o in (("quant", 1.0), ("lowrank", 1.1)) for b, p in ((1e5, 40.0), (1e6, 30.5))]
+    runs = [
+        {"impl": i, "n": n, "median_s": n**e * 1e-6, "peak_mb_over_inputs": n * e / 10}
+        for i, e in (("dense", 2.0), ("flex", 1.2))
+        for n in (256, 1024)
+    ]
+    approx = [
+        {"method": m, "size": s, "relative_error": 1 / s**e}
+        for m, e in (("performer", 0.5), ("linformer", 0.8))
+        for s in (8, 32)
+    ]
+    table = {
+        "reference": {"perplexity": 30.0},
+        "scorers": {
+            "a": {
+                "rows": [
+                    {"t": 1.0, "kept_fraction": 1.0, "perplexity": 30.0},
+                    {"t": 0.5, "kept_fraction": 0.5, "perplexity": 33.0},
+                ]
+            }
+        },
+    }
+    pareto = [
+        {"method": m, "bytes": b, "perplexity": p * o, "knob_bits": 3}
+        for m, o in (("quant", 1.0), ("lowrank", 1.1))
+        for b, p in ((1e5, 40.0), (1e6, 30.5))
+    ]
     return {
         "common.cumulative_share": lambda: C.cumulative_share_figure(shares, kept, 0.8, labels=list("abcde")),
         "lm.surprisal": lambda: L.surprisal_figure(["a", "b", "c"], [math.nan, 2.0, 4.0], "title"),
         "lm.training_curve": lambda: L.training_curve_figure(
-            [{"tokens_seen": 1e6, "valid_loss": 3.0, "train_loss": 3.1},
-             {"tokens_seen": 2e6, "valid_loss": 2.5, "train_loss": 2.6}]),
+            [
+                {"tokens_seen": 1e6, "valid_loss": 3.0, "train_loss": 3.1},
+                {"tokens_seen": 2e6, "valid_loss": 2.5, "train_loss": 2.6},
+            ]
+        ),
         "text.cumulative_share": lambda: T.cumulative_share_figure(list("abcde"), shares, kept, 0.8),
-        "text.loss_change": lambda: T.loss_change_figure(["a", "b", "c"], [None, 0.5, -0.25],
-                                                         [True, False, True]),
+        "text.loss_change": lambda: T.loss_change_figure(
+            ["a", "b", "c"], [None, 0.5, -0.25], [True, False, True]
+        ),
         "text.perplexity_vs_kept": lambda: T.perplexity_vs_kept_figure(table, "a", 0.5, (0.6, 1.05)),
         "images.image": lambda: I.image_figure(img, "input"),
         "images.image_signed": lambda: I.image_figure(img - 0.5, "difference", signed=True),
@@ -247,11 +302,13 @@ def _figures() -> dict:
         "images.spectrum": lambda: I.spectrum_figure(img, 4, "spectrum"),
         "images.energy_curve": lambda: I.energy_curve_figure([2, 4, 8], [0.5, 0.8, 1.0], 4, "energy"),
         "images.explained_variance": lambda: I.explained_variance_figure(np.array([0.5, 0.3, 0.2]), 2, "ev"),
-        "images.probabilities": lambda: I.probabilities_figure(["x", "y"], np.array([0.7, 0.3]),
-                                                               np.array([0.6, 0.4]), "now", 0),
+        "images.probabilities": lambda: I.probabilities_figure(
+            ["x", "y"], np.array([0.7, 0.3]), np.array([0.6, 0.4]), "now", 0
+        ),
         "images.accuracy_tokens": lambda: I.accuracy_tokens_figure(
             {"patch": [(65.0, 0.85, "all"), (33.0, 0.8, "t=0.9")], "svd": [(20.0, 0.82, "k=20")]},
-            {"patch": (33.0, 0.8)}),
+            {"patch": (33.0, 0.8)},
+        ),
         "attention.mask": lambda: A.mask_heatmap(mask, list("abcd"), path=(3, 1, 0)),
         "attention.density": lambda: A.density_heatmap(np.array([[1.0, 0.0], [0.5, 1.0]]), 8),
         "attention.block_table": lambda: A.block_table_figure(np.array([[2, 0], [1, 2]]), 4, 7),
@@ -260,12 +317,14 @@ def _figures() -> dict:
         "attention.bench": lambda: A.bench_figure({"runs": runs}, slopes={"dense": 2.0}),
         "attention.bench_empty": lambda: A.bench_figure({"runs": []}),
         "attention.error_vs_size": lambda: A.error_vs_size_figure(approx),
-        "attention.signal": lambda: A.signal_figure(np.array([0.0, 0.5, 1.0]), np.array([1.0, -1.0, 0.5]),
-                                                    np.array([0.0, 1.0]), np.array([0.0, 1.0])),
+        "attention.signal": lambda: A.signal_figure(
+            np.array([0.0, 0.5, 1.0]), np.array([1.0, -1.0, 0.5]), np.array([0.0, 1.0]), np.array([0.0, 1.0])
+        ),
         "embeddings.pareto": lambda: E.pareto_figure(pareto, 4_000_000, 30.0, (100_000, 40.0)),
         "embeddings.row_error": lambda: E.row_error_figure(np.array([0.1, 0.2, 0.05])),
-        "generate.cache_size": lambda: G.cache_size_figure([2048, 2048], [2048, 3072], [4, 4], [4, 6],
-                                                           diverged_at=1),
+        "generate.cache_size": lambda: G.cache_size_figure(
+            [2048, 2048], [2048, 3072], [4, 4], [4, 6], diverged_at=1
+        ),
         "generate.kl": lambda: G.kl_figure([0.0, 0.2, math.nan], ["a", "b", "<c>"], diverged_at=1),
     }
 
@@ -281,10 +340,16 @@ def test_figure_matches_its_snapshot_and_uses_the_template(name):
 def test_token_strips_match_their_snapshots():
     from tefviz.viz.generate_figures import generation_strip_html
 
-    assert_snapshot("tokens.strip.html", token_strip_html(["a", "<b>", "\n"], [0.0, 1.0, math.nan],
-                                                          ["x", "y", "z"], dimmed=[False, True, False]))
-    assert_snapshot("generate.strip.html", generation_strip_html(["p"], ["g", "h"], [1], [2, 3], shown=2,
-                                                                 evicted_at={0: 0}, diverged_at=1))
+    assert_snapshot(
+        "tokens.strip.html",
+        token_strip_html(
+            ["a", "<b>", "\n"], [0.0, 1.0, math.nan], ["x", "y", "z"], dimmed=[False, True, False]
+        ),
+    )
+    assert_snapshot(
+        "generate.strip.html",
+        generation_strip_html(["p"], ["g", "h"], [1], [2, 3], shown=2, evicted_at={0: 0}, diverged_at=1),
+    )
 
 
 def test_a_changed_figure_fails_its_snapshot_with_a_diff():
@@ -301,13 +366,14 @@ def test_kept_and_dropped_are_one_colour_on_every_page():
     from tefviz.viz import common, generate_figures, image_figures, text_figures
 
     shares, kept = np.array([0.6, 0.3, 0.1]), np.array([True, True, False])
-    for fig in (text_figures.cumulative_share_figure(list("abc"), shares, kept, 0.8),
-                image_figures.cumulative_figure(shares, kept, 0.8),
-                image_figures.explained_variance_figure(shares, 2)):
+    for fig in (
+        text_figures.cumulative_share_figure(list("abc"), shares, kept, 0.8),
+        image_figures.cumulative_figure(shares, kept, 0.8),
+        image_figures.explained_variance_figure(shares, 2),
+    ):
         bars = {tr.name: tr.marker.color for tr in fig.data if tr.type == "bar"}
         assert bars == {"kept": common.KEPT, "dropped": common.DROPPED}
-    overlay = image_figures.patch_overlay_figure(np.zeros((4, 4)), np.array([[True, False]] * 2),
-                                                 None, 2)
+    overlay = image_figures.patch_overlay_figure(np.zeros((4, 4)), np.array([[True, False]] * 2), None, 2)
     assert {s.fillcolor for s in overlay.layout.shapes if s.fillcolor} == {common.DROPPED}
     assert {s.line.color for s in overlay.layout.shapes if not s.fillcolor} == {common.KEPT}
     assert generate_figures.EVICTED == common.DROPPED
@@ -325,9 +391,11 @@ def test_the_embeddings_goal_is_one_constant():
 
 
 def test_viz_imports_neither_torch_nor_tefviz_core():
-    code = ("import sys, pkgutil, importlib, tefviz.viz as v\n"
-            "[importlib.import_module('tefviz.viz.' + m.name) for m in pkgutil.iter_modules(v.__path__)]\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'streamlit', 'transformers')\n"
-            "       or (m.startswith('tefviz.') and not m.startswith('tefviz.viz'))]\n"
-            "assert not bad, bad")
+    code = (
+        "import sys, pkgutil, importlib, tefviz.viz as v\n"
+        "[importlib.import_module('tefviz.viz.' + m.name) for m in pkgutil.iter_modules(v.__path__)]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'streamlit', 'transformers')\n"
+        "       or (m.startswith('tefviz.') and not m.startswith('tefviz.viz'))]\n"
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

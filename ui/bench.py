@@ -28,9 +28,11 @@ def run_one_at_a_time(what: str, run: Callable[[], T], on_wait: Callable[[str], 
     """run() once no other benchmark of this server is running; on_wait(message) about once a
     second while waiting."""
     while not _LOCK.acquire(timeout=1.0):
-        on_wait(f"Waiting: another benchmark ({_running['what']}) has been running on this server for "
-                f"{time.time() - _running['since']:.0f} s; benchmarks run one at a time so that their "
-                "timings are honest.")
+        on_wait(
+            f"Waiting: another benchmark ({_running['what']}) has been running on this server for "
+            f"{time.time() - _running['since']:.0f} s; benchmarks run one at a time so that their "
+            "timings are honest."
+        )
     _running.update(what=what, since=time.time())
     try:
         return run()
@@ -38,8 +40,9 @@ def run_one_at_a_time(what: str, run: Callable[[], T], on_wait: Callable[[str], 
         _LOCK.release()
 
 
-def benchmark_button(state_key: str, lengths: list, chosen: list, what: str,
-                     run: Callable[[Progress], dict]) -> dict | None:
+def benchmark_button(
+    state_key: str, lengths: list, chosen: list, what: str, run: Callable[[Progress], dict]
+) -> dict | None:
     """Run `run(progress)` when the button is pressed; return the latest result of this session."""
     if st.button("Run the benchmark", icon=":material/timer:", key=f"{state_key}-run"):
         if not lengths or not chosen:
@@ -50,7 +53,8 @@ def benchmark_button(state_key: str, lengths: list, chosen: list, what: str,
                 st.session_state[state_key] = run_one_at_a_time(
                     f"{what}s at {', '.join(str(n) for n in lengths)} tokens",
                     lambda: run(lambda f, msg: bar.progress(min(f, 1.0), text=msg)),
-                    lambda msg: bar.progress(0.0, text=msg))
+                    lambda msg: bar.progress(0.0, text=msg),
+                )
             except InputError as e:
                 show_error("The benchmark cannot run with these settings", e)
             bar.empty()

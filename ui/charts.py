@@ -23,8 +23,9 @@ def digest(text: str) -> str:
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
-def _shared_figure(name: str, view: str, _builder: Callable[..., go.Figure], _args: tuple,
-                   _kwargs: dict) -> go.Figure:
+def _shared_figure(
+    name: str, view: str, _builder: Callable[..., go.Figure], _args: tuple, _kwargs: dict
+) -> go.Figure:
     return _builder(*_args, **_kwargs)
 
 

@@ -36,13 +36,23 @@ def show_error(what: str, exc: BaseException) -> None:
         st.error(literal(f"{what}: {exc}"), icon=":material/error:")
         detail = exc.detail
     elif isinstance(exc, torch.OutOfMemoryError):
-        st.error(literal(f"{what}: the device ran out of memory. Try a shorter text or a smaller setting; "
-                         "your other choices are kept."), icon=":material/memory:")
+        st.error(
+            literal(
+                f"{what}: the device ran out of memory. Try a shorter text or a smaller setting; "
+                "your other choices are kept."
+            ),
+            icon=":material/memory:",
+        )
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
         detail = str(exc)
     else:
-        st.error(literal(f"{what} failed unexpectedly ({type(exc).__name__}). Your choices are kept; "
-                         "the details below help a bug report."), icon=":material/bug_report:")
+        st.error(
+            literal(
+                f"{what} failed unexpectedly ({type(exc).__name__}). Your choices are kept; "
+                "the details below help a bug report."
+            ),
+            icon=":material/bug_report:",
+        )
         detail = "".join(traceback.format_exception(exc))
     if detail:
         with st.expander("Details"):

@@ -13,13 +13,16 @@ Data = pd.DataFrame | list[dict] | dict[str, Any]
 
 def export_payloads(data: Data) -> tuple[bytes | None, bytes]:
     """(CSV or None for non-tabular data, JSON) as UTF-8 bytes."""
-    frame = data if isinstance(data, pd.DataFrame) else (
-        pd.DataFrame(data) if isinstance(data, list) else None)
+    frame = (
+        data if isinstance(data, pd.DataFrame) else (pd.DataFrame(data) if isinstance(data, list) else None)
+    )
     if frame is None:
         return None, json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8")
     records = json.loads(frame.to_json(orient="records", force_ascii=False))
-    return (frame.to_csv(index=False).encode("utf-8"),
-            json.dumps(records, indent=1, ensure_ascii=False).encode("utf-8"))
+    return (
+        frame.to_csv(index=False).encode("utf-8"),
+        json.dumps(records, indent=1, ensure_ascii=False).encode("utf-8"),
+    )
 
 
 def download_buttons(data: Data, name: str, key: str) -> None:
@@ -28,7 +31,21 @@ def download_buttons(data: Data, name: str, key: str) -> None:
     tabular = isinstance(data, pd.DataFrame | list)
     cols = st.columns([1, 1, 6])
     if tabular:
-        cols[0].download_button("CSV", lambda: export_payloads(data)[0], f"{name}.csv", "text/csv",
-                                key=f"{key}-csv", on_click="ignore", icon=":material/download:")
-    cols[1].download_button("JSON", lambda: export_payloads(data)[1], f"{name}.json", "application/json",
-                            key=f"{key}-json", on_click="ignore", icon=":material/download:")
+        cols[0].download_button(
+            "CSV",
+            lambda: export_payloads(data)[0],
+            f"{name}.csv",
+            "text/csv",
+            key=f"{key}-csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    cols[1].download_button(
+        "JSON",
+        lambda: export_payloads(data)[1],
+        f"{name}.json",
+        "application/json",
+        key=f"{key}-json",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -32,8 +32,10 @@ MODEL_LOCK = threading.Lock()
 DEFAULT_LM = "tefviz-lm"
 LM_TYPES = SUPPORTED  # the architectures the intervention layer (tefviz.lm) knows
 ARCHITECTURES_TEXT = ", ".join(SUPPORTED)
-NO_LM = ("No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each). "
-         f"Supported architectures: {ARCHITECTURES_TEXT}.")
+NO_LM = (
+    "No usable language-model checkpoint in checkpoints/ (Home lists what is wrong with each). "
+    f"Supported architectures: {ARCHITECTURES_TEXT}."
+)
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
@@ -43,8 +45,7 @@ def _cached_lm(name: str, kind: str, attention: str, version: str) -> LoadedLM:
     return load_checkpoint(name, attention)  # type: ignore[arg-type]
 
 
-def get_lm(name: str, kind: Literal["checkpoint", "hub"] = "checkpoint",
-           attention: str = "sdpa") -> LoadedLM:
+def get_lm(name: str, kind: Literal["checkpoint", "hub"] = "checkpoint", attention: str = "sdpa") -> LoadedLM:
     """The cached model: checkpoints only from inside checkpoints/, hub names only from the hub."""
     version = checkpoint_version(resolve_checkpoint(name)) if kind == "checkpoint" else ""
     return _cached_lm(name, kind, attention, version)
@@ -65,8 +66,11 @@ def cached_checkpoints() -> list[CheckpointInfo]:
 def usable_lm_names() -> list[str]:
     """Checkpoints that load as causal LMs of a supported architecture: the embedded default
     first, then the others by name (a second embedded model appears as soon as it lands)."""
-    names = [c.name for c in cached_checkpoints()
-             if c.usable and c.kind == "lm" and (c.config or {}).get("model_type") in LM_TYPES]
+    names = [
+        c.name
+        for c in cached_checkpoints()
+        if c.usable and c.kind == "lm" and (c.config or {}).get("model_type") in LM_TYPES
+    ]
     return sorted(names, key=lambda n: (n != DEFAULT_LM, n))
 
 
@@ -112,8 +116,12 @@ def lm_picker(where=None, key: str = "model", default: str | None = None, help: 
         st.warning(NO_LM)
         return None
     url_value(key, default if default in names else names[0], str, choices=names)
-    name = where.selectbox("Model", names, key=key,
-                           help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}). {help}")
+    name = where.selectbox(
+        "Model",
+        names,
+        key=key,
+        help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}). {help}",
+    )
     url_publish(key)
     return name
 

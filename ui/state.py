@@ -35,8 +35,12 @@ def _ignored(key: str, raw: str, why: str) -> None:
     ignored[key] = f"{key}={raw[:60]} ({why})"
     slot = st.session_state.get(_NOTICE)
     if slot is not None:
-        slot.info(literal("Not used from the link: " + "; ".join(ignored.values())
-                          + ". The defaults are shown instead."), icon=":material/link_off:")
+        slot.info(
+            literal(
+                "Not used from the link: " + "; ".join(ignored.values()) + ". The defaults are shown instead."
+            ),
+            icon=":material/link_off:",
+        )
 
 
 def _why_invalid(value: Any, choices: Sequence | None, lo: float | None, hi: float | None) -> str:
@@ -74,9 +78,14 @@ def _valid(value: Any, choices: Sequence | None, lo: float | None, hi: float | N
     return True
 
 
-def url_value(key: str, default: T, parse: Callable[[str], T] | None = None,
-              choices: Sequence[T] | None = None, lo: float | None = None,
-              hi: float | None = None) -> T:
+def url_value(
+    key: str,
+    default: T,
+    parse: Callable[[str], T] | None = None,
+    choices: Sequence[T] | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> T:
     """Seed widget `key` (once per session and page visit) from the URL, else from the value
     kept from an earlier visit, else `default`; invalid values fall back to `default`.
 
@@ -125,9 +134,17 @@ def url_publish(*keys: str) -> None:
         kept[key] = value
 
 
-def bound(widget: Callable[..., T], key: str, default: Any, *args: Any,
-          parse: Callable[[str], Any] | None = None, choices: Sequence | None = None,
-          lo: float | None = None, hi: float | None = None, **kwargs: Any) -> T:
+def bound(
+    widget: Callable[..., T],
+    key: str,
+    default: Any,
+    *args: Any,
+    parse: Callable[[str], Any] | None = None,
+    choices: Sequence | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    **kwargs: Any,
+) -> T:
     """A widget bound to the URL in one call: seed `key` from the link (or a kept value, or
     `default`), draw `widget(*args, key=key, **kwargs)`, publish its value back.
 

@@ -30,13 +30,24 @@ def text_box(label: str, key: str, height: int, placeholder: str) -> str:
     text = st.text_area(label, height=height, key=key, placeholder=placeholder, on_change=_clean, args=(key,))
     cut = st.session_state.get(f"{key}__cut", 0)
     if cut:
-        st.warning(f"The pasted text was {KEEP_CHARS + cut:,} characters long: the box keeps the first "
-                   f"{KEEP_CHARS:,}.")
+        st.warning(
+            f"The pasted text was {KEEP_CHARS + cut:,} characters long: the box keeps the first "
+            f"{KEEP_CHARS:,}."
+        )
     return text
 
 
-def text_source(samples: dict[str, str], box_key: str, *, height: int, help: str, placeholder: str,
-                right=None, key: str = "sample", label: str = "Text") -> tuple[str, str]:
+def text_source(
+    samples: dict[str, str],
+    box_key: str,
+    *,
+    height: int,
+    help: str,
+    placeholder: str,
+    right=None,
+    key: str = "sample",
+    label: str = "Text",
+) -> tuple[str, str]:
     """(choice, text): a shipped sample by name (kept in the URL under `key`) or the user's own
     text (a box under `box_key`, kept across page visits, never in the URL). The box, or the
     sample's first characters, go in the container `right` (default: where the picker is)."""

@@ -99,8 +99,19 @@ def bench_approx(
         "device": describe_device(dev, "float32"),
         "runs": [],
     }
-    cases = [{"method": m, "n": n, "heads": heads, "head_dim": head_dim, "repeats": repeats, "device": dev,
-              "causal": causal} for n in sorted(lengths) for m in methods]
+    cases = [
+        {
+            "method": m,
+            "n": n,
+            "heads": heads,
+            "head_dim": head_dim,
+            "repeats": repeats,
+            "device": dev,
+            "causal": causal,
+        }
+        for n in sorted(lengths)
+        for m in methods
+    ]
     results["runs"] = run_cases("tefviz.attention.approx_bench", cases, "method", timeout_s, progress)
     results["slopes"] = fitted_slopes(results["runs"])
     save_results(results, out)

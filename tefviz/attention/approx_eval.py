@@ -18,8 +18,9 @@ from tefviz.models import load_causal_lm
 
 
 @torch.no_grad()
-def eval_approx(lm_name: str, out: Path | None, tokens: int = 256, sizes: tuple[int, ...] = (16, 64, 256),
-                seeds: int = 3) -> dict:
+def eval_approx(
+    lm_name: str, out: Path | None, tokens: int = 256, sizes: tuple[int, ...] = (16, 64, 256), seeds: int = 3
+) -> dict:
     lm = load_causal_lm(lm_name, dtype=torch.float32)  # the policy's device; fp32 for the errors
     n = min(tokens, lm.context_length)
     ids = lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"][:n]
@@ -35,13 +36,23 @@ def eval_approx(lm_name: str, out: Path | None, tokens: int = 256, sizes: tuple[
     for r in rows:
         key = f"{r['method']} size={r['size']} {'causal' if r['causal'] else 'non-causal'}"
         summary.setdefault(key, []).append(r["relative_error"])
-    table = {k: {"mean_relative_error": round(sum(v) / len(v), 4), "max": round(max(v), 4), "heads": len(v)}
-             for k, v in summary.items()}
-    result = {"lm": str(lm_name), "tokens": n, "text": "held-out Austen (shipped sample)", "seeds": seeds,
-              "summary": table, "rows": rows}
+    table = {
+        k: {"mean_relative_error": round(sum(v) / len(v), 4), "max": round(max(v), 4), "heads": len(v)}
+        for k, v in summary.items()
+    }
+    result = {
+        "lm": str(lm_name),
+        "tokens": n,
+        "text": "held-out Austen (shipped sample)",
+        "seeds": seeds,
+        "summary": table,
+        "rows": rows,
+    }
     for k, v in table.items():
-        print(f"{k:40s} relative output error {v['mean_relative_error']:.4f} (max {v['max']:.4f}, "
-              f"{v['heads']} heads)")
+        print(
+            f"{k:40s} relative output error {v['mean_relative_error']:.4f} (max {v['max']:.4f}, "
+            f"{v['heads']} heads)"
+        )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))

@@ -42,8 +42,9 @@ def _block_table(mod, n: int, block: int, device: torch.device | str = "cpu") ->
     return torch.from_numpy(block_table(build_block_mask(mod, n, device, block)).table > 0)
 
 
-def block_gather_attention(q, k, v, mod, block: int = BLOCK,
-                           table: torch.Tensor | None = None) -> torch.Tensor:
+def block_gather_attention(
+    q, k, v, mod, block: int = BLOCK, table: torch.Tensor | None = None
+) -> torch.Tensor:
     """Exact masked attention computing only the key blocks each query block needs (`table`:
     from _block_table, built once outside the timed calls)."""
     n, d = q.shape[-2:]
@@ -51,7 +52,7 @@ def block_gather_attention(q, k, v, mod, block: int = BLOCK,
     out = torch.empty_like(q)
     dev = q.device
     zero = torch.zeros((), dtype=torch.long, device=dev)
-    scale = d ** -0.5
+    scale = d**-0.5
     for i in range(n // block):
         cols = torch.nonzero(table[i], as_tuple=True)[0].to(dev)
         kv_idx = (cols[:, None] * block + torch.arange(block, device=dev)[None, :]).reshape(-1)
@@ -76,8 +77,11 @@ def _make_impl(impl: str, mod, n: int, device: torch.device, key: tuple | None =
     if impl == "flex":
         from torch.nn.attention.flex_attention import flex_attention
 
-        block_mask = (block_mask_for(key, mod, n, device, BLOCK) if key is not None
-                      else build_block_mask(mod, n, device, BLOCK))
+        block_mask = (
+            block_mask_for(key, mod, n, device, BLOCK)
+            if key is not None
+            else build_block_mask(mod, n, device, BLOCK)
+        )
         compiled = torch.compile(flex_attention, dynamic=False)
         return lambda q, k, v: compiled(q, k, v, block_mask=block_mask)
     if impl == "block_gather":
@@ -86,8 +90,17 @@ def _make_impl(impl: str, mod, n: int, device: torch.device, key: tuple | None =
     raise InputError(f"unknown implementation {impl!r}; choose one of {IMPLEMENTATIONS}")
 
 
-def run_case(impl: str, pattern: str, params: dict, n: int, heads: int, head_dim: int, repeats: int,
-             device: str, dtype: str) -> dict:
+def run_case(
+    impl: str,
+    pattern: str,
+    params: dict,
+    n: int,
+    heads: int,
+    head_dim: int,
+    repeats: int,
+    device: str,
+    dtype: str,
+) -> dict:
     """One measurement, in this process: setup (mask building, compiling) apart from the timed calls."""
     dev = torch.device(device)
     dt = getattr(torch, dtype)
@@ -103,15 +116,29 @@ def run_case(impl: str, pattern: str, params: dict, n: int, heads: int, head_dim
         synchronize(dev)
         setup_s = time.perf_counter() - t0
         timing = time_calls(lambda: fn(q, k, v), repeats, dev)
-    return {"impl": impl, "n": n, "median_s": timing["median_s"], "min_s": timing["min_s"],
-            "setup_s": round(setup_s, 3), "peak_mb_over_inputs": mem.mb}
+    return {
+        "impl": impl,
+        "n": n,
+        "median_s": timing["median_s"],
+        "min_s": timing["min_s"],
+        "setup_s": round(setup_s, 3),
+        "peak_mb_over_inputs": mem.mb,
+    }
 
 
 def bench_attention(
-    lengths: list[int], pattern: str = "sliding", params: dict | None = None,
-    impls: tuple[str, ...] = IMPLEMENTATIONS, heads: int = 12, head_dim: int = 64, repeats: int = 3,
-    device: str | None = None, dtype: str = "float32", out: Path | None = None,
-    progress: Callable[[float, str], None] | None = None, timeout_s: float = 300,
+    lengths: list[int],
+    pattern: str = "sliding",
+    params: dict | None = None,
+    impls: tuple[str, ...] = IMPLEMENTATIONS,
+    heads: int = 12,
+    head_dim: int = 64,
+    repeats: int = 3,
+    device: str | None = None,
+    dtype: str = "float32",
+    out: Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    timeout_s: float = 300,
 ) -> dict:
     """Every implementation at every length, each in a fresh process; JSON saved to `out`."""
     from tefviz.device import pick_device
@@ -123,11 +150,30 @@ def bench_attention(
         raise InputError(f"lengths must be positive multiples of {BLOCK}; not {bad}")
     build_pattern(pattern, min(lengths), **params)
     dev = str(device or pick_device())
-    results = {"pattern": pattern, "params": params, "heads": heads, "head_dim": head_dim,
-               "dtype": dtype, "device": describe_device(dev), "runs": []}
-    cases = [{"impl": impl, "pattern": pattern, "params": params, "n": n, "heads": heads,
-              "head_dim": head_dim, "repeats": repeats, "device": dev, "dtype": dtype}
-             for n in lengths for impl in impls]
+    results = {
+        "pattern": pattern,
+        "params": params,
+        "heads": heads,
+        "head_dim": head_dim,
+        "dtype": dtype,
+        "device": describe_device(dev),
+        "runs": [],
+    }
+    cases = [
+        {
+            "impl": impl,
+            "pattern": pattern,
+            "params": params,
+            "n": n,
+            "heads": heads,
+            "head_dim": head_dim,
+            "repeats": repeats,
+            "device": dev,
+            "dtype": dtype,
+        }
+        for n in lengths
+        for impl in impls
+    ]
     results["runs"] = run_cases("tefviz.attention.bench", cases, "impl", timeout_s, progress)
     results["speedups_vs_dense"] = speedups(results["runs"])
     save_results(results, out)
@@ -152,8 +198,9 @@ def run_isolated(module: str, spec: str, ident: dict, timeout_s: float) -> dict:
     """Run `python -m module spec` in a fresh process; its last stdout line is the JSON result.
     A failure or a timeout becomes a row with an "error" beside `ident`."""
     try:
-        proc = subprocess.run([sys.executable, "-m", module, spec], capture_output=True, text=True,
-                              timeout=timeout_s)
+        proc = subprocess.run(
+            [sys.executable, "-m", module, spec], capture_output=True, text=True, timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
         return {**ident, "error": f"took longer than {timeout_s:.0f} s"}
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -173,17 +220,23 @@ def speedups(runs: list[dict]) -> dict:
 
 
 def print_table(results: dict) -> None:
-    print(f"pattern {results['pattern']} {results['params']} on {results['device']}, "
-          f"{results['heads']} heads x {results['head_dim']}, {results['dtype']}")
+    print(
+        f"pattern {results['pattern']} {results['params']} on {results['device']}, "
+        f"{results['heads']} heads x {results['head_dim']}, {results['dtype']}"
+    )
     for r in results["runs"]:
         if "error" in r:
             print(f"  {r['impl']:13s} n={r['n']:6d}  failed: {r['error']}")
         else:
-            print(f"  {r['impl']:13s} n={r['n']:6d}  {r['median_s'] * 1e3:9.1f} ms  "
-                  f"peak +{r['peak_mb_over_inputs']:8.1f} MB  (setup {r['setup_s']:.1f} s)")
+            print(
+                f"  {r['impl']:13s} n={r['n']:6d}  {r['median_s'] * 1e3:9.1f} ms  "
+                f"peak +{r['peak_mb_over_inputs']:8.1f} MB  (setup {r['setup_s']:.1f} s)"
+            )
     for impl, by_n in results["speedups_vs_dense"].items():
-        print(f"  speed-up of {impl} over dense causal SDPA: " +
-              ", ".join(f"{n}: {x}x" for n, x in by_n.items()))
+        print(
+            f"  speed-up of {impl} over dense causal SDPA: "
+            + ", ".join(f"{n}: {x}x" for n, x in by_n.items())
+        )
 
 
 if __name__ == "__main__":

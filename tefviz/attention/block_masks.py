@@ -37,13 +37,15 @@ _cache: OrderedDict[tuple, BlockMask] = OrderedDict()
 _lock = threading.Lock()
 
 
-def build_block_mask(mod: MaskMod, n: int, device: torch.device | str = "cpu",
-                     block: int = BLOCK) -> BlockMask:
+def build_block_mask(
+    mod: MaskMod, n: int, device: torch.device | str = "cpu", block: int = BLOCK
+) -> BlockMask:
     """The BlockMask of `mod` for n queries and keys (uncached). Like `create_block_mask`, a length
     that is not a multiple of the block is padded with masked-out cells, so edge tiles are partial."""
     if n < 1 or block < 1:
-        raise InputError(f"a BlockMask needs at least one token and a block of at least 1, got n={n}, "
-                         f"block={block}")
+        raise InputError(
+            f"a BlockMask needs at least one token and a block of at least 1, got n={n}, block={block}"
+        )
     device = torch.device(device)
     tiles = math.ceil(n / block)
     zero = torch.zeros((), dtype=torch.long, device=device)
@@ -66,12 +68,19 @@ def build_block_mask(mod: MaskMod, n: int, device: torch.device | str = "cpu",
         order = torch.sort(chosen.to(torch.int8), dim=-1, descending=True, stable=True).indices
         return count[None, None], order.to(torch.int32)[None, None]
 
-    return BlockMask.from_kv_blocks(*tile_lists(partial), *tile_lists(full), BLOCK_SIZE=block, mask_mod=mod,
-                                    seq_lengths=(n, n))
+    return BlockMask.from_kv_blocks(
+        *tile_lists(partial), *tile_lists(full), BLOCK_SIZE=block, mask_mod=mod, seq_lengths=(n, n)
+    )
 
 
-def block_mask_for(key: tuple, mod: MaskMod, n: int, device: torch.device | str = "cpu",
-                   block: int = BLOCK, causal: bool = False) -> BlockMask:
+def block_mask_for(
+    key: tuple,
+    mod: MaskMod,
+    n: int,
+    device: torch.device | str = "cpu",
+    block: int = BLOCK,
+    causal: bool = False,
+) -> BlockMask:
     """The cached BlockMask of a configured pattern. `key` names the pattern and its parameters
     (e.g. `("sliding", (("causal", 1), ("window", 256)))`): masks are reused per key, length,
     device, block and causality; `causal` intersects the pattern with q >= k."""
@@ -107,8 +116,12 @@ class BlockTable:
         return float((self.table > 0).mean())
 
     def counts(self) -> dict:
-        return {"skipped": int((self.table == 0).sum()), "partial": int((self.table == 1).sum()),
-                "full": int((self.table == 2).sum()), "tiles": int(self.table.size)}
+        return {
+            "skipped": int((self.table == 0).sum()),
+            "partial": int((self.table == 1).sum()),
+            "full": int((self.table == 2).sum()),
+            "tiles": int(self.table.size),
+        }
 
 
 def block_table(mask: BlockMask) -> BlockTable:

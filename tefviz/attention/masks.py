@@ -22,8 +22,10 @@ def _zero() -> torch.Tensor:
 def dense_mask(mod: MaskMod, n: int) -> torch.Tensor:
     """(n, n) bool: allowed[q, k]. For plots and small lengths only."""
     if n > MAX_DENSE:
-        raise InputError(f"{n} tokens are too many for a dense matrix (limit {MAX_DENSE}); "
-                         "use the density image, which summarises blocks of cells")
+        raise InputError(
+            f"{n} tokens are too many for a dense matrix (limit {MAX_DENSE}); "
+            "use the density image, which summarises blocks of cells"
+        )
     q = torch.arange(n)[:, None]
     k = torch.arange(n)[None, :]
     return mod(_zero(), _zero(), q, k).expand(n, n).clone()
@@ -86,13 +88,18 @@ class PatternCost:
 
     def as_dict(self) -> dict:
         dense_b, sparse_b = self.score_bytes()
-        return {"n": self.n, "active_cells": self.active, "cells": self.n * self.n,
-                "density": round(self.density, 6), "active_per_token": round(self.active / self.n, 2),
-                "dense_gflops": round(self.dense_flops / 1e9, 4),
-                "sparse_gflops": round(self.sparse_flops / 1e9, 4),
-                "score_memory_dense_mb": round(dense_b / 2**20, 3),
-                "score_memory_sparse_mb": round(sparse_b / 2**20, 3),
-                "saving": round(1 - self.density, 6)}
+        return {
+            "n": self.n,
+            "active_cells": self.active,
+            "cells": self.n * self.n,
+            "density": round(self.density, 6),
+            "active_per_token": round(self.active / self.n, 2),
+            "dense_gflops": round(self.dense_flops / 1e9, 4),
+            "sparse_gflops": round(self.sparse_flops / 1e9, 4),
+            "score_memory_dense_mb": round(dense_b / 2**20, 3),
+            "score_memory_sparse_mb": round(sparse_b / 2**20, 3),
+            "saving": round(1 - self.density, 6),
+        }
 
 
 def pattern_cost(mod: MaskMod, n: int, heads: int = 12, head_dim: int = 64) -> PatternCost:

@@ -51,8 +51,9 @@ def layer_masks(mask: torch.Tensor, n_layer: int, layers: list[int] | None) -> t
 
 
 @torch.no_grad()
-def run_pattern(model, ids: torch.Tensor, mask: torch.Tensor, layers: list[int] | None, show_layer: int
-                ) -> PatternedRun:
+def run_pattern(
+    model, ids: torch.Tensor, mask: torch.Tensor, layers: list[int] | None, show_layer: int
+) -> PatternedRun:
     parts = model_parts(model)
     ids = ids.reshape(-1)
     n = ids.numel()
@@ -64,8 +65,12 @@ def run_pattern(model, ids: torch.Tensor, mask: torch.Tensor, layers: list[int] 
     dense = masked_forward(model, ids[None], need_weights=True)
     keys = layer_masks(mask, parts.n_layer, layers).to(device)
     patterned = masked_forward(model, ids[None], key_keep=keys, need_weights=True)
-    return PatternedRun(token_nll(dense.logits[0], ids).cpu(), token_nll(patterned.logits[0], ids).cpu(),
-                        dense.attentions[show_layer][0].cpu(), patterned.attentions[show_layer][0].cpu())
+    return PatternedRun(
+        token_nll(dense.logits[0], ids).cpu(),
+        token_nll(patterned.logits[0], ids).cpu(),
+        dense.attentions[show_layer][0].cpu(),
+        patterned.attentions[show_layer][0].cpu(),
+    )
 
 
 def qkv_at(model, ids: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -34,18 +34,25 @@ BENCH_LENGTHS = [512, 1024, 2048, 4096, 8192, 16384]
 IMPLS = list(IMPLEMENTATIONS)  # the benchmark's implementations, all chosen at first
 NONE = "none"  # the "combine with" choice that combines nothing
 
-INTRO = ("Sparse attention lets each token read only some others. Pick a pattern (or combine two), see "
-         "which (query, key) cells it allows, how many layers information needs to travel between two "
-         "tokens, what it saves, and what it does to a real model's perplexity.")
-FLEX_SHOW_HELP = ("Builds the pattern's BlockMask tile band by tile band (about 2 s at 16,384 tokens on a "
-                  "2-core CPU), then cached.")
-FLEX_BLOCK_HELP = (f"FlexAttention's default is 128; sides giving more than {FLEX_MAX_TILES} tiles per side "
-                   "are not offered.")
+INTRO = (
+    "Sparse attention lets each token read only some others. Pick a pattern (or combine two), see "
+    "which (query, key) cells it allows, how many layers information needs to travel between two "
+    "tokens, what it saves, and what it does to a real model's perplexity."
+)
+FLEX_SHOW_HELP = (
+    "Builds the pattern's BlockMask tile band by tile band (about 2 s at 16,384 tokens on a "
+    "2-core CPU), then cached."
+)
+FLEX_BLOCK_HELP = (
+    f"FlexAttention's default is 128; sides giving more than {FLEX_MAX_TILES} tiles per side are not offered."
+)
 HOW_HELP = "or: a cell is allowed by either pattern (Longformer, BigBird); and: by both"
 TILES_SPINNER = "Building FlexAttention's BlockMask (about 2 s at 16,384 tokens on a CPU)…"
-BENCH_INTRO = ("Dense causal SDPA (the baseline) against SDPA with a boolean mask, compiled FlexAttention "
-               "with a BlockMask and a block gather, each case in its own process (time and peak memory). "
-               "Uses the first pattern above with its parameters at each length.")
+BENCH_INTRO = (
+    "Dense causal SDPA (the baseline) against SDPA with a boolean mask, compiled FlexAttention "
+    "with a BlockMask and a block gather, each case in its own process (time and peak memory). "
+    "Uses the first pattern above with its parameters at each length."
+)
 
 
 def param_key(pattern: str, name: str, slot: str) -> str:
@@ -55,13 +62,30 @@ def param_key(pattern: str, name: str, slot: str) -> str:
 
 # the lecture's two examples: a label and the widget values they set
 LECTURES: list[tuple[str, dict]] = [
-    ("Lecture: window 4 (≈5n cells)",
-     {"pattern": "sliding", "combine": NONE, "n": 1024,
-      param_key("sliding", "window", "a"): 4, param_key("sliding", "causal", "a"): False}),
-    ("Lecture: cat → GLB → sad",
-     {"pattern": "sliding", "combine": "global", "how": "or", "n": 16, "source": 2, "target": 5,
-      param_key("sliding", "window", "a"): 2, param_key("sliding", "causal", "a"): False,
-      param_key("global", "n_global", "b"): 1}),
+    (
+        "Lecture: window 4 (≈5n cells)",
+        {
+            "pattern": "sliding",
+            "combine": NONE,
+            "n": 1024,
+            param_key("sliding", "window", "a"): 4,
+            param_key("sliding", "causal", "a"): False,
+        },
+    ),
+    (
+        "Lecture: cat → GLB → sad",
+        {
+            "pattern": "sliding",
+            "combine": "global",
+            "how": "or",
+            "n": 16,
+            "source": 2,
+            "target": 5,
+            param_key("sliding", "window", "a"): 2,
+            param_key("sliding", "causal", "a"): False,
+            param_key("global", "n_global", "b"): 1,
+        },
+    ),
 ]
 
 
@@ -93,8 +117,15 @@ class PatternChoice:
     @property
     def key(self) -> str:
         """Names the choice in the page's caches."""
-        return repr((self.pattern, sorted(self.params_a.items()), self.combine, sorted(self.params_b.items()),
-                     self.how))
+        return repr(
+            (
+                self.pattern,
+                sorted(self.params_a.items()),
+                self.combine,
+                sorted(self.params_b.items()),
+                self.how,
+            )
+        )
 
     def mask_mod(self, n: int) -> MaskMod:
         """The combined mask_mod at length n (InputError when a pattern does not fit n)."""
@@ -106,8 +137,10 @@ class PatternChoice:
 
     def length_unit(self) -> int:
         """A length both patterns' blocks divide."""
-        return max(PATTERNS[self.pattern].length_unit(self.params_a),
-                   PATTERNS[self.combine].length_unit(self.params_b) if self.combine != NONE else 1)
+        return max(
+            PATTERNS[self.pattern].length_unit(self.params_a),
+            PATTERNS[self.combine].length_unit(self.params_b) if self.combine != NONE else 1,
+        )
 
 
 def mask_views(mod: MaskMod, n: int) -> dict:
@@ -126,8 +159,10 @@ def mask_views(mod: MaskMod, n: int) -> dict:
 
 
 def _memory(cost: dict) -> str:
-    return (f"attention FLOPs {cost['dense_gflops']:.2f} → {cost['sparse_gflops']:.2f} GFLOP; score memory "
-            f"{cost['score_memory_dense_mb']:.1f} → {cost['score_memory_sparse_mb']:.1f} MB")
+    return (
+        f"attention FLOPs {cost['dense_gflops']:.2f} → {cost['sparse_gflops']:.2f} GFLOP; score memory "
+        f"{cost['score_memory_dense_mb']:.1f} → {cost['score_memory_sparse_mb']:.1f} MB"
+    )
 
 
 def cost_metrics(cost: dict) -> list[Metric]:
@@ -135,8 +170,11 @@ def cost_metrics(cost: dict) -> list[Metric]:
         Metric("Active cells", f"{cost['active_cells']:,}", help=f"of {cost['cells']:,} = n²"),
         Metric("Density", f"{cost['density']:.2%}", help="active cells / n²"),
         Metric("Per token", f"{cost['active_per_token']:.1f} keys"),
-        Metric("Saved vs dense", f"{cost['saving']:.1%}",
-               help=_memory(cost) + " (12 heads x 64, fp16, if materialised)"),
+        Metric(
+            "Saved vs dense",
+            f"{cost['saving']:.1%}",
+            help=_memory(cost) + " (12 heads x 64, fp16, if materialised)",
+        ),
     ]
 
 
@@ -162,8 +200,10 @@ class FlowView:
 
     def rows(self) -> list[dict]:
         """The receptive field's export rows."""
-        return [{"layers": i + 1, "tokens_reached": r, "full_causal": f}
-                for i, (r, f) in enumerate(zip(self.reach, self.full, strict=True))]
+        return [
+            {"layers": i + 1, "tokens_reached": r, "full_causal": f}
+            for i, (r, f) in enumerate(zip(self.reach, self.full, strict=True))
+        ]
 
 
 def flow_view(views: dict, src: int, dst: int, layers: int, labels: list[str] | None) -> FlowView:
@@ -174,8 +214,11 @@ def flow_view(views: dict, src: int, dst: int, layers: int, labels: list[str] | 
     d, path = hops(mask, src, dst)
     name = (lambda i: f"{i} ({labels[i]})") if labels else str
     if d is None:
-        message = (f"Token {name(src)} can never reach token {name(dst)} through this pattern"
-                   + (" (information only flows forward in a causal pattern)" if dst < src else "") + ".")
+        message = (
+            f"Token {name(src)} can never reach token {name(dst)} through this pattern"
+            + (" (information only flows forward in a causal pattern)" if dst < src else "")
+            + "."
+        )
     else:
         steps = [name(i) for i in path]
         if len(steps) > 13:  # a long path: its ends say enough
@@ -183,9 +226,14 @@ def flow_view(views: dict, src: int, dst: int, layers: int, labels: list[str] | 
         message = f"{name(src)} reaches {name(dst)} in **{d} hop(s)**: " + " → ".join(steps)
     mh = views["max_hops"]
     largest = f"Largest number of hops between two tokens: **{'never connected' if mh is None else mh}**."
-    return FlowView(d is not None, message, path, largest,
-                    receptive_field(mask, layers),
-                    receptive_field(torch.ones(n, n, dtype=torch.bool).tril(), layers))
+    return FlowView(
+        d is not None,
+        message,
+        path,
+        largest,
+        receptive_field(mask, layers),
+        receptive_field(torch.ones(n, n, dtype=torch.bool).tril(), layers),
+    )
 
 
 def mask_rows(dense: np.ndarray) -> list[dict]:
@@ -197,8 +245,10 @@ def density_export(density: np.ndarray, n: int) -> dict:
 
 
 def density_caption(n: int) -> str:
-    return (f"{n:,} tokens: each pixel summarises a {n // 256}x{n // 256} tile (share of cells allowed); "
-            "the full matrix is never sent to the browser.")
+    return (
+        f"{n:,} tokens: each pixel summarises a {n // 256}x{n // 256} tile (share of cells allowed); "
+        "the full matrix is never sent to the browser."
+    )
 
 
 def flex_blocks(n: int) -> list[int]:
@@ -219,12 +269,16 @@ def tile_metrics(tiles: BlockTable, density: float) -> list[Metric]:
     computed = counts["partial"] + counts["full"]
     return [
         Metric(f"Tiles computed, of {counts['tiles']:,}", f"{computed:,}", help="partial + full tiles"),
-        Metric("Partial tiles", f"{counts['partial']:,}",
-               help="the mask_mod is evaluated on each cell inside"),
+        Metric(
+            "Partial tiles", f"{counts['partial']:,}", help="the mask_mod is evaluated on each cell inside"
+        ),
         Metric("Full tiles", f"{counts['full']:,}", help="computed without evaluating the mask"),
-        Metric("Share of dense work", f"{tiles.computed_share:.1%}",
-               help=f"computed tiles / all tiles; the pattern itself allows {density:.2%} of the cells, "
-               "the rest of a partial tile is computed and masked out"),
+        Metric(
+            "Share of dense work",
+            f"{tiles.computed_share:.1%}",
+            help=f"computed tiles / all tiles; the pattern itself allows {density:.2%} of the cells, "
+            "the rest of a partial tile is computed and masked out",
+        ),
     ]
 
 
@@ -239,11 +293,13 @@ def tiles_export(tiles: BlockTable, n: int, block: int) -> dict:
 
 
 def tiles_caption(block: int) -> str:
-    return (f"FlexAttention works in tiles of {block}x{block} tokens: skipped tiles cost nothing, full "
-            "tiles run without evaluating the mask, and partial tiles evaluate the mask_mod on every "
-            "cell. The mask is built one band of query tiles at a time, so the n x n matrix is never "
-            "materialised (16,384 tokens: +2.6 GB built eagerly by create_block_mask on this CPU, "
-            "+24 MB in bands).")
+    return (
+        f"FlexAttention works in tiles of {block}x{block} tokens: skipped tiles cost nothing, full "
+        "tiles run without evaluating the mask, and partial tiles evaluate the mask_mod on every "
+        "cell. The mask is built one band of query tiles at a time, so the n x n matrix is never "
+        "materialised (16,384 tokens: +2.6 GB built eagerly by create_block_mask on this CPU, "
+        "+24 MB in bands)."
+    )
 
 
 def text_ids(lm: LoadedLM, text: str, unit: int) -> list[int]:
@@ -268,8 +324,14 @@ def model_size(lm: LoadedLM) -> tuple[int, int]:
     return parts.n_layer, parts.n_head
 
 
-def run_on_model(lm: LoadedLM, ids: list[int], mod: MaskMod, layers: list[int], show: int,
-                 progress: Callable[[float], None] | None = None) -> PatternedRun:
+def run_on_model(
+    lm: LoadedLM,
+    ids: list[int],
+    mod: MaskMod,
+    layers: list[int],
+    show: int,
+    progress: Callable[[float], None] | None = None,
+) -> PatternedRun:
     """The model on `ids` dense and with the pattern applied to `layers`; attention at layer `show`."""
     run = run_pattern(lm.model, torch.tensor(ids, device=lm.device), dense_mask(mod, len(ids)), layers, show)
     if progress is not None:
@@ -280,8 +342,12 @@ def run_on_model(lm: LoadedLM, ids: list[int], mod: MaskMod, layers: list[int], 
 def run_metrics(run: PatternedRun, n_text: int) -> list[Metric]:
     return [
         Metric("Perplexity, dense", f"{run.dense_perplexity:,.2f}"),
-        Metric("Perplexity, patterned", f"{run.patterned_perplexity:,.2f}",
-               delta=f"{run.patterned_perplexity / run.dense_perplexity:.2f}x", color="inverse"),
+        Metric(
+            "Perplexity, patterned",
+            f"{run.patterned_perplexity:,.2f}",
+            delta=f"{run.patterned_perplexity / run.dense_perplexity:.2f}x",
+            color="inverse",
+        ),
         Metric("Tokens", f"{n_text}"),
     ]
 
@@ -289,8 +355,9 @@ def run_metrics(run: PatternedRun, n_text: int) -> list[Metric]:
 def pair_figure(lm: LoadedLM, run: PatternedRun, head: int, ids: list[int]):
     """One head's attention, dense beside patterned, over the text's tokens."""
     toks = [lm.tokenizer.decode([i]) for i in ids]
-    return attention_pair_figure(run.dense_attention[head].numpy(), run.patterned_attention[head].numpy(),
-                                 toks)
+    return attention_pair_figure(
+        run.dense_attention[head].numpy(), run.patterned_attention[head].numpy(), toks
+    )
 
 
 def bench(choice: PatternChoice, lengths: list[int], impls: list[str], progress=None) -> dict:

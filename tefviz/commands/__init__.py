@@ -22,8 +22,13 @@ class Command(NamedTuple):
 
 def add_image_checkpoints(parser: argparse.ArgumentParser) -> None:
     """`--checkpoint DIR` (repeat), as `eval images` and `bench images` take it."""
-    parser.add_argument("--checkpoint", type=Path, action="append", default=None,
-                        help="image checkpoint dir (repeat; default: every one in checkpoints/)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=None,
+        help="image checkpoint dir (repeat; default: every one in checkpoints/)",
+    )
 
 
 def image_checkpoints(given: list[Path] | None) -> list[Path]:

@@ -56,8 +56,15 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
 def _run_generate(args: argparse.Namespace) -> None:
     from tefviz.generate.bench import bench_generate
 
-    bench_generate(args.model, args.out, tokens=args.tokens, new_tokens=args.new_tokens,
-                   budget=args.budget, policies=tuple(args.policies), tef=args.tef)
+    bench_generate(
+        args.model,
+        args.out,
+        tokens=args.tokens,
+        new_tokens=args.new_tokens,
+        budget=args.budget,
+        policies=tuple(args.policies),
+        tef=args.tef,
+    )
 
 
 def _add_heads(p: argparse.ArgumentParser, heads: int) -> None:
@@ -72,12 +79,23 @@ def _add_attention(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
     p.add_argument("--pattern", default="sliding", choices=PATTERNS.names())
-    p.add_argument("--window", type=int, default=256,
-                   help="causal sliding window: each token sees the WINDOW tokens before it and itself")
-    p.add_argument("--param", action="append", default=[], type=name_int, metavar="NAME=INT",
-                   help="other pattern parameters (repeat)")
-    p.add_argument("--impl", action="append", default=None, choices=IMPLEMENTATIONS,
-                   help="repeat; default all")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=256,
+        help="causal sliding window: each token sees the WINDOW tokens before it and itself",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=name_int,
+        metavar="NAME=INT",
+        help="other pattern parameters (repeat)",
+    )
+    p.add_argument(
+        "--impl", action="append", default=None, choices=IMPLEMENTATIONS, help="repeat; default all"
+    )
     _add_heads(p, 12)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--out", type=Path, default=Path("artifacts/bench_attention.json"))
@@ -89,9 +107,17 @@ def _run_attention(args: argparse.Namespace) -> None:
     params = dict(args.param)
     if args.pattern == "sliding":
         params = {"window": args.window, "causal": 1, **params}
-    results = bench_attention(args.lengths, args.pattern, params, tuple(args.impl or IMPLEMENTATIONS),
-                              heads=args.heads, head_dim=args.head_dim, repeats=args.repeats,
-                              dtype=args.dtype, out=args.out)
+    results = bench_attention(
+        args.lengths,
+        args.pattern,
+        params,
+        tuple(args.impl or IMPLEMENTATIONS),
+        heads=args.heads,
+        head_dim=args.head_dim,
+        repeats=args.repeats,
+        dtype=args.dtype,
+        out=args.out,
+    )
     print_table(results)
     print(f"saved {args.out}")
 
@@ -109,8 +135,15 @@ def _add_approx(p: argparse.ArgumentParser) -> None:
 def _run_approx(args: argparse.Namespace) -> None:
     from tefviz.attention.approx_bench import METHODS, bench_approx, print_table
 
-    results = bench_approx(args.lengths, tuple(args.method or METHODS), heads=args.heads,
-                           head_dim=args.head_dim, repeats=args.repeats, causal=args.causal, out=args.out)
+    results = bench_approx(
+        args.lengths,
+        tuple(args.method or METHODS),
+        heads=args.heads,
+        head_dim=args.head_dim,
+        repeats=args.repeats,
+        causal=args.causal,
+        out=args.out,
+    )
     print_table(results)
     print(f"saved {args.out}")
 
@@ -132,34 +165,57 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images-sessions", type=int, default=6, help="sessions on the Images page")
     p.add_argument("--moves", type=int, default=5, help="slider moves per session, made in rounds")
     p.add_argument("--move-timeout", type=float, default=120.0, help="seconds before a run counts as failed")
-    p.add_argument("--max-seconds", type=float, default=600.0,
-                   help="stop after this many seconds in all and report what completed")
-    p.add_argument("--checkpoints", type=Path, default=None,
-                   help="checkpoints dir for the server it starts (default: the repository's checkpoints/)")
-    p.add_argument("--url", default=None,
-                   help="target an app already running on this machine (127.0.0.1, localhost or ::1 only)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="stop after this many seconds in all and report what completed",
+    )
+    p.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="checkpoints dir for the server it starts (default: the repository's checkpoints/)",
+    )
+    p.add_argument(
+        "--url",
+        default=None,
+        help="target an app already running on this machine (127.0.0.1, localhost or ::1 only)",
+    )
     p.add_argument("--out", type=Path, default=Path("artifacts/bench_serve.json"))
 
 
 def _run_serve(args: argparse.Namespace) -> None:
     from tefviz.serve_bench import ServeBenchOptions, run_serve_bench
 
-    run_serve_bench(ServeBenchOptions(
-        text_sessions=args.text_sessions, images_sessions=args.images_sessions, moves=args.moves,
-        move_timeout_s=args.move_timeout, max_seconds=args.max_seconds, checkpoints=args.checkpoints,
-        url=args.url, out=args.out))
+    run_serve_bench(
+        ServeBenchOptions(
+            text_sessions=args.text_sessions,
+            images_sessions=args.images_sessions,
+            moves=args.moves,
+            move_timeout_s=args.move_timeout,
+            max_seconds=args.max_seconds,
+            checkpoints=args.checkpoints,
+            url=args.url,
+            out=args.out,
+        )
+    )
 
 
 COMMANDS = {
     "lm": Command("checkpoint load time; forward pass fp32 vs bf16", _add_lm, _run_lm),
     "text": Command("Text page costs: scoring pass vs filtered pass per scorer", _add_text, _run_text),
-    "generate": Command("evicted-KV-cache decoding vs dense: speed, cache bytes, KL", _add_generate,
-                        _run_generate),
-    "attention": Command("dense vs mask SDPA vs compiled flex vs block gather, by length", _add_attention,
-                         _run_attention),
-    "approx": Command("exact attention vs Performer, Linformer, infinity-former by length", _add_approx,
-                      _run_approx),
-    "images": Command("Images page costs: re-render per setting, subset evaluation, throughput",
-                      _add_images, _run_images),
+    "generate": Command(
+        "evicted-KV-cache decoding vs dense: speed, cache bytes, KL", _add_generate, _run_generate
+    ),
+    "attention": Command(
+        "dense vs mask SDPA vs compiled flex vs block gather, by length", _add_attention, _run_attention
+    ),
+    "approx": Command(
+        "exact attention vs Performer, Linformer, infinity-former by length", _add_approx, _run_approx
+    ),
+    "images": Command(
+        "Images page costs: re-render per setting, subset evaluation, throughput", _add_images, _run_images
+    ),
     "serve": Command("load test: N browser sessions move the same sliders at once", _add_serve, _run_serve),
 }

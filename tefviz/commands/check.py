@@ -13,8 +13,13 @@ HELP = "end-to-end checks"
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="*", default=None, help="checks whose page or name contains these")
     p.add_argument("--budget-s", type=float, default=480, help="start no check after this many seconds")
-    p.add_argument("--attention-lengths", nargs="*", type=int, default=None,
-                   help="bench attention lengths (default: 4096 16384 65536 on a GPU, 1024 4096 on a CPU)")
+    p.add_argument(
+        "--attention-lengths",
+        nargs="*",
+        type=int,
+        default=None,
+        help="bench attention lengths (default: 4096 16384 65536 on a GPU, 1024 4096 on a CPU)",
+    )
     p.add_argument("--approx-lengths", nargs="*", type=int, default=None, help="bench approx lengths")
     p.add_argument("--dtype", default=None, help="bench attention dtype (default: the device policy's)")
     p.add_argument("--out", type=Path, default=Path("artifacts/check_device.json"))
@@ -23,8 +28,9 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 def _run_device(args: argparse.Namespace) -> None:
     from tefviz.device_check import check_device, exit_code
 
-    report = check_device(args.out, args.only, args.budget_s, args.attention_lengths, args.approx_lengths,
-                          args.dtype)
+    report = check_device(
+        args.out, args.only, args.budget_s, args.attention_lengths, args.approx_lengths, args.dtype
+    )
     if exit_code(report):
         raise SystemExit(1)
 
@@ -45,7 +51,8 @@ def _run_info(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {
-    "device": Command("every page's core pipeline and every benchmark on this device",
-                      _add_device, _run_device),
+    "device": Command(
+        "every page's core pipeline and every benchmark on this device", _add_device, _run_device
+    ),
 }
 INFO = Command("device policy and the checkpoints present", _add_info, _run_info)

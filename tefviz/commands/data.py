@@ -12,19 +12,40 @@ HELP = "assemble the training corpus"
 
 
 def _add_build(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", default="default",
-                   help="named source set: default (the shipped GPT-2 model's corpus) or broad")
-    p.add_argument("--out", type=Path, default=None,
-                   help="default: data/corpus, or data/corpus-<name> for another --corpus")
+    p.add_argument(
+        "--corpus",
+        default="default",
+        help="named source set: default (the shipped GPT-2 model's corpus) or broad",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: data/corpus, or data/corpus-<name> for another --corpus",
+    )
     p.add_argument("--cache", type=Path, default=Path("data/debs"))
-    p.add_argument("--sources", nargs="*", default=None,
-                   help="these sources instead of the --corpus set (see tefviz/data/corpus.py)")
-    p.add_argument("--pack", type=Path, default=None,
-                   help="also write xz -9 copies of the splits + manifest here (to carry to a GPU machine)")
-    p.add_argument("--text-files", nargs="*", type=Path, default=None,
-                   help="your own UTF-8 text files, added as extra documents")
-    p.add_argument("--hf-dataset", default=None,
-                   help="also add a Hugging Face dataset (needs network), e.g. wikitext")
+    p.add_argument(
+        "--sources",
+        nargs="*",
+        default=None,
+        help="these sources instead of the --corpus set (see tefviz/data/corpus.py)",
+    )
+    p.add_argument(
+        "--pack",
+        type=Path,
+        default=None,
+        help="also write xz -9 copies of the splits + manifest here (to carry to a GPU machine)",
+    )
+    p.add_argument(
+        "--text-files",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="your own UTF-8 text files, added as extra documents",
+    )
+    p.add_argument(
+        "--hf-dataset", default=None, help="also add a Hugging Face dataset (needs network), e.g. wikitext"
+    )
     p.add_argument("--hf-config", default=None, help="its config, e.g. wikitext-103-raw-v1")
 
 
@@ -40,8 +61,10 @@ def _run_build(args: argparse.Namespace) -> None:
         out, sources=sources, text_files=args.text_files, cache_dir=args.cache, hf_dataset=hf
     )
     for src in manifest["sources"]:
-        print(f"{src['name']:10s} {src['documents']:7d} documents, {src['characters'] / 1e6:6.2f} M chars"
-              f"  ({src.get('licence', '?')})")
+        print(
+            f"{src['name']:10s} {src['documents']:7d} documents, {src['characters'] / 1e6:6.2f} M chars"
+            f"  ({src.get('licence', '?')})"
+        )
     for split, info in manifest["splits"].items():
         print(f"{split:5s}: {info['documents']:6d} documents, {info['bytes'] / 1e6:6.2f} MB")
     print(f"wrote {out}")

@@ -29,24 +29,47 @@ def _add_text(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--lm", default="checkpoints/tefviz-lm", help="the base LM")
     p.add_argument("--tef", type=Path, action="append", default=[], help="TEF checkpoint dir (repeat)")
-    p.add_argument("--sample", dest="samples", action="append", default=[], choices=[*SAMPLE_FILES, "all"],
-                   help="a shipped held-out sample (repeat; 'all' for every domain; default: austen "
-                        "unless --text-file is given)")
-    p.add_argument("--text-file", dest="text_files", type=Path, action="append", default=[],
-                   help="any UTF-8 text file to evaluate (repeat)")
+    p.add_argument(
+        "--sample",
+        dest="samples",
+        action="append",
+        default=[],
+        choices=[*SAMPLE_FILES, "all"],
+        help="a shipped held-out sample (repeat; 'all' for every domain; default: austen "
+        "unless --text-file is given)",
+    )
+    p.add_argument(
+        "--text-file",
+        dest="text_files",
+        type=Path,
+        action="append",
+        default=[],
+        help="any UTF-8 text file to evaluate (repeat)",
+    )
     p.add_argument("--windows", type=int, default=None, help="at most this many windows")
     p.add_argument("--block", type=int, default=512)
-    p.add_argument("--out", type=Path, default=Path("artifacts/eval_text.json"),
-                   help="JSON: one text's table, or {lm, texts: [table, ...]} for several")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/eval_text.json"),
+        help="JSON: one text's table, or {lm, texts: [table, ...]} for several",
+    )
     p.add_argument("--write-cards", action="store_true", help="store the table in each TEF card")
 
 
 def _run_text(args: argparse.Namespace) -> None:
     from tefviz.text.cli_eval import eval_text
 
-    eval_text(lm_name=args.lm, tef_dirs=args.tef, out=args.out, windows=args.windows,
-              block=args.block, write_cards=args.write_cards, samples=args.samples,
-              text_files=args.text_files)
+    eval_text(
+        lm_name=args.lm,
+        tef_dirs=args.tef,
+        out=args.out,
+        windows=args.windows,
+        block=args.block,
+        write_cards=args.write_cards,
+        samples=args.samples,
+        text_files=args.text_files,
+    )
 
 
 def _add_images(p: argparse.ArgumentParser) -> None:
@@ -79,10 +102,16 @@ def _run_approx(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "lm": Command("perplexity and bits per byte of a checkpoint or hub model", _add_lm, _run_lm),
-    "text": Command("Table 1 analogue: perplexity and tokens kept vs t, every scorer, with per-window "
-                    "paired comparisons against the best baseline", _add_text, _run_text),
-    "images": Command("Table 2 analogue: accuracy, macro-F1, tokens per setting, every tokenizer",
-                      _add_images, _run_images),
-    "approx": Command("each attention approximation's error on the LM's real q, k, v",
-                      _add_approx, _run_approx),
+    "text": Command(
+        "Table 1 analogue: perplexity and tokens kept vs t, every scorer, with per-window "
+        "paired comparisons against the best baseline",
+        _add_text,
+        _run_text,
+    ),
+    "images": Command(
+        "Table 2 analogue: accuracy, macro-F1, tokens per setting, every tokenizer", _add_images, _run_images
+    ),
+    "approx": Command(
+        "each attention approximation's error on the LM's real q, k, v", _add_approx, _run_approx
+    ),
 }

@@ -28,8 +28,11 @@ def _add_lm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=Path("runs/lm"))
     p.add_argument("--out", type=Path, default=Path("checkpoints/tefviz-lm"))
     p.add_argument("--preset", default=None, help="for the card (default: the run's, else small)")
-    p.add_argument("--command", default=None,
-                   help="training command for the card (default: the commands the run recorded)")
+    p.add_argument(
+        "--command",
+        default=None,
+        help="training command for the card (default: the commands the run recorded)",
+    )
 
 
 def _run_lm(args: argparse.Namespace) -> None:

@@ -91,12 +91,19 @@ def add_config_arguments(
     """
     defaults, default_note = defaults or {}, default_note or {}
     for f, typ, shape in _fields(cls):
-        meta = {"help": (help or {}).get(f.name, ""), "choices": (choices or {}).get(f.name),
-                "flag": (flags or {}).get(f.name), **f.metadata}
+        meta = {
+            "help": (help or {}).get(f.name, ""),
+            "choices": (choices or {}).get(f.name),
+            "flag": (flags or {}).get(f.name),
+            **f.metadata,
+        }
         default = defaults.get(f.name, _default(f))
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
-        kw: dict[str, Any] = {"dest": f.name, "default": defaults.get(f.name, argparse.SUPPRESS),
-                              "help": _help(meta["help"], default, default_note.get(f.name))}
+        kw: dict[str, Any] = {
+            "dest": f.name,
+            "default": defaults.get(f.name, argparse.SUPPRESS),
+            "help": _help(meta["help"], default, default_note.get(f.name)),
+        }
         if typ is bool:
             flag = "--no-" + flag[2:] if default is True else flag
             kw["action"] = "store_false" if default is True else "store_true"
@@ -135,4 +142,3 @@ def config_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             out[f.name] = dict(value) if shape == "dict" else value
     return out
-

@@ -22,8 +22,12 @@ def _add_lm(p: argparse.ArgumentParser) -> None:
 
     preset_fields = {k for values in PRESETS.values() for k in values}
     add_config_arguments(p, TrainConfig, default_note=dict.fromkeys(preset_fields, "the preset's"))
-    p.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help="default: small (gpt2) or llama-small (--arch llama)")
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="default: small (gpt2) or llama-small (--arch llama)",
+    )
     p.add_argument("--export", type=Path, default=None, help=EXPORT_HELP)
 
 
@@ -51,9 +55,11 @@ def _add_tef(p: argparse.ArgumentParser) -> None:
 
     notes = {"run_dir": "runs/tef-<variant>", **dict.fromkeys(("lr", "lr_heads", "t"), "the variant's")}
     add_config_arguments(
-        p, TEFTrainConfig,
+        p,
+        TEFTrainConfig,
         defaults={"base": "checkpoints/tefviz-lm", "corpus_dir": Path("data/corpus"), "run_dir": None},
-        default_note=notes)
+        default_note=notes,
+    )
     p.add_argument("--export", type=Path, default=None, help=EXPORT_HELP)
 
 
@@ -71,8 +77,12 @@ def _run_tef(args: argparse.Namespace) -> None:
 def _add_images(p: argparse.ArgumentParser) -> None:
     from tefviz.train.images import ImageTrainConfig
 
-    add_config_arguments(p, ImageTrainConfig, defaults={"run_dir": None},
-                         default_note={"run_dir": "runs/images-<tokenizer or tnt>"})
+    add_config_arguments(
+        p,
+        ImageTrainConfig,
+        defaults={"run_dir": None},
+        default_note={"run_dir": "runs/images-<tokenizer or tnt>"},
+    )
     p.add_argument("--export", type=Path, default=None, help=EXPORT_HELP)
     p.add_argument("--command", default=None, help="training command(s) for the card (default: this one)")
 
@@ -94,10 +104,15 @@ def _run_images(args: argparse.Namespace) -> None:
 def _add_embeddings(p: argparse.ArgumentParser) -> None:
     from tefviz.embeddings.finetune import FinetuneConfig
 
-    add_config_arguments(p, FinetuneConfig, defaults={"run_dir": None},
-                         default_note={"run_dir": "runs/embeddings-<method>"})
-    p.add_argument("--out", type=Path, default=Path("artifacts/finetune_embeddings.json"),
-                   help="the result as JSON (default: %(default)s)")
+    add_config_arguments(
+        p, FinetuneConfig, defaults={"run_dir": None}, default_note={"run_dir": "runs/embeddings-<method>"}
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/finetune_embeddings.json"),
+        help="the result as JSON (default: %(default)s)",
+    )
 
 
 def _run_embeddings(args: argparse.Namespace) -> None:
@@ -118,8 +133,10 @@ def _run_embeddings(args: argparse.Namespace) -> None:
 COMMANDS = {
     "lm": Command("train a GPT-2 or Llama LM from scratch", _add_lm, _run_lm),
     "tef": Command("train TEF heads for a trained LM (paper or causal variant)", _add_tef, _run_tef),
-    "images": Command("train a Fashion-MNIST classifier behind one image tokenizer",
-                      _add_images, _run_images),
-    "embeddings": Command("fine-tune a compressed embedding (the LM frozen)",
-                          _add_embeddings, _run_embeddings),
+    "images": Command(
+        "train a Fashion-MNIST classifier behind one image tokenizer", _add_images, _run_images
+    ),
+    "embeddings": Command(
+        "fine-tune a compressed embedding (the LM frozen)", _add_embeddings, _run_embeddings
+    ),
 }

@@ -36,10 +36,12 @@ class FinetuneConfig:
 
     method: str = field(metadata={"help": "the compressor to fine-tune", "choices": COMPRESSORS.names})
     knobs: dict[str, int] = field(
-        default_factory=dict, metadata={"help": "compressor setting, name=int (repeat)", "flag": "--knob"})
+        default_factory=dict, metadata={"help": "compressor setting, name=int (repeat)", "flag": "--knob"}
+    )
     base: str = field(default="checkpoints/tefviz-lm", metadata={"help": "LM checkpoint dir or hub name"})
     corpus_dir: Path = field(
-        default=Path("data/corpus"), metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"})
+        default=Path("data/corpus"), metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"}
+    )
     run_dir: Path = field(default=Path("runs/embeddings-finetune"), metadata={"help": "run directory"})
     steps: int = field(default=200, metadata={"help": "optimiser steps"})
     batch_size: int = field(default=8, metadata={"help": "windows per step"})
@@ -64,8 +66,10 @@ def finetune_embedding(cfg: FinetuneConfig) -> dict:
     params = compressed.trainable()
     if not params:
         label = COMPRESSORS[cfg.method].label
-        raise InputError(f"{label} stores only quantised values: nothing to fine-tune "
-                         "(try tensor_train, low_rank or lora_shared)")
+        raise InputError(
+            f"{label} stores only quantised values: nothing to fine-tune "
+            "(try tensor_train, low_rank or lora_shared)"
+        )
     block = min(cfg.block_size, lm.context_length)
     train = encode_split(lm.tokenizer, cfg.corpus_dir, "train", cfg.run_dir / "tokens_train.npy")
     ids = lm.tokenizer(heldout_text(), add_special_tokens=False)["input_ids"]
@@ -89,25 +93,41 @@ def finetune_embedding(cfg: FinetuneConfig) -> dict:
         opt.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if step % 20 == 0 or step == cfg.steps - 1:
-            log.append({"step": step + 1, "train_loss": round(loss.item(), 4),
-                        "elapsed_s": round(time.time() - start, 1)})
+            log.append(
+                {
+                    "step": step + 1,
+                    "train_loss": round(loss.item(), 4),
+                    "elapsed_s": round(time.time() - start, 1),
+                }
+            )
     for p in params:
         p.requires_grad_(False)
     after = windows_perplexity(model, wins, compressed.matrix())
     result = {
-        "method": cfg.method, "knobs": cfg.knobs, "base": cfg.base, "command": cfg.command,
-        "bytes": compressed.bytes, "dense_bytes": dense_bytes(*weight.shape),
+        "method": cfg.method,
+        "knobs": cfg.knobs,
+        "base": cfg.base,
+        "command": cfg.command,
+        "bytes": compressed.bytes,
+        "dense_bytes": dense_bytes(*weight.shape),
         "compression": round(dense_bytes(*weight.shape) / compressed.bytes, 3),
-        "dense_perplexity": round(dense, 3), "perplexity_before": round(before, 3),
-        "perplexity_after": round(after, 3), "steps": len(log) and log[-1]["step"],
-        "minutes": round((time.time() - start) / 60, 2), "log": log,
+        "dense_perplexity": round(dense, 3),
+        "perplexity_before": round(before, 3),
+        "perplexity_after": round(after, 3),
+        "steps": len(log) and log[-1]["step"],
+        "minutes": round((time.time() - start) / 60, 2),
+        "log": log,
         "heldout": f"{len(wins)} windows of {lm.context_length} tokens of held-out Austen",
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    save_file({f"factor_{i}": p.detach().contiguous() for i, p in enumerate(params)},
-              cfg.run_dir / "factors.safetensors")
+    save_file(
+        {f"factor_{i}": p.detach().contiguous() for i, p in enumerate(params)},
+        cfg.run_dir / "factors.safetensors",
+    )
     (cfg.run_dir / "result.json").write_text(json.dumps(result, indent=1))
-    print(f"{cfg.method} {cfg.knobs}: {result['compression']}x fewer bytes; held-out perplexity "
-          f"dense {dense:.2f}, compressed {before:.2f} -> fine-tuned {after:.2f} ({result['steps']} steps)")
+    print(
+        f"{cfg.method} {cfg.knobs}: {result['compression']}x fewer bytes; held-out perplexity "
+        f"dense {dense:.2f}, compressed {before:.2f} -> fine-tuned {after:.2f} ({result['steps']} steps)"
+    )
     return result

@@ -82,8 +82,9 @@ def _cache_bytes(cache: DynamicCache) -> int:
     return sum(c.keys.numel() * c.keys.element_size() * 2 for c in cache.layers if c.keys is not None)
 
 
-def _keep_indices(scores: torch.Tensor, budget: int | None, t: float | None,
-                  pinned: torch.Tensor) -> torch.Tensor:
+def _keep_indices(
+    scores: torch.Tensor, budget: int | None, t: float | None, pinned: torch.Tensor
+) -> torch.Tensor:
     """Which cached entries to keep: pinned ones, then highest score first up to the budget or
     while the kept share of the (non-negative) scores stays within t."""
     n = scores.numel()
@@ -99,9 +100,17 @@ def _keep_indices(scores: torch.Tensor, budget: int | None, t: float | None,
 
 @torch.no_grad()
 def generate_evicted(
-    model, prompt_ids: list[int], policy: str, max_new_tokens: int = 64, budget: int | None = None,
-    t: float | None = None, heads=None, seed: int | None = None, temperature: float = 1.0,
-    progress: Callable[[float], None] | None = None, compare: bool = True,
+    model,
+    prompt_ids: list[int],
+    policy: str,
+    max_new_tokens: int = 64,
+    budget: int | None = None,
+    t: float | None = None,
+    heads=None,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    progress: Callable[[float], None] | None = None,
+    compare: bool = True,
 ) -> EvictedGeneration:
     """Generate `max_new_tokens` after the prompt with the cache evicted by `policy` at a fixed
     `budget` of entries per layer or at threshold `t`; greedy unless `seed` is given (then sampled
@@ -122,14 +131,18 @@ def generate_evicted(
         # the hidden state; decoding computes the hidden-state term only, so refuse rather than
         # silently run other heads
         features = ", ".join(heads.config.features)
-        raise InputError(f"these TEF heads score with per-query features ({features}), which generation "
-                         "with an evicted cache does not compute yet; pick heads without features")
+        raise InputError(
+            f"these TEF heads score with per-query features ({features}), which generation "
+            "with an evicted cache does not compute yet; pick heads without features"
+        )
     if not prompt_ids:
         raise InputError("the prompt is empty")
     parts = model_parts(model)
     if len(prompt_ids) + max_new_tokens > parts.context:
-        raise InputError(f"prompt and generation ({len(prompt_ids)} + {max_new_tokens} tokens) exceed the "
-                         f"model's context of {parts.context}")
+        raise InputError(
+            f"prompt and generation ({len(prompt_ids)} + {max_new_tokens} tokens) exceed the "
+            f"model's context of {parts.context}"
+        )
     device = parts.embedding.weight.device
     if heads is not None:
         place_beside(heads, parts.embedding.weight)  # heads stay fp32, on the LM's device
@@ -153,8 +166,12 @@ def generate_evicted(
             dense_ids.append(tok)
             dense_bytes.append(_cache_bytes(dense_cache))
             pos = torch.tensor([[n0 + i]], device=device)
-            logits = model(input_ids=torch.tensor([[tok]], device=device), position_ids=pos,
-                           past_key_values=dense_cache, use_cache=True).logits[0, -1]
+            logits = model(
+                input_ids=torch.tensor([[tok]], device=device),
+                position_ids=pos,
+                past_key_values=dense_cache,
+                use_cache=True,
+            ).logits[0, -1]
 
     # the evicted run, with the dense model fed the same tokens beside it
     cache, ref_cache = DynamicCache(), DynamicCache()
@@ -174,8 +191,9 @@ def generate_evicted(
             return model(input_ids=ids, position_ids=pos, past_key_values=cache, use_cache=True).logits[0, -1]
 
     logits = run(prompt, 0)
-    ref_logits = (model(input_ids=prompt, past_key_values=ref_cache, use_cache=True).logits[0, -1]
-                  if compare else None)
+    ref_logits = (
+        model(input_ids=prompt, past_key_values=ref_cache, use_cache=True).logits[0, -1] if compare else None
+    )
     ids, steps = [], []
     for i in range(max_new_tokens):
         kl = float("nan")
@@ -204,7 +222,7 @@ def generate_evicted(
             if policy == "streaming_llm":
                 pinned |= pos_t < SINKS
             if policy == "h2o" and budget is not None:
-                pinned[-max(budget // 2, 1):] = True  # the recent half of the budget
+                pinned[-max(budget // 2, 1) :] = True  # the recent half of the budget
             keep = _keep_indices(scores, budget, t, pinned)
             if keep.numel() < n:
                 gone = torch.ones(n, dtype=torch.bool)
@@ -225,12 +243,26 @@ def generate_evicted(
         nxt = torch.tensor([[tok]], device=device)
         logits = run(nxt, n0 + i)
         if ref_logits is not None:
-            ref_logits = model(input_ids=nxt, position_ids=torch.tensor([[n0 + i]], device=device),
-                               past_key_values=ref_cache, use_cache=True).logits[0, -1]
+            ref_logits = model(
+                input_ids=nxt,
+                position_ids=torch.tensor([[n0 + i]], device=device),
+                past_key_values=ref_cache,
+                use_cache=True,
+            ).logits[0, -1]
         if progress:
             progress((i + 1) / max_new_tokens)
-    return EvictedGeneration(list(prompt_ids), ids, dense_ids, steps, positions, policy, budget, t,
-                             dense_bytes, logits.float().cpu())
+    return EvictedGeneration(
+        list(prompt_ids),
+        ids,
+        dense_ids,
+        steps,
+        positions,
+        policy,
+        budget,
+        t,
+        dense_bytes,
+        logits.float().cpu(),
+    )
 
 
 def _scores(policy: str, layer: int, n: int, cached, acc, last, tef) -> torch.Tensor:
@@ -250,6 +282,10 @@ def _scores(policy: str, layer: int, n: int, cached, acc, last, tef) -> torch.Te
 
 def kl_summary(g: EvictedGeneration) -> dict:
     kls = [s.kl_to_dense for s in g.steps]
-    return {"mean_kl": sum(kls) / max(len(kls), 1), "max_kl": max(kls, default=0.0),
-            "diverged_at": g.diverged_at, "final_cache_bytes": g.steps[-1].cache_bytes if g.steps else 0,
-            "dense_cache_bytes": g.dense_cache_bytes[-1] if g.dense_cache_bytes else 0}
+    return {
+        "mean_kl": sum(kls) / max(len(kls), 1),
+        "max_kl": max(kls, default=0.0),
+        "diverged_at": g.diverged_at,
+        "final_cache_bytes": g.steps[-1].cache_bytes if g.steps else 0,
+        "dense_cache_bytes": g.dense_cache_bytes[-1] if g.dense_cache_bytes else 0,
+    }

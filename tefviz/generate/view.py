@@ -16,30 +16,42 @@ from tefviz.models import LoadedLM
 from tefviz.text.tef import TEFHeads
 from tefviz.viz.generate_figures import generated_pieces
 
-INTRO = ("The model continues a prompt while its key/value cache is cut back after every token: evicted "
-         "entries are really removed, so later tokens never see them, as in a serving system. Beside it, "
-         "the dense generation of the same prompt, and the dense model's next-token distribution on the "
-         "evicted run's own tokens (per-step KL: what eviction changed).")
+INTRO = (
+    "The model continues a prompt while its key/value cache is cut back after every token: evicted "
+    "entries are really removed, so later tokens never see them, as in a serving system. Beside it, "
+    "the dense generation of the same prompt, and the dense model's next-token distribution on the "
+    "evicted run's own tokens (per-step KL: what eviction changed)."
+)
 PROMPT_CHARS = 300  # a sample's prompt: its first ~300 characters
 MAX_PROMPT_CHARS = 20_000  # of a typed prompt, the last this many characters are tokenized
 OWN = "your own text"
 POLICY_LABELS = {"streaming_llm": "StreamingLLM", "h2o": "H2O", "tova": "TOVA", "key_norm": "key norm"}
-POLICY_HELP = ("StreamingLLM: the first 4 tokens (attention sinks) and the most recent; H2O: the "
-               "entries that received the most attention while decoding, half the budget kept for the "
-               "most recent; TOVA: the current query's attention; key norm: keys with a low L2 norm; "
-               "causal TEF: this project's heads, trained for the chosen model. The first token and the "
-               "newest are always kept.")
+POLICY_HELP = (
+    "StreamingLLM: the first 4 tokens (attention sinks) and the most recent; H2O: the "
+    "entries that received the most attention while decoding, half the budget kept for the "
+    "most recent; TOVA: the current query's attention; key norm: keys with a low L2 norm; "
+    "causal TEF: this project's heads, trained for the chosen model. The first token and the "
+    "newest are always kept."
+)
 LIMITS = {"budget": "cache budget (entries per layer)", "share": "keep share t"}
-LIMIT_HELP = ("A fixed number of cached entries per layer, or the entries whose scores make up a share t of "
-              "the total (the Text page's keep rule).")
-SHARE_HELP = ("Entries are kept, highest score first, while their share of the scores stays within t. 1.0 "
-              "keeps every entry.")
+LIMIT_HELP = (
+    "A fixed number of cached entries per layer, or the entries whose scores make up a share t of "
+    "the total (the Text page's keep rule)."
+)
+SHARE_HELP = (
+    "Entries are kept, highest score first, while their share of the scores stays within t. 1.0 "
+    "keeps every entry."
+)
 SHOWN_CONTEXT = 40  # prompt tokens shown before the dense run's text
-PROMPT_PLACEHOLDER = (f"Type or paste a prompt; the last {MAX_PROMPT_CHARS:,} characters, up to the model's "
-                      "context less the new tokens, are used.")
-STRIP_CAPTION = ("Orange: generated tokens; dark red: the first token where the two generations differ; "
-                 "struck through: tokens no longer in the chosen cache. Hover a token for its position, id, "
-                 "step and KL.")
+PROMPT_PLACEHOLDER = (
+    f"Type or paste a prompt; the last {MAX_PROMPT_CHARS:,} characters, up to the model's "
+    "context less the new tokens, are used."
+)
+STRIP_CAPTION = (
+    "Orange: generated tokens; dark red: the first token where the two generations differ; "
+    "struck through: tokens no longer in the chosen cache. Hover a token for its position, id, "
+    "step and KL."
+)
 
 
 def sample_prompt(text: str, chars: int = PROMPT_CHARS) -> str:
@@ -89,9 +101,11 @@ class Prompt:
         """What the page says when the prompt was cut."""
         if not (self.cut_chars or self.cut_tokens):
             return None
-        return (f"The prompt is cut to its last {len(self.ids):,} tokens"
-                + (f" (of the last {MAX_PROMPT_CHARS:,} characters)" if self.cut_chars else "")
-                + f": with {new_tokens} new tokens it must fit the model's context of {context:,} tokens.")
+        return (
+            f"The prompt is cut to its last {len(self.ids):,} tokens"
+            + (f" (of the last {MAX_PROMPT_CHARS:,} characters)" if self.cut_chars else "")
+            + f": with {new_tokens} new tokens it must fit the model's context of {context:,} tokens."
+        )
 
 
 def prompt_tokens(lm: LoadedLM, text: str, new_tokens: int) -> Prompt:
@@ -104,20 +118,40 @@ def prompt_tokens(lm: LoadedLM, text: str, new_tokens: int) -> Prompt:
     return Prompt(ids[cut_tokens:], pieces[cut_tokens:], cut_chars, cut_tokens)
 
 
-def generate_both(lm: LoadedLM, ids: tuple[int, ...], policy: str, heads: TEFHeads | None, budget: int | None,
-                  t: float | None, new_tokens: int, seed: int | None,
-                  progress: Callable[[float], None] | None = None) -> dict:
+def generate_both(
+    lm: LoadedLM,
+    ids: tuple[int, ...],
+    policy: str,
+    heads: TEFHeads | None,
+    budget: int | None,
+    t: float | None,
+    new_tokens: int,
+    seed: int | None,
+    progress: Callable[[float], None] | None = None,
+) -> dict:
     """Both generations and their decoded pieces: {"gen", "pieces", "dense_pieces"}."""
-    g = evicted.generate_evicted(lm.model, list(ids), policy, max_new_tokens=new_tokens, budget=budget, t=t,
-                                 heads=heads, seed=seed, progress=progress)
+    g = evicted.generate_evicted(
+        lm.model,
+        list(ids),
+        policy,
+        max_new_tokens=new_tokens,
+        budget=budget,
+        t=t,
+        heads=heads,
+        seed=seed,
+        progress=progress,
+    )
     g.final_logits = None  # not shown; kept out of the cache
 
     def decode(x: list[int]) -> str:
         return lm.tokenizer.decode(x, clean_up_tokenization_spaces=False)
 
     tail = list(ids[-8:])
-    return {"gen": g, "pieces": generated_pieces(decode, tail, g.ids),
-            "dense_pieces": generated_pieces(decode, tail, g.dense_ids)}
+    return {
+        "gen": g,
+        "pieces": generated_pieces(decode, tail, g.ids),
+        "dense_pieces": generated_pieces(decode, tail, g.dense_ids),
+    }
 
 
 def headline_metrics(g: evicted.EvictedGeneration, n0: int) -> list[Metric]:
@@ -128,14 +162,23 @@ def headline_metrics(g: evicted.EvictedGeneration, n0: int) -> list[Metric]:
     mean_kl = sum(finite) / len(finite) if finite else float("nan")
     return [
         Metric("Tokens generated", f"{n}", help=f"After a prompt of {n0} tokens."),
-        Metric("Final cache vs dense", f"{dense_final / max(final, 1):.1f}x smaller",
-               help=f"{final / 1024:,.1f} KB ({steps[-1].cache_entries:,} entries over {layers} layers) "
-                    f"against {dense_final / 1024:,.1f} KB dense ({layers * (n0 + n - 1):,} entries)."),
-        Metric("Mean KL(dense ‖ evicted)", f"{mean_kl:.3g} nats",
-               help="Per step, the dense model's next-token distribution on the evicted run's own tokens "
-                    "against the evicted run's: 0 = eviction changed nothing."),
-        Metric("Diverges at step", "never" if g.diverged_at is None else f"{g.diverged_at + 1} of {n}",
-               help="The first generated token where the evicted run and the dense generation differ."),
+        Metric(
+            "Final cache vs dense",
+            f"{dense_final / max(final, 1):.1f}x smaller",
+            help=f"{final / 1024:,.1f} KB ({steps[-1].cache_entries:,} entries over {layers} layers) "
+            f"against {dense_final / 1024:,.1f} KB dense ({layers * (n0 + n - 1):,} entries).",
+        ),
+        Metric(
+            "Mean KL(dense ‖ evicted)",
+            f"{mean_kl:.3g} nats",
+            help="Per step, the dense model's next-token distribution on the evicted run's own tokens "
+            "against the evicted run's: 0 = eviction changed nothing.",
+        ),
+        Metric(
+            "Diverges at step",
+            "never" if g.diverged_at is None else f"{g.diverged_at + 1} of {n}",
+            help="The first generated token where the evicted run and the dense generation differ.",
+        ),
     ]
 
 
@@ -152,8 +195,18 @@ def step_rows(result: dict, n0: int) -> list[dict]:
     """One export row per generated step."""
     g, pieces, dense_pieces = result["gen"], result["pieces"], result["dense_pieces"]
     dense = dense_entries(g, n0)
-    return [{"step": i + 1, "token": pieces[i], "id": s.token,
-             "dense_token": dense_pieces[i] if i < len(dense_pieces) else None,
-             "cache_entries": s.cache_entries, "dense_entries": dense[i], "cache_bytes": s.cache_bytes,
-             "dense_bytes": g.dense_cache_bytes[i], "kl_to_dense": s.kl_to_dense,
-             "evicted_positions": sum(len(e) for e in s.evicted)} for i, s in enumerate(g.steps)]
+    return [
+        {
+            "step": i + 1,
+            "token": pieces[i],
+            "id": s.token,
+            "dense_token": dense_pieces[i] if i < len(dense_pieces) else None,
+            "cache_entries": s.cache_entries,
+            "dense_entries": dense[i],
+            "cache_bytes": s.cache_bytes,
+            "dense_bytes": g.dense_cache_bytes[i],
+            "kl_to_dense": s.kl_to_dense,
+            "evicted_positions": sum(len(e) for e in s.evicted),
+        }
+        for i, s in enumerate(g.steps)
+    ]

@@ -22,6 +22,7 @@ from tefviz.images.tokenizers import TOKENIZERS, ImageConfig, TokenBatch
 
 T = TypeVar("T", float, torch.Tensor)
 
+
 def settings_for(model: ImageClassifier) -> list[Setting]:
     """Every budget setting the table reports for this model (declared by its tokenizer)."""
     return model.tokenizer.eval_settings(model.cfg)
@@ -46,8 +47,9 @@ class SubsetResult:
         return float((self.pred == labels).mean())
 
 
-def classify_subset(model: ImageClassifier, x: torch.Tensor, sel: Selection,
-                    tokenized: list[TokenBatch] | None = None) -> SubsetResult:
+def classify_subset(
+    model: ImageClassifier, x: torch.Tensor, sel: Selection, tokenized: list[TokenBatch] | None = None
+) -> SubsetResult:
     """`predict` summarised: predictions and mean token counts (`tokenized`: see `predict`)."""
     probs, tokens, final = predict(model, x, sel, tokenized=tokenized)
     blocks = mean_tokens_over_blocks(model.cfg, tokens.float().mean(), final.float().mean())
@@ -135,8 +137,9 @@ def eval_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def tokenize_batches(model: ImageClassifier, x: torch.Tensor, sel: Selection,
-                     batch: int = 128) -> list[TokenBatch]:
+def tokenize_batches(
+    model: ImageClassifier, x: torch.Tensor, sel: Selection, batch: int = 128
+) -> list[TokenBatch]:
     """The tokenizer's output for x in `predict`'s batches: threshold-free (it depends on the
     FFT budget only), so a page that re-classifies the same images at many thresholds makes it
     once (the SVD-TEF tokenizer is about a third of the classification time)."""
@@ -145,7 +148,10 @@ def tokenize_batches(model: ImageClassifier, x: torch.Tensor, sel: Selection,
 
 @torch.inference_mode()  # no autograd bookkeeping at all: ~13 % faster than no_grad here
 def predict(
-    model: ImageClassifier, x: torch.Tensor, sel: Selection, batch: int = 128,
+    model: ImageClassifier,
+    x: torch.Tensor,
+    sel: Selection,
+    batch: int = 128,
     tokenized: list[TokenBatch] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(probabilities (n, classes), tokens entering the encoder (n,), tokens after TNT (n,)). Batches

@@ -46,8 +46,14 @@ def input_figure(image: np.ndarray, key: str) -> FigureSpec:
 
 
 def patch_score_figures(
-    image: np.ndarray, scores: np.ndarray, keep: np.ndarray, positions: np.ndarray, grid: int,
-    patch: int, score_name: str, t: float | None,
+    image: np.ndarray,
+    scores: np.ndarray,
+    keep: np.ndarray,
+    positions: np.ndarray,
+    grid: int,
+    patch: int,
+    score_name: str,
+    t: float | None,
 ) -> list[FigureSpec]:
     """Kept and dropped patches over the image, the score heatmap, and the sorted shares with their
     running sum: for tokenizers whose tokens are grid patches with a score each."""
@@ -55,12 +61,19 @@ def patch_score_figures(
     score_grid = on_grid(scores, positions, grid, 0.0)
     shares = scores / max(scores.sum(), 1e-12)
     return [
-        FigureSpec("overlay", lambda: patch_overlay_figure(
-            image, keep_grid, score_grid, patch, "Kept (blue) and dropped (red) patches")),
-        FigureSpec("scores", lambda: score_heatmap_figure(
-            score_grid, keep_grid, score_name, f"Patch scores ({score_name})")),
-        FigureSpec("cumulative", lambda: cumulative_figure(
-            shares, keep, t, "Sorted shares and their running sum")),
+        FigureSpec(
+            "overlay",
+            lambda: patch_overlay_figure(
+                image, keep_grid, score_grid, patch, "Kept (blue) and dropped (red) patches"
+            ),
+        ),
+        FigureSpec(
+            "scores",
+            lambda: score_heatmap_figure(score_grid, keep_grid, score_name, f"Patch scores ({score_name})"),
+        ),
+        FigureSpec(
+            "cumulative", lambda: cumulative_figure(shares, keep, t, "Sorted shares and their running sum")
+        ),
     ]
 
 
@@ -69,11 +82,19 @@ def lowpass_figures(image: np.ndarray, side: int, kept_tokens: int) -> list[Figu
     image_t = torch.from_numpy(image)
     return [
         input_figure(image, "fft_input"),
-        FigureSpec("spectrum", lambda: spectrum_figure(
-            log_magnitude(image_t).numpy(), side, f"log spectrum, kept square {side}x{side}")),
-        FigureSpec("lowpass", lambda: image_figure(
-            lowpass_reconstruction(image_t, side).numpy(),
-            f"Rebuilt from the kept frequencies ({kept_tokens} tokens) and their conjugate partners")),
+        FigureSpec(
+            "spectrum",
+            lambda: spectrum_figure(
+                log_magnitude(image_t).numpy(), side, f"log spectrum, kept square {side}x{side}"
+            ),
+        ),
+        FigureSpec(
+            "lowpass",
+            lambda: image_figure(
+                lowpass_reconstruction(image_t, side).numpy(),
+                f"Rebuilt from the kept frequencies ({kept_tokens} tokens) and their conjugate partners",
+            ),
+        ),
     ]
 
 
@@ -85,11 +106,17 @@ def rank_k_figures(
     k = int(keep.sum())
     return [
         input_figure(image, "svd_input"),
-        FigureSpec("rank_k", lambda: image_figure(
-            rank_k_reconstruction(torch.from_numpy(image), k).numpy(),
-            f"Rank-{k} reconstruction (the kept components)")),
-        FigureSpec("svd_cumulative", lambda: cumulative_figure(
-            shares, keep, t, "Explained variance, sorted", "singular components")),
+        FigureSpec(
+            "rank_k",
+            lambda: image_figure(
+                rank_k_reconstruction(torch.from_numpy(image), k).numpy(),
+                f"Rank-{k} reconstruction (the kept components)",
+            ),
+        ),
+        FigureSpec(
+            "svd_cumulative",
+            lambda: cumulative_figure(shares, keep, t, "Explained variance, sorted", "singular components"),
+        ),
     ]
 
 
@@ -99,11 +126,16 @@ def spectrum_views(view: torch.Tensor, side: int, sides: list[int], energy: np.n
     inside = f"log spectrum: {energy[sides.index(side)]:.1%} of the energy inside"
     return [
         FigureSpec("free_spectrum", lambda: spectrum_figure(log_magnitude(view).numpy(), side, inside)),
-        FigureSpec("free_lowpass", lambda: image_figure(
-            lowpass_reconstruction(view, side).numpy(),
-            "Low-pass reconstruction (the square and its conjugate partners)")),
-        FigureSpec("free_energy", lambda: energy_curve_figure(
-            sides, energy, side, "Energy inside the square")),
+        FigureSpec(
+            "free_lowpass",
+            lambda: image_figure(
+                lowpass_reconstruction(view, side).numpy(),
+                "Low-pass reconstruction (the square and its conjugate partners)",
+            ),
+        ),
+        FigureSpec(
+            "free_energy", lambda: energy_curve_figure(sides, energy, side, "Energy inside the square")
+        ),
     ]
 
 
@@ -111,10 +143,18 @@ def rank_views(view: torch.Tensor, k: int, ev: np.ndarray) -> list[FigureSpec]:
     """Training-free: the rank-k reconstruction of `view`, what it misses, and the explained
     variance `ev` of each singular component."""
     return [
-        FigureSpec("free_rank", lambda: image_figure(
-            rank_k_reconstruction(view, k).numpy(),
-            f"Rank-{k} reconstruction: {ev[:k].sum():.1%} of the variance")),
-        FigureSpec("free_residual", lambda: image_figure(
-            (view - rank_k_reconstruction(view, k)).numpy(), "What rank k misses", signed=True)),
+        FigureSpec(
+            "free_rank",
+            lambda: image_figure(
+                rank_k_reconstruction(view, k).numpy(),
+                f"Rank-{k} reconstruction: {ev[:k].sum():.1%} of the variance",
+            ),
+        ),
+        FigureSpec(
+            "free_residual",
+            lambda: image_figure(
+                (view - rank_k_reconstruction(view, k)).numpy(), "What rank k misses", signed=True
+            ),
+        ),
         FigureSpec("free_ev", lambda: explained_variance_figure(ev, k, "Explained variance per component")),
     ]

@@ -87,8 +87,9 @@ class ImageClassifier(nn.Module):
         images = images.to(self.cls.device, self.cls.dtype)  # inputs may come from the CPU
         return self.tokenizer(images, **sel.budget())
 
-    def forward(self, images: torch.Tensor, sel: Selection | None = None,
-                tokens: TokenBatch | None = None) -> ClassifierOutput:
+    def forward(
+        self, images: torch.Tensor, sel: Selection | None = None, tokens: TokenBatch | None = None
+    ) -> ClassifierOutput:
         """Classify `images` with the tokens `sel` keeps; `tokens`, when given, is their
         `tokenize(images, sel)` made earlier (the images are then not read again)."""
         sel = sel or Selection()

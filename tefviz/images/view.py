@@ -21,9 +21,23 @@ from tefviz.images.tokenizers import TOKENIZERS
 from tefviz.viz.image_figures import probabilities_figure
 
 __all__ = [
-    "FLIP_GROUPS", "ImageAnalysis", "Metric", "analyse_image", "checkpoint_labels", "class_gallery_png",
-    "flip_gallery", "flipped", "headline_metrics", "input_notes", "main_figures", "montage", "on_grid",
-    "page_intro", "spectral_summary", "subset_position", "training_free_view",
+    "FLIP_GROUPS",
+    "ImageAnalysis",
+    "Metric",
+    "analyse_image",
+    "checkpoint_labels",
+    "class_gallery_png",
+    "flip_gallery",
+    "flipped",
+    "headline_metrics",
+    "input_notes",
+    "main_figures",
+    "montage",
+    "on_grid",
+    "page_intro",
+    "spectral_summary",
+    "subset_position",
+    "training_free_view",
 ]
 
 NOW_LABEL = "at this setting"  # how the page names the current selection
@@ -52,6 +66,7 @@ class ImageAnalysis:
 
     def export(self) -> dict:
         """What the page's download buttons write (JSON-ready)."""
+
         def listed(a: np.ndarray | None) -> list | None:
             return None if a is None else a.tolist()
 
@@ -105,8 +120,11 @@ def main_figures(
     """The page's figures of one image at one setting: the tokenizer's row (what it kept, declared
     by the tokenizer), then the class probabilities (key "probs"; `label`: the true class, if known).
     The page draws them and `bench images` times them: one list for both."""
-    probs = FigureSpec("probs", lambda: probabilities_figure(
-        CLASSES, res.probs_all, res.probs_now, NOW_LABEL, label), "label")
+    probs = FigureSpec(
+        "probs",
+        lambda: probabilities_figure(CLASSES, res.probs_all, res.probs_now, NOW_LABEL, label),
+        "label",
+    )
     return [*model.tokenizer.figures(res, image, sel), probs]
 
 
@@ -148,6 +166,7 @@ def page_intro() -> str:
 def checkpoint_labels(configs: Mapping[str, Mapping | None]) -> dict[str, str]:
     """Checkpoint name -> its tokenizer's label ("+ TNT" where it has TNT heads), with the
     checkpoint's name added where two checkpoints would read the same."""
+
     def base(name: str, cfg: Mapping) -> str:
         tok = TOKENIZERS.get(cfg.get("tokenizer", ""))
         label = tok.label if tok else name
@@ -214,8 +233,14 @@ def headline_metrics(res: ImageAnalysis, sel: Selection, label: int | None) -> l
     ]
     if label is not None:
         right = res.prediction_now == label
-        out.append(Metric("True class", CLASSES[label], "correct" if right else "wrong",
-                          "normal" if right else "inverse"))
+        out.append(
+            Metric(
+                "True class",
+                CLASSES[label],
+                "correct" if right else "wrong",
+                "normal" if right else "inverse",
+            )
+        )
     return out
 
 
@@ -245,10 +270,16 @@ FLIP_GROUPS = {
 
 
 def flip_gallery(
-    flips: dict[str, np.ndarray], group: str, pred_all: np.ndarray, pred_now: np.ndarray, labels: np.ndarray,
+    flips: dict[str, np.ndarray],
+    group: str,
+    pred_all: np.ndarray,
+    pred_now: np.ndarray,
+    labels: np.ndarray,
     limit: int = 24,
 ) -> list[tuple[int, str]]:
     """The first `limit` subset images of a flip group, each with its caption "true class: prediction
     with every token → prediction now"."""
-    return [(int(i), f"{CLASSES[labels[i]]}: {CLASSES[pred_all[i]]} → {CLASSES[pred_now[i]]}")
-            for i in flips[group][:limit]]
+    return [
+        (int(i), f"{CLASSES[labels[i]]}: {CLASSES[pred_all[i]]} → {CLASSES[pred_now[i]]}")
+        for i in flips[group][:limit]
+    ]

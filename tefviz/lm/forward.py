@@ -34,7 +34,7 @@ class StaticPlan:
     def edit(self, layer: int, hidden: torch.Tensor) -> LayerEdit | None:
         if self.keys is None and self.tokens is None and self.gates is None:
             return None
-        pick = (lambda m: None if m is None else m[layer])  # noqa: E731
+        pick = lambda m: None if m is None else m[layer]  # noqa: E731
         return LayerEdit(pick(self.keys), pick(self.tokens), self.mode, pick(self.gates))
 
 
@@ -78,8 +78,12 @@ def masked_forward(
     if mode not in DROP_MODES:
         raise InputError(f"unknown drop mode {mode!r}; choose one of {DROP_MODES}")
     layers = parts.n_layer
-    plan = StaticPlan(_key_masks(key_keep, layers, b, n), _per_layer(token_keep, layers, b, n, "token"),
-                      _per_layer(gates, layers, b, n, "gate"), mode)
+    plan = StaticPlan(
+        _key_masks(key_keep, layers, b, n),
+        _per_layer(token_keep, layers, b, n, "token"),
+        _per_layer(gates, layers, b, n, "gate"),
+        mode,
+    )
     capture = Capture(weights=True) if need_weights else None
     with intervene(model, plan, capture):
         logits = _logits(model, parts, ids, embedding)
@@ -100,8 +104,9 @@ def _logits(model: nn.Module, parts: ModelParts, ids: torch.Tensor, embedding: t
 
 
 @torch.no_grad()
-def capture_qkv(model: nn.Module, ids: torch.Tensor, layer: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def capture_qkv(
+    model: nn.Module, ids: torch.Tensor, layer: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The real queries, keys and values of one layer for a text, as the model uses them (after
     rotary embedding; grouped-query key/value heads repeated to their query heads): each
     (heads, n, head_dim), float32."""

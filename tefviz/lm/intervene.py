@@ -219,8 +219,9 @@ def _attention(module, query, key, value, attention_mask, scaling=None, dropout=
     wants = capture is not None and capture.wants(run.layer)
     has_keys = edit is not None and (edit.key_weight is not None or edit.token_weight is not None)
     if not has_keys and not wants:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
-                                      dropout=dropout, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     n_rep = query.shape[1] // key.shape[1]
     key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
     q_len, k_len = query.shape[2], key.shape[2]
@@ -270,8 +271,9 @@ def _masked_sdpa(query, key, value, mask, dropout: float, scale: float) -> torch
     cut short only where its mask is False for every key cut."""
     q_len, k_len = query.shape[2], key.shape[2]
     if q_len < 2 * _QUERY_BLOCK or dropout:
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout,
-                                              scale=scale)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=dropout, scale=scale
+        )
     offset = k_len - q_len  # query i sits at key position offset + i
     outs = []
     for a in range(0, q_len, _QUERY_BLOCK):
@@ -280,8 +282,15 @@ def _masked_sdpa(query, key, value, mask, dropout: float, scale: float) -> torch
         limit = offset + b
         if mask.dtype != torch.bool or block[..., limit:].any():
             limit = k_len  # something after the block's last query is visible: read every key
-        outs.append(F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, :limit], value[:, :, :limit],
-                                                   attn_mask=block[..., :limit], scale=scale))
+        outs.append(
+            F.scaled_dot_product_attention(
+                query[:, :, a:b],
+                key[:, :, :limit],
+                value[:, :, :limit],
+                attn_mask=block[..., :limit],
+                scale=scale,
+            )
+        )
     return torch.cat(outs, dim=2)
 
 

@@ -52,8 +52,9 @@ class ModelParts:
 
 
 def unsupported_message(kind: object) -> str:
-    return (f"this analysis supports the causal LM architectures {', '.join(SUPPORTED)}; "
-            f"this model is {kind!r}")
+    return (
+        f"this analysis supports the causal LM architectures {', '.join(SUPPORTED)}; this model is {kind!r}"
+    )
 
 
 def model_parts(model: nn.Module) -> ModelParts:

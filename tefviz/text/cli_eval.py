@@ -18,9 +18,17 @@ from tefviz.text.filtering import DropPolicy
 from tefviz.text.scorers import get_scorer
 from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
 
-BASELINES = (("uniform", "evict"), ("random", "evict"), ("attention", "evict"), ("attention", "skip"),
-             ("streaming_llm", "evict"), ("h2o", "evict"), ("tova", "evict"), ("snapkv", "evict"),
-             ("key_norm", "evict"))
+BASELINES = (
+    ("uniform", "evict"),
+    ("random", "evict"),
+    ("attention", "evict"),
+    ("attention", "skip"),
+    ("streaming_llm", "evict"),
+    ("h2o", "evict"),
+    ("tova", "evict"),
+    ("snapkv", "evict"),
+    ("key_norm", "evict"),
+)
 AUSTEN_DESCRIPTION = "tefviz/assets/heldout_austen.json (Austen chapters from the test split)"
 
 
@@ -47,16 +55,19 @@ def read_text_file(path: Path) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(f"--text-file {path} is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
-                         "convert it first, e.g. with iconv -t UTF-8") from e
+        raise InputError(
+            f"--text-file {path} is not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
+            "convert it first, e.g. with iconv -t UTF-8"
+        ) from e
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise InputError(f"--text-file {path} is empty: there is nothing to evaluate")
     return text
 
 
-def texts_to_evaluate(samples: list[str] | tuple[str, ...] = (), text_files: list[Path] | tuple = ()
-                      ) -> list[TextToEvaluate]:
+def texts_to_evaluate(
+    samples: list[str] | tuple[str, ...] = (), text_files: list[Path] | tuple = ()
+) -> list[TextToEvaluate]:
     """The shipped samples named (all of them for "all"; Austen when nothing is named), then the files."""
     names = list(samples) if samples or text_files else ["austen"]
     if "all" in names:
@@ -67,17 +78,27 @@ def texts_to_evaluate(samples: list[str] | tuple[str, ...] = (), text_files: lis
         if name not in info:
             raise InputError(f"unknown sample {name!r}; choose one of {[*SAMPLE_FILES, 'all']}")
         s = info[name]
-        description = AUSTEN_DESCRIPTION if name == "austen" else (
-            f"tefviz/assets/{s.path.name} ({s.title}: {s.source}; {s.licence})")
+        description = (
+            AUSTEN_DESCRIPTION
+            if name == "austen"
+            else (f"tefviz/assets/{s.path.name} ({s.title}: {s.source}; {s.licence})")
+        )
         out.append(TextToEvaluate(name, sample_text(name), description, s.domain))
     for path in text_files:
         out.append(TextToEvaluate(Path(path).name, read_text_file(path), str(path), None, sample=False))
     return out
 
 
-def eval_text(lm_name: str, tef_dirs: list[Path], out: Path, windows: int | None = None,
-              block: int = 512, write_cards: bool = False, samples: list[str] | tuple[str, ...] = (),
-              text_files: list[Path] | tuple = ()) -> dict:
+def eval_text(
+    lm_name: str,
+    tef_dirs: list[Path],
+    out: Path,
+    windows: int | None = None,
+    block: int = 512,
+    write_cards: bool = False,
+    samples: list[str] | tuple[str, ...] = (),
+    text_files: list[Path] | tuple = (),
+) -> dict:
     """Evaluate dense, every baseline and each TEF on each text. Writes `out`: with one text, its
     table (the format of the cards and the README); with several, {"lm", "texts": [table, ...]}.
     Each table also holds per-window losses and "comparisons" (`paired_comparisons`)."""
@@ -88,17 +109,28 @@ def eval_text(lm_name: str, tef_dirs: list[Path], out: Path, windows: int | None
     for item in texts:
         ids = lm.tokenizer(item.text, add_special_tokens=False)["input_ids"]
         if len(ids) < block:
-            raise InputError(f"{item.name}: {len(ids)} tokens, fewer than one window of {block}; "
-                             "use a longer text or a smaller --block")
+            raise InputError(
+                f"{item.name}: {len(ids)} tokens, fewer than one window of {block}; "
+                "use a longer text or a smaller --block"
+            )
         cut.append(windows_of(ids, block, windows))
-    runs = [ScorerRun(f"{name} ({mode})", get_scorer(name), lm.model, DropPolicy(mode))
-            for name, mode in BASELINES]
+    runs = [
+        ScorerRun(f"{name} ({mode})", get_scorer(name), lm.model, DropPolicy(mode))
+        for name, mode in BASELINES
+    ]
     for d in tef_dirs:
         heads = TEFHeads.load(d, lm.device)
         own_lm = tef_checkpoint_lm(d) == d  # the paper variant fine-tuned its own copy of the LM
         model = load_causal_lm(d, device=lm.device, dtype=torch.float32).model if own_lm else lm.model
-        runs.append(ScorerRun(f"{d.name}", get_scorer(f"tef_{heads.config.variant}", heads=heads), model,
-                              DropPolicy("zero" if heads.config.variant == "paper" else "evict"), kind="tef"))
+        runs.append(
+            ScorerRun(
+                f"{d.name}",
+                get_scorer(f"tef_{heads.config.variant}", heads=heads),
+                model,
+                DropPolicy("zero" if heads.config.variant == "paper" else "evict"),
+                kind="tef",
+            )
+        )
     tables = []
     for item, wins in zip(texts, cut, strict=True):
         table = evaluate_scorers(runs, lm.model, wins)
@@ -124,8 +156,9 @@ def eval_text(lm_name: str, tef_dirs: list[Path], out: Path, windows: int | None
             card = json.loads(card_path.read_text())
             metrics = card.setdefault("metrics", {})
             old = metrics.get("heldout_table") or {}
-            if "austen" in shipped and (old.get("reference", {}).get("windows", 0)
-                                        <= shipped["austen"]["reference"]["windows"]):
+            if "austen" in shipped and (
+                old.get("reference", {}).get("windows", 0) <= shipped["austen"]["reference"]["windows"]
+            ):
                 # the Austen table of the README's Table 1: a smaller evaluation does not replace it
                 metrics["heldout_table"] = shipped["austen"]
             metrics.setdefault("heldout_tables", {}).update(shipped)
@@ -135,8 +168,10 @@ def eval_text(lm_name: str, tef_dirs: list[Path], out: Path, windows: int | None
 
 def _print(table: dict) -> None:
     ref = table["reference"]
-    print(f"dense reference: perplexity {ref['perplexity']:.2f}, "
-          f"{ref['windows']} windows of {ref['block']} tokens")
+    print(
+        f"dense reference: perplexity {ref['perplexity']:.2f}, "
+        f"{ref['windows']} windows of {ref['block']} tokens"
+    )
     header = "scorer".ljust(28) + "".join(f"t={t:<11}" for t in table["thresholds"])
     print(header)
     for label, group in table["scorers"].items():
@@ -158,42 +193,56 @@ def _print_comparisons(table: dict) -> None:
     print(f"paired per-window comparison against the best baseline at each t ({CI_METHOD}):")
     for t, comp in comparisons.items():
         best = comp["methods"][comp["best"]]
-        print(f"t={t}: best baseline {comp['best']} (perplexity {best['perplexity']:.2f}, "
-              f"kept {best['kept_fraction']:.2f})")
+        print(
+            f"t={t}: best baseline {comp['best']} (perplexity {best['perplexity']:.2f}, "
+            f"kept {best['kept_fraction']:.2f})"
+        )
         print("  " + "method".ljust(28) + "ratio   95% CI          windows won  kept")
         for label, c in sorted(comp["methods"].items(), key=lambda kv: kv[1]["ratio"]):
             if label == comp["best"]:
                 continue
-            print("  " + label[:27].ljust(28) + f"{c['ratio']:.3f}   {_interval(c):<15} "
-                  f"{c['wins']:>2}/{c['windows']:<2} vs {c['losses']:>2}  {c['kept_fraction']:.2f}")
-    print("ratio: method's perplexity / the best baseline's over the same windows (< 1: the method is "
-          "better); windows won: method better / best baseline better")
+            print(
+                "  " + label[:27].ljust(28) + f"{c['ratio']:.3f}   {_interval(c):<15} "
+                f"{c['wins']:>2}/{c['windows']:<2} vs {c['losses']:>2}  {c['kept_fraction']:.2f}"
+            )
+    print(
+        "ratio: method's perplexity / the best baseline's over the same windows (< 1: the method is "
+        "better); windows won: method better / best baseline better"
+    )
 
 
 def table_markdown(table: dict) -> str:
     """The table as Markdown (perplexity, and kept fraction in parentheses), for the README."""
     ts = table["thresholds"]
-    lines = ["| scorer (drop mode) | " + " | ".join(f"t = {t}" for t in ts) + " |",
-             "|---|" + "---|" * len(ts)]
+    lines = [
+        "| scorer (drop mode) | " + " | ".join(f"t = {t}" for t in ts) + " |",
+        "|---|" + "---|" * len(ts),
+    ]
     for label, group in table["scorers"].items():
         cells = " | ".join(f"{r['perplexity']:.2f} ({r['kept_fraction']:.2f})" for r in group["rows"])
         name = label if label.endswith(f"({group['mode']})") else f"{label} ({group['mode']})"
         lines.append(f"| {name} | {cells} |")
     ref = table["reference"]
-    lines.append(f"\nDense reference: perplexity {ref['perplexity']:.2f} on {ref['windows']} windows of "
-                 f"{ref['block']} held-out tokens.")
+    lines.append(
+        f"\nDense reference: perplexity {ref['perplexity']:.2f} on {ref['windows']} windows of "
+        f"{ref['block']} held-out tokens."
+    )
     return "\n".join(lines)
 
 
 def comparisons_markdown(table: dict) -> str:
     """The paired comparisons as Markdown, one row per method and threshold."""
-    lines = ["| t | method | perplexity / best baseline's (95 % CI) | windows won | kept |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| t | method | perplexity / best baseline's (95 % CI) | windows won | kept |",
+        "|---|---|---|---|---|",
+    ]
     for t, comp in (table.get("comparisons") or {}).items():
         for label, c in sorted(comp["methods"].items(), key=lambda kv: kv[1]["ratio"]):
             if label == comp["best"]:
                 lines.append(f"| {t} | **{label}** (best baseline) | 1 | - | {c['kept_fraction']:.2f} |")
             else:
-                lines.append(f"| {t} | {label} | {c['ratio']:.3f} ({_interval(c)}) | {c['wins']} of "
-                             f"{c['windows']} | {c['kept_fraction']:.2f} |")
+                lines.append(
+                    f"| {t} | {label} | {c['ratio']:.3f} ({_interval(c)}) | {c['wins']} of "
+                    f"{c['windows']} | {c['kept_fraction']:.2f} |"
+                )
     return "\n".join(lines)

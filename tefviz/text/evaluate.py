@@ -54,11 +54,17 @@ def evaluate_scorers(
         raise InputError("no complete window to evaluate: the text is shorter than one block")
     ref_windows = [dense_pass(reference, w.to(device_of(reference))).nll for w in windows]
     ref_nll = torch.cat(ref_windows)
-    table: dict = {"reference": {"perplexity": round(math.exp(float(ref_nll.mean())), 4),
-                                 "tokens": int(ref_nll.numel()), "windows": len(windows),
-                                 "block": int(windows[0].numel()),
-                                 "window_loss": [round(float(x.mean()), 6) for x in ref_windows]},
-                   "thresholds": list(thresholds), "scorers": {}}
+    table: dict = {
+        "reference": {
+            "perplexity": round(math.exp(float(ref_nll.mean())), 4),
+            "tokens": int(ref_nll.numel()),
+            "windows": len(windows),
+            "block": int(windows[0].numel()),
+            "window_loss": [round(float(x.mean()), 6) for x in ref_windows],
+        },
+        "thresholds": list(thresholds),
+        "scorers": {},
+    }
     total = len(runs) * len(windows)
     bar = tqdm(total=total, desc="eval text", disable=progress is not None)
     done = 0
@@ -81,20 +87,57 @@ def evaluate_scorers(
             if progress:
                 progress(done / total)
         table["scorers"][run.label] = {
-            "scorer": run.scorer.name, "mode": run.policy.mode, "kind": run.kind,
-            "rows": [{"t": t, "perplexity": round(math.exp(a[0] / a[1]), 4),
-                      "kept_tokens": round(a[2] / len(windows), 2),
-                      "kept_fraction": round(a[3] / len(windows), 4),
-                      "window_loss": per_window[t]} for t, a in sums.items()],
+            "scorer": run.scorer.name,
+            "mode": run.policy.mode,
+            "kind": run.kind,
+            "rows": [
+                {
+                    "t": t,
+                    "perplexity": round(math.exp(a[0] / a[1]), 4),
+                    "kept_tokens": round(a[2] / len(windows), 2),
+                    "kept_fraction": round(a[3] / len(windows), 4),
+                    "window_loss": per_window[t],
+                }
+                for t, a in sums.items()
+            ],
         }
     bar.close()
     return table
 
 
 # two-sided 95 % quantiles of Student's t by degrees of freedom (beyond 30: interpolated to 1.96)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t_quantile_975(df: int) -> float:
@@ -117,13 +160,21 @@ def paired_ratio(method: list[float], best: list[float]) -> dict:
         low, high = math.exp(mean - half), math.exp(mean + half)
     else:
         low = high = float("nan")
-    return {"ratio": round(math.exp(mean), 5), "low": round(low, 5), "high": round(high, 5),
-            "wins": int((d < 0).sum()), "losses": int((d > 0).sum()), "windows": w}
+    return {
+        "ratio": round(math.exp(mean), 5),
+        "low": round(low, 5),
+        "high": round(high, 5),
+        "wins": int((d < 0).sum()),
+        "losses": int((d > 0).sum()),
+        "windows": w,
+    }
 
 
 COMPARE_AT = (0.8, 0.5)
-CI_METHOD = ("95 % t-interval over windows on the per-window log perplexity ratio (paired: the same "
-             "windows for both methods)")
+CI_METHOD = (
+    "95 % t-interval over windows on the per-window log perplexity ratio (paired: the same "
+    "windows for both methods)"
+)
 
 
 def paired_comparisons(table: dict, thresholds: tuple[float, ...] = COMPARE_AT) -> dict:
@@ -131,8 +182,9 @@ def paired_comparisons(table: dict, thresholds: tuple[float, ...] = COMPARE_AT) 
     "baseline" rows): {str(t): {"best": label, "methods": {label: paired_ratio + kept_fraction}}}."""
     out: dict = {}
     for t in thresholds:
-        rows = {label: next((r for r in g["rows"] if r["t"] == t), None)
-                for label, g in table["scorers"].items()}
+        rows = {
+            label: next((r for r in g["rows"] if r["t"] == t), None) for label, g in table["scorers"].items()
+        }
         rows = {label: r for label, r in rows.items() if r is not None and r.get("window_loss")}
         baselines = [label for label in rows if table["scorers"][label].get("kind", "baseline") == "baseline"]
         if not baselines:
@@ -140,8 +192,11 @@ def paired_comparisons(table: dict, thresholds: tuple[float, ...] = COMPARE_AT) 
         best = min(baselines, key=lambda label: rows[label]["perplexity"])
         methods = {}
         for label, r in rows.items():
-            methods[label] = {**paired_ratio(r["window_loss"], rows[best]["window_loss"]),
-                              "perplexity": r["perplexity"], "kept_fraction": r["kept_fraction"],
-                              "kind": table["scorers"][label].get("kind", "baseline")}
+            methods[label] = {
+                **paired_ratio(r["window_loss"], rows[best]["window_loss"]),
+                "perplexity": r["perplexity"],
+                "kept_fraction": r["kept_fraction"],
+                "kind": table["scorers"][label].get("kind", "baseline"),
+            }
         out[str(t)] = {"best": best, "method": CI_METHOD, "methods": methods}
     return out

@@ -113,9 +113,7 @@ class CausalRanking:
         return keep.logical_and_(self.causal)
 
 
-def causal_keep_mask(
-    scores: torch.Tensor, t: float, sink: bool = True, recent: int = 0
-) -> torch.Tensor:
+def causal_keep_mask(scores: torch.Tensor, t: float, sink: bool = True, recent: int = 0) -> torch.Tensor:
     """Which keys each query keeps: scores (..., n) for all queries alike, or (..., n, n) per
     query (row i scores the keys as query i sees them) -> (..., n, n) boolean.
 

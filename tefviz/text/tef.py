@@ -126,8 +126,9 @@ class TEFHeads(nn.Module):
 
     # -- the two forward passes -------------------------------------------------------------
 
-    def forward(self, model: nn.Module, ids: torch.Tensor, t: float | torch.Tensor = 1.0,
-                tau: float | None = None) -> TEFPass:
+    def forward(
+        self, model: nn.Module, ids: torch.Tensor, t: float | torch.Tensor = 1.0, tau: float | None = None
+    ) -> TEFPass:
         """Run `model` on ids (B, n) with this TEF dropping tokens at threshold t (a float, or
         one per batch row for the causal variant). tau: straight-through temperature for
         training the causal heads (None: hard masks only)."""
@@ -135,7 +136,8 @@ class TEFHeads(nn.Module):
         if parts.n_layer != self.config.n_layer or parts.d_model != self.config.d_model:
             raise CheckpointError(
                 f"TEF heads for {self.config.n_layer} layers x {self.config.d_model} do not fit a model "
-                f"with {parts.n_layer} x {parts.d_model}")
+                f"with {parts.n_layer} x {parts.d_model}"
+            )
         if ids.dim() == 1:
             ids = ids[None]
         check_length(parts, ids.shape[1])
@@ -440,6 +442,8 @@ def tef_checkpoint_lm(path: Path) -> Path:
         return path
     base = path.parent / str(heads.get("base", ""))
     if not heads.get("base") or not base.is_dir():
-        raise CheckpointError(f"TEF checkpoint {path.name!r} needs its base LM {heads.get('base')!r} "
-                              "beside it in the checkpoints directory")
+        raise CheckpointError(
+            f"TEF checkpoint {path.name!r} needs its base LM {heads.get('base')!r} "
+            "beside it in the checkpoints directory"
+        )
     return base

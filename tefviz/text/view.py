@@ -30,18 +30,22 @@ from tefviz.viz.text_figures import RATIO_CAP
 from tefviz.viz.tokens import token_strip_html
 
 MAX_TEXT_CHARS = 20_000
-INTRO = ("A token evaluation function (TEF) gives every token a share of the text's \"explained "
-         "variance\". Tokens are kept, highest share first, while their cumulative share stays within "
-         "the threshold t; the rest are dropped. Move t and watch which tokens go and what the model's "
-         "perplexity pays for it.")
+INTRO = (
+    "A token evaluation function (TEF) gives every token a share of the text's \"explained "
+    'variance". Tokens are kept, highest share first, while their cumulative share stays within '
+    "the threshold t; the rest are dropped. Move t and watch which tokens go and what the model's "
+    "perplexity pays for it."
+)
 MODES_HELP = {
     "evict": "dropped tokens leave the context of later tokens (each query decides over the prefix it "
-             "sees, as during generation); every token still makes its own prediction in full",
+    "sees, as during generation); every token still makes its own prediction in full",
     "skip": "dropped tokens (whole-text rule) pass every block unchanged and are hidden as keys",
     "zero": "as in the paper: dropped tokens' block inputs are zeroed and hidden as keys",
 }
-PLACEHOLDER = (f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up to one context window of the "
-               "model's tokens, are used.")
+PLACEHOLDER = (
+    f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up to one context window of the "
+    "model's tokens, are used."
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,10 @@ def score_text_tokens(lm: LoadedLM, scorer: TokenScorer, text: str, model=None, 
     model = model if model is not None else lm.model
     pieces, ids, cut_tokens, cut_chars = encode_for_view(lm, text)
     if scorer.max_tokens is not None and len(ids) > scorer.max_tokens:
-        raise InputError(f"{scorer.label} scores at most {scorer.max_tokens} tokens (one forward pass "
-                         f"per token); this text has {len(ids)}. Pick a shorter text or another scorer.")
+        raise InputError(
+            f"{scorer.label} scores at most {scorer.max_tokens} tokens (one forward pass "
+            f"per token); this text has {len(ids)}. Pick a shorter text or another scorer."
+        )
     device = device_of(model)
     x = torch.tensor(ids, device=device)
     scores = scorer.score(model, x, progress=progress)
@@ -117,8 +123,9 @@ def score_text_tokens(lm: LoadedLM, scorer: TokenScorer, text: str, model=None, 
 
 
 @torch.no_grad()
-def filter_text(lm: LoadedLM, scorer: TokenScorer, scored: ScoredText, t: float, policy: DropPolicy,
-                model=None) -> FilteredText:
+def filter_text(
+    lm: LoadedLM, scorer: TokenScorer, scored: ScoredText, t: float, policy: DropPolicy, model=None
+) -> FilteredText:
     model = model if model is not None else lm.model
     device = device_of(model)
     fp = scorer.filtered(model, torch.tensor(scored.ids, device=device), scored.token_scores, t, policy)
@@ -137,13 +144,19 @@ def token_rows(scored: ScoredText, filtered: FilteredText, layer: int) -> list[d
     for i, (piece, tid) in enumerate(zip(scored.pieces, scored.ids, strict=True)):
         dense = None if i == 0 else float(scored.dense_nll[i - 1]) / ln2
         filt = None if i == 0 else float(filtered.nll[i - 1]) / ln2
-        rows.append({
-            "position": i, "token": piece, "id": int(tid), "share": round(float(shares[i]), 6),
-            "rank": int(rank[i]), "kept": bool(kept[i]),
-            "loss_dense_bits": None if dense is None else round(dense, 4),
-            "loss_filtered_bits": None if filt is None else round(filt, 4),
-            "loss_change_bits": None if dense is None else round(filt - dense, 4),
-        })
+        rows.append(
+            {
+                "position": i,
+                "token": piece,
+                "id": int(tid),
+                "share": round(float(shares[i]), 6),
+                "rank": int(rank[i]),
+                "kept": bool(kept[i]),
+                "loss_dense_bits": None if dense is None else round(dense, 4),
+                "loss_filtered_bits": None if filt is None else round(filt, 4),
+                "loss_change_bits": None if dense is None else round(filt - dense, 4),
+            }
+        )
     return rows
 
 
@@ -157,15 +170,20 @@ def scorer_labels(model_tefs: list[CheckpointInfo]) -> dict[str, str]:
 
 def tef_caption(model_name: str, tef_name: str, mode: str) -> str:
     """Which model TEF heads run on, and what dropping means for them."""
-    return (f"Runs on `{model_name}`" + (" (the LM fine-tuned with these gates)" if model_name == tef_name
-                                        else " (frozen)") + f". Dropping: {MODES_HELP[mode]}.")
+    return (
+        f"Runs on `{model_name}`"
+        + (" (the LM fine-tuned with these gates)" if model_name == tef_name else " (frozen)")
+        + f". Dropping: {MODES_HELP[mode]}."
+    )
 
 
 def truncation_note(scored: ScoredText, context_length: int) -> str | None:
     if not (scored.truncated_tokens or scored.truncated_chars):
         return None
-    return (f"The text is longer than one context window of {context_length} tokens: only the first "
-            f"{len(scored.ids):,} tokens are shown and scored ({scored.truncated_tokens:,} tokens cut).")
+    return (
+        f"The text is longer than one context window of {context_length} tokens: only the first "
+        f"{len(scored.ids):,} tokens are shown and scored ({scored.truncated_tokens:,} tokens cut)."
+    )
 
 
 def perplexity_ratio(scored: ScoredText, filtered: FilteredText) -> float:
@@ -178,13 +196,23 @@ def headline_metrics(scored: ScoredText, filtered: FilteredText, kept: np.ndarra
     n, ratio = len(scored.ids), perplexity_ratio(scored, filtered)
     return [
         Metric("Perplexity, all tokens", f"{scored.dense_perplexity:,.2f}" if n > 1 else "n/a"),
-        Metric("Perplexity, dropped at t", f"{filtered.perplexity:,.2f}" if n > 1 else "n/a",
-               delta=f"{ratio:.2f}x" if n > 1 else None, color="inverse"),
-        Metric("Tokens kept (last token's view)", f"{int(kept.sum())} of {n}",
-               help="What the last token, which sees the whole text, keeps at this block."),
-        Metric("Kept fraction", f"{filtered.kept_fraction:.1%}",
-               help="Of all (query, key) pairs a causal model would compute, the share kept; for "
-                    "skip/zero, the share of (block, token) pairs that run."),
+        Metric(
+            "Perplexity, dropped at t",
+            f"{filtered.perplexity:,.2f}" if n > 1 else "n/a",
+            delta=f"{ratio:.2f}x" if n > 1 else None,
+            color="inverse",
+        ),
+        Metric(
+            "Tokens kept (last token's view)",
+            f"{int(kept.sum())} of {n}",
+            help="What the last token, which sees the whole text, keeps at this block.",
+        ),
+        Metric(
+            "Kept fraction",
+            f"{filtered.kept_fraction:.1%}",
+            help="Of all (query, key) pairs a causal model would compute, the share kept; for "
+            "skip/zero, the share of (block, token) pairs that run.",
+        ),
     ]
 
 
@@ -202,18 +230,24 @@ def token_strips(scored: ScoredText, filtered: FilteredText, kept: np.ndarray, l
     """The whole scored text (at most one context window) as strips; dropped tokens dimmed."""
     rows = token_rows(scored, filtered, layer)
     n = len(rows)
-    titles = [f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4f}, rank {r['rank']} of "
-              f"{n}\n" + ("kept" if r["kept"] else "dropped")
-              + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
-              for r in rows]
+    titles = [
+        f"#{r['position']} {r['token']!r} (id {r['id']})\nshare {r['share']:.4f}, rank {r['rank']} of "
+        f"{n}\n"
+        + ("kept" if r["kept"] else "dropped")
+        + ("" if r["loss_change_bits"] is None else f"\nloss change {r['loss_change_bits']:+.2f} bits")
+        for r in rows
+    ]
     dimmed = list(~kept[:n])
     # colour by rank, not raw share: trained scorers can be nearly flat, and their order is what counts
     heat = [1.0 - (r["rank"] - 1) / max(n - 1, 1) for r in rows]
     change = [r["loss_change_bits"] for r in rows]
     worse = [0.0 if v is None else max(v, 0.0) for v in change]
-    return TokenStrips(rows, change,
-                       token_strip_html(scored.pieces[:n], heat, titles, vmax=1.0, dimmed=dimmed),
-                       token_strip_html(scored.pieces[:n], worse, titles, vmax=4.0, dimmed=dimmed))
+    return TokenStrips(
+        rows,
+        change,
+        token_strip_html(scored.pieces[:n], heat, titles, vmax=1.0, dimmed=dimmed),
+        token_strip_html(scored.pieces[:n], worse, titles, vmax=4.0, dimmed=dimmed),
+    )
 
 
 def heldout_tables(model_tefs: list[CheckpointInfo]) -> tuple[dict[str, dict], dict[str, str]]:
@@ -246,14 +280,17 @@ def heldout_point(scored: ScoredText, filtered: FilteredText) -> tuple[float, fl
 def heldout_caption(table: dict, name: str) -> str:
     """What the held-out figure shows; `name` (the table's, as markdown) says which held-out text."""
     ref = table["reference"]
-    return (f"Dense reference perplexity {ref['perplexity']:.2f} over {ref['windows']} windows of "
-            f"{ref['block']} held-out tokens ({name}). Perplexity is a ratio to dense on a linear scale up "
-            f"to {RATIO_CAP:g}x; a method that runs away beyond it is drawn dotted, clipped at the top, and "
-            "its legend says how far it went. The star is this text at the current t (ratio to its own "
-            "dense perplexity); the ring, the held-out point nearest t.")
+    return (
+        f"Dense reference perplexity {ref['perplexity']:.2f} over {ref['windows']} windows of "
+        f"{ref['block']} held-out tokens ({name}). Perplexity is a ratio to dense on a linear scale up "
+        f"to {RATIO_CAP:g}x; a method that runs away beyond it is drawn dotted, clipped at the top, and "
+        "its legend says how far it went. The star is this text at the current t (ratio to its own "
+        "dense perplexity); the ring, the held-out point nearest t."
+    )
 
 
 def heldout_rows(table: dict) -> list[dict]:
     """The held-out table flat: one row per scorer and setting."""
-    return [{"scorer": label, "mode": g["mode"], **r}
-            for label, g in table["scorers"].items() for r in g["rows"]]
+    return [
+        {"scorer": label, "mode": g["mode"], **r} for label, g in table["scorers"].items() for r in g["rows"]
+    ]

@@ -41,8 +41,9 @@ def make_tokenizer(corpus_dir: Path, out_dir: Path, vocab_size: int) -> Path:
     return out_dir
 
 
-def pack_state(run_dir: Path, out_dir: Path, max_bytes: int = SHARD_BYTES,
-               dtype: torch.dtype = torch.float16) -> list[Path]:
+def pack_state(
+    run_dir: Path, out_dir: Path, max_bytes: int = SHARD_BYTES, dtype: torch.dtype = torch.float16
+) -> list[Path]:
     """fp16 weight shards of at most `max_bytes`, plus config.json and progress.json, flat in `out_dir`."""
     state = run_dir / "state"
     weights = load_file(state / "model.safetensors")
@@ -53,8 +54,10 @@ def pack_state(run_dir: Path, out_dir: Path, max_bytes: int = SHARD_BYTES,
         t = t.to(dtype) if t.is_floating_point() else t
         n = t.numel() * t.element_size()
         if n > max_bytes:
-            raise DataError(f"tensor {name} alone is {n / 2**20:.1f} MiB, over the "
-                            f"{max_bytes / 2**20:.0f} MiB limit per file")
+            raise DataError(
+                f"tensor {name} alone is {n / 2**20:.1f} MiB, over the "
+                f"{max_bytes / 2**20:.0f} MiB limit per file"
+            )
         if size + n > max_bytes and shards[-1]:
             shards.append({})
             size = 0
@@ -102,14 +105,19 @@ def assemble_state(src_dir: Path, run_dir: Path, tokenizer_dir: Path | None = No
     elif not (run_dir / "tokenizer" / "tokenizer.json").is_file():
         raise DataError(f"{run_dir} has no tokenizer/: pass --tokenizer (the one carried with the corpus)")
     progress = json.loads((state / "progress.json").read_text())
-    print(f"assembled {run_dir}: step {progress['step']}, {len(weights)} tensors from {len(shards)} shards",
-          file=sys.stderr)
+    print(
+        f"assembled {run_dir}: step {progress['step']}, {len(weights)} tensors from {len(shards)} shards",
+        file=sys.stderr,
+    )
     return run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tefviz.train.carry", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tefviz.train.carry",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tokenizer", help="train the BPE a run on this corpus would train")
     t.add_argument("corpus", type=Path)

@@ -28,17 +28,25 @@ def evaluate_lm(lm: LoadedLM, corpus_dir: Path | None = None, dtype: torch.dtype
         by_source = heldout_by_source(corpus_dir)
         if by_source:
             # each held-out token is scored once: per source, and the splits as their sums
-            scores = {source: {split: score_text(lm.model, lm.tokenizer, path.read_text(encoding="utf-8"),
-                                                 block, dtype)
-                               for split, path in splits.items()}
-                      for source, splits in by_source.items()}
-            results["corpus_by_source"] = {source: {split: sc.as_dict() for split, sc in splits.items()}
-                                           for source, splits in scores.items()}
+            scores = {
+                source: {
+                    split: score_text(lm.model, lm.tokenizer, path.read_text(encoding="utf-8"), block, dtype)
+                    for split, path in splits.items()
+                }
+                for source, splits in by_source.items()
+            }
+            results["corpus_by_source"] = {
+                source: {split: sc.as_dict() for split, sc in splits.items()}
+                for source, splits in scores.items()
+            }
             for split in ("valid", "test"):
                 parts = [splits[split] for splits in scores.values() if split in splits]
                 if parts:
-                    total = LMScore(sum(p.tokens for p in parts), sum(p.bytes for p in parts),
-                                    sum(p.nll_nats for p in parts))
+                    total = LMScore(
+                        sum(p.tokens for p in parts),
+                        sum(p.bytes for p in parts),
+                        sum(p.nll_nats for p in parts),
+                    )
                     results[f"corpus_{split}"] = {**total.as_dict(), "scored": "per source, summed"}
         else:
             for split in ("valid", "test"):
@@ -58,9 +66,14 @@ def heldout_by_source(corpus_dir: Path) -> dict[str, dict[str, Path]]:
     if not manifest_path.is_file():
         return {}
     entries = json.loads(manifest_path.read_text()).get("held_out_by_source", {})
-    found = {source: {split: corpus_dir / info["file"] for split, info in sorted(splits.items())
-                      if (corpus_dir / info["file"]).is_file()}
-             for source, splits in entries.items()}
+    found = {
+        source: {
+            split: corpus_dir / info["file"]
+            for split, info in sorted(splits.items())
+            if (corpus_dir / info["file"]).is_file()
+        }
+        for source, splits in entries.items()
+    }
     return {source: splits for source, splits in found.items() if splits}
 
 
@@ -134,30 +147,37 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     card = {
         "name": out_dir.name,
-        "summary": ("Llama-architecture causal LM (rotary positions, RMSNorm, SwiGLU, grouped-query "
-                    "attention) trained from scratch by tefviz on offline English text." if llama else
-                    "GPT-2-architecture causal LM trained from scratch by tefviz on offline English text."),
+        "summary": (
+            "Llama-architecture causal LM (rotary positions, RMSNorm, SwiGLU, grouped-query "
+            "attention) trained from scratch by tefviz on offline English text."
+            if llama
+            else "GPT-2-architecture causal LM trained from scratch by tefviz on offline English text."
+        ),
         "architecture": architecture_card(config, lm.parameters),
         "tokenizer": f"byte-level BPE, {len(tok)} tokens, trained with `tokenizers` on the train split",
         "training_data": {
             "sources": manifest.get("sources", []),
-            "splits": {k: {kk: v[kk] for kk in ("documents", "bytes", "sha256")}
-                       for k, v in manifest.get("splits", {}).items()},
+            "splits": {
+                k: {kk: v[kk] for kk in ("documents", "bytes", "sha256")}
+                for k, v in manifest.get("splits", {}).items()
+            },
             "split_rule": "deterministic: sha256 of (source, document id); Austen 5%/5% valid/test "
-                          "by chapter, other sources 2%/2% by entry"
-                          + (" (a Bible chapter, a fortune, a documentation section)" if llama else ""),
+            "by chapter, other sources 2%/2% by entry"
+            + (" (a Bible chapter, a fortune, a documentation section)" if llama else ""),
         },
         "licence": {
-            "model": _licences(manifest) if llama else
-                     "weights derived from the training data below; the data licences apply "
-                     "(public domain, GFDL-1.1+ for FOLDOC)",
+            "model": _licences(manifest)
+            if llama
+            else "weights derived from the training data below; the data licences apply "
+            "(public domain, GFDL-1.1+ for FOLDOC)",
             "code": "see the repository",
         },
         "training": {
             "command": command or " && ".join(dict.fromkeys(progress.get("commands", []))),
             "preset": preset,
-            "config": {k: v for k, v in train_cfg.items()
-                       if k not in ("corpus_dir", "run_dir", "extra", "argv")},
+            "config": {
+                k: v for k, v in train_cfg.items() if k not in ("corpus_dir", "run_dir", "extra", "argv")
+            },
             "steps": progress["step"],
             "tokens_seen": progress["tokens_seen"],
             "wall_clock_minutes": round(progress["elapsed_s"] / 60, 1),
@@ -166,10 +186,13 @@ def export_lm(run_dir: Path, out_dir: Path, command: str | None = None, preset: 
         },
         "metrics": metrics,
         "metrics_note": "heldout_austen: Austen chapters from the test split, shipped in "
-                        "tefviz/assets/heldout_austen.json; bits_per_byte counts UTF-8 bytes of the "
-                        "text each scored token covers; windows of the full context, stride half."
-                        + (" corpus_by_source: each source's valid and test documents scored on their own."
-                           if "corpus_by_source" in metrics else ""),
+        "tefviz/assets/heldout_austen.json; bits_per_byte counts UTF-8 bytes of the "
+        "text each scored token covers; windows of the full context, stride half."
+        + (
+            " corpus_by_source: each source's valid and test documents scored on their own."
+            if "corpus_by_source" in metrics
+            else ""
+        ),
         "exported": dt.date.today().isoformat(),
     }
     (tmp / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False))

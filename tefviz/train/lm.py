@@ -50,23 +50,71 @@ from tefviz.train.tokenizer import train_bpe
 PRESETS: dict[str, dict] = {
     # the shipped embedded model, sized for a 2-core CPU and a ~100-minute budget. No dropout:
     # a few epochs at most is too little to overfit, and dropout costs ~30% of step time on CPU.
-    "small": dict(n_layer=6, n_embd=256, n_head=4, block_size=512, vocab_size=8192, dropout=0.0,
-                  batch_size=8, lr=1.5e-3, warmup_steps=200, max_steps=20_000),
+    "small": dict(
+        n_layer=6,
+        n_embd=256,
+        n_head=4,
+        block_size=512,
+        vocab_size=8192,
+        dropout=0.0,
+        batch_size=8,
+        lr=1.5e-3,
+        warmup_steps=200,
+        max_steps=20_000,
+    ),
     # for tests and smoke runs: finishes in seconds
-    "tiny": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=512,
-                 batch_size=8, lr=3e-3, warmup_steps=5, max_steps=40, eval_every=20,
-                 eval_windows=8),
+    "tiny": dict(
+        n_layer=2,
+        n_embd=64,
+        n_head=2,
+        block_size=64,
+        vocab_size=512,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=5,
+        max_steps=40,
+        eval_every=20,
+        eval_windows=8,
+    ),
     # The second embedded model: Llama, 2,048-token context, sized so that its plain fp32 forward at
     # 2,048 tokens takes ~0.3 s on the project's 2-core CPU (see LLAMA_CPU_TIMINGS) and its fp16
     # weights stay far under 30 MB. Batch and steps are for a GPU; a CPU run is time-boxed anyway.
-    "llama-small": dict(arch="llama", n_layer=6, n_embd=320, n_head=4, n_kv_head=2,
-                        intermediate_size=864, rope_theta=10000.0, block_size=2048, vocab_size=8192,
-                        dropout=0.0, batch_size=48, lr=2e-3, warmup_steps=100, max_steps=100_000,
-                        eval_every=200, eval_windows=96, save_every=200),
+    "llama-small": dict(
+        arch="llama",
+        n_layer=6,
+        n_embd=320,
+        n_head=4,
+        n_kv_head=2,
+        intermediate_size=864,
+        rope_theta=10000.0,
+        block_size=2048,
+        vocab_size=8192,
+        dropout=0.0,
+        batch_size=48,
+        lr=2e-3,
+        warmup_steps=100,
+        max_steps=100_000,
+        eval_every=200,
+        eval_windows=96,
+        save_every=200,
+    ),
     # for tests: every Llama feature (GQA, rotary, SwiGLU), seconds on a CPU
-    "llama-tiny": dict(arch="llama", n_layer=2, n_embd=64, n_head=4, n_kv_head=2, intermediate_size=128,
-                       block_size=64, vocab_size=512, batch_size=8, lr=3e-3, warmup_steps=5, max_steps=40,
-                       eval_every=20, eval_windows=8),
+    "llama-tiny": dict(
+        arch="llama",
+        n_layer=2,
+        n_embd=64,
+        n_head=4,
+        n_kv_head=2,
+        intermediate_size=128,
+        block_size=64,
+        vocab_size=512,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=5,
+        max_steps=40,
+        eval_every=20,
+        eval_windows=8,
+    ),
 }
 
 ARCHS = ("gpt2", "llama")
@@ -80,43 +128,54 @@ class TrainConfig:
     """One `train lm` run; `python -m tefviz train lm` has one flag per field (help: the metadata)."""
 
     corpus_dir: Path = field(
-        default=Path("data/corpus"), metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"})
+        default=Path("data/corpus"), metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"}
+    )
     run_dir: Path = field(
-        default=Path("runs/lm"), metadata={"help": "run directory: tokenizer, tokens, resumable state"})
+        default=Path("runs/lm"), metadata={"help": "run directory: tokenizer, tokens, resumable state"}
+    )
     n_layer: int = field(default=6, metadata={"help": "transformer blocks"})
     n_embd: int = field(default=256, metadata={"help": "model width"})
     n_head: int = field(default=4, metadata={"help": "attention heads"})
     block_size: int = field(default=512, metadata={"help": "context length in tokens"})
     vocab_size: int = field(
-        default=8192, metadata={"help": "BPE vocabulary (the tokenizer is trained once per run)"})
+        default=8192, metadata={"help": "BPE vocabulary (the tokenizer is trained once per run)"}
+    )
     dropout: float = field(default=0.1, metadata={"help": "dropout probability"})
     batch_size: int = field(default=8, metadata={"help": "windows per step (per process)"})
     lr: float = field(default=1.5e-3, metadata={"help": "peak learning rate"})
     min_lr_frac: float = field(
-        default=0.05, metadata={"help": "the cosine schedule ends at this fraction of lr"})
+        default=0.05, metadata={"help": "the cosine schedule ends at this fraction of lr"}
+    )
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=200, metadata={"help": "linear warm-up steps"})
     max_steps: int = field(default=20_000, metadata={"help": "step budget"})
     max_minutes: float | None = field(
-        default=None, metadata={"help": "time budget (the schedule follows whichever ends first)"})
+        default=None, metadata={"help": "time budget (the schedule follows whichever ends first)"}
+    )
     finish_by: float | None = field(
-        default=None, metadata={"help": "unix time by which training must end (the time budget shrinks)"})
+        default=None, metadata={"help": "unix time by which training must end (the time budget shrinks)"}
+    )
     eval_every: int = field(
-        default=500, metadata={"help": "evaluate on the valid split every this many steps"})
+        default=500, metadata={"help": "evaluate on the valid split every this many steps"}
+    )
     eval_windows: int = field(default=64, metadata={"help": "valid windows per evaluation"})
     save_every: int = field(default=250, metadata={"help": "save the resumable state every this many steps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (unset: the device policy's)"})
     dtype: str | None = field(
-        default=None, metadata={"help": "float32, bfloat16, ... (unset: the device policy's)"})
+        default=None, metadata={"help": "float32, bfloat16, ... (unset: the device policy's)"}
+    )
     argv: list[str] | None = None  # the CLI arguments, recorded in the model card
     extra: dict = field(default_factory=dict)
     arch: str = field(
-        default="gpt2", metadata={"help": "architecture (gpt2 without a preset)", "choices": ARCHS})
+        default="gpt2", metadata={"help": "architecture (gpt2 without a preset)", "choices": ARCHS}
+    )
     n_kv_head: int | None = field(
-        default=None, metadata={"help": "llama: key/value heads, grouped-query attention (unset: n_head)"})
+        default=None, metadata={"help": "llama: key/value heads, grouped-query attention (unset: n_head)"}
+    )
     intermediate_size: int | None = field(
-        default=None, metadata={"help": "llama: SwiGLU width (unset: 8/3 n_embd rounded to 32)"})
+        default=None, metadata={"help": "llama: SwiGLU width (unset: 8/3 n_embd rounded to 32)"}
+    )
     rope_theta: float = field(default=10000.0, metadata={"help": "llama: rotary base"})
 
     def __post_init__(self) -> None:
@@ -126,8 +185,10 @@ class TrainConfig:
             self.n_kv_head = self.n_kv_head or self.n_head
             self.intermediate_size = self.intermediate_size or 32 * round(8 * self.n_embd / 3 / 32)
             if self.n_embd % self.n_head or self.n_head % self.n_kv_head:
-                raise DataError(f"n_embd {self.n_embd} must divide into n_head {self.n_head} heads, "
-                                f"and n_head into n_kv_head {self.n_kv_head} groups")
+                raise DataError(
+                    f"n_embd {self.n_embd} must divide into n_head {self.n_head} heads, "
+                    f"and n_head into n_kv_head {self.n_kv_head} groups"
+                )
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -188,8 +249,10 @@ def load_run_weights(model: PreTrainedModel, path: Path) -> None:
     """Load a run's saved weights; only the tied lm_head may be absent from the file."""
     missing, unexpected = model.load_state_dict(load_file(path), strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:
-        raise DataError(f"saved weights in {path} do not fit the model: missing {missing[:4]}, "
-                        f"unexpected {unexpected[:4]}")
+        raise DataError(
+            f"saved weights in {path} do not fit the model: missing {missing[:4]}, "
+            f"unexpected {unexpected[:4]}"
+        )
     model.tie_weights()
 
 
@@ -197,29 +260,45 @@ def build_model(cfg: TrainConfig, tok: PreTrainedTokenizerFast) -> PreTrainedMod
     """A freshly initialised model of the run's architecture, embeddings tied to the LM head."""
     if cfg.arch == "llama":
         config = LlamaConfig(
-            vocab_size=len(tok), hidden_size=cfg.n_embd, intermediate_size=cfg.intermediate_size,
-            num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
-            num_key_value_heads=cfg.n_kv_head, max_position_embeddings=cfg.block_size,
+            vocab_size=len(tok),
+            hidden_size=cfg.n_embd,
+            intermediate_size=cfg.intermediate_size,
+            num_hidden_layers=cfg.n_layer,
+            num_attention_heads=cfg.n_head,
+            num_key_value_heads=cfg.n_kv_head,
+            max_position_embeddings=cfg.block_size,
             rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
-            rms_norm_eps=1e-5, attention_dropout=cfg.dropout, hidden_act="silu",
-            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.eos_token_id, tie_word_embeddings=True,
+            rms_norm_eps=1e-5,
+            attention_dropout=cfg.dropout,
+            hidden_act="silu",
+            bos_token_id=tok.eos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.eos_token_id,
+            tie_word_embeddings=True,
         )
         return LlamaForCausalLM(config)
     config = GPT2Config(
-        vocab_size=len(tok), n_positions=cfg.block_size, n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
-        embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.eos_token_id, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        n_positions=cfg.block_size,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id,
+        tie_word_embeddings=True,
     )
     return GPT2LMHeadModel(config)
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     """The shared schedule (`tefviz.train.loop.warmup_cosine`) with this run's settings."""
-    return warmup_cosine(cfg.lr, step, cfg.warmup_steps, cfg.max_steps, elapsed_s, cfg.max_minutes,
-                         cfg.min_lr_frac)
+    return warmup_cosine(
+        cfg.lr, step, cfg.warmup_steps, cfg.max_steps, elapsed_s, cfg.max_minutes, cfg.min_lr_frac
+    )
 
 
 @torch.no_grad()
@@ -260,7 +339,9 @@ def train_lm(cfg: TrainConfig) -> Path:
     fused = {"fused": True} if device.type == "cuda" else {}  # one kernel per step on a GPU
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95), **fused,
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+        **fused,
     )
     state_dir = cfg.run_dir / "state"
     progress = {"step": 0, "elapsed_s": 0.0, "tokens_seen": 0, "log": [], "commands": []}
@@ -271,8 +352,10 @@ def train_lm(cfg: TrainConfig) -> Path:
         keys = ARCHITECTURE_KEYS if "llama" in (cfg.arch, saved["arch"]) else ARCHITECTURE_KEYS[:5]
         changed = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != getattr(cfg, k)}
         if changed:
-            raise DataError(f"{cfg.run_dir} was trained with a different architecture {changed} "
-                            "(saved, requested); use a new --run-dir")
+            raise DataError(
+                f"{cfg.run_dir} was trained with a different architecture {changed} "
+                "(saved, requested); use a new --run-dir"
+            )
         load_run_weights(model, state_dir / "model.safetensors")
         # weights carried back from another machine come without Adam's moments
         if not load_optimizer(state_dir, opt, device) and rank == 0:
@@ -288,12 +371,18 @@ def train_lm(cfg: TrainConfig) -> Path:
         if not cfg.max_minutes or budget_min < cfg.max_minutes:
             cfg.max_minutes = budget_min
             if rank == 0:
-                print(f"deadline: {left_s:.0f} s left, time budget {budget_min:.2f} min",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"deadline: {left_s:.0f} s left, time budget {budget_min:.2f} min",
+                    file=sys.stderr,
+                    flush=True,
+                )
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     # on a GPU the training tokens live there and batches are gathered on the device
-    train_on_device = (torch.from_numpy(np.asarray(data["train"]).astype(np.int32)).to(device)
-                       if device.type == "cuda" else None)
+    train_on_device = (
+        torch.from_numpy(np.asarray(data["train"]).astype(np.int32)).to(device)
+        if device.type == "cuda"
+        else None
+    )
     sync_every = 1 if device.type == "cpu" else 25  # reading the loss waits for the GPU
     # batches and dropout depend on (seed, rank, step): distinct per rank, reproducible on resume
     seeds = np.random.SeedSequence([cfg.seed, rank, progress["step"]])
@@ -309,9 +398,15 @@ def train_lm(cfg: TrainConfig) -> Path:
 
     def log_eval(train_loss: float) -> None:
         v = eval_loss(model, data["valid"], cfg, device, dtype)
-        progress["log"].append({"step": progress["step"], "train_loss": round(train_loss, 4),
-                                "valid_loss": round(v, 4), "tokens_seen": progress["tokens_seen"],
-                                "elapsed_s": round(progress["elapsed_s"], 1)})
+        progress["log"].append(
+            {
+                "step": progress["step"],
+                "train_loss": round(train_loss, 4),
+                "valid_loss": round(v, 4),
+                "tokens_seen": progress["tokens_seen"],
+                "elapsed_s": round(progress["elapsed_s"], 1),
+            }
+        )
         bar.write(f"step {progress['step']}: valid loss {v:.4f} (ppl {math.exp(v):.2f})")
 
     last_loss = float("nan")
@@ -324,8 +419,15 @@ def train_lm(cfg: TrainConfig) -> Path:
     model.train()
     # a terminal gets a live bar; a log file (a remote run) gets a line every 20 s
     tty = sys.stderr.isatty()
-    bar = tqdm(total=cfg.max_steps, initial=progress["step"], disable=rank != 0, desc="train lm",
-               dynamic_ncols=True, mininterval=0.1 if tty else 20, maxinterval=10 if tty else 60)
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=progress["step"],
+        disable=rank != 0,
+        desc="train lm",
+        dynamic_ncols=True,
+        mininterval=0.1 if tty else 20,
+        maxinterval=10 if tty else 60,
+    )
     t_last = time.time()
     while True:
         stop = not budget_left()

@@ -53,8 +53,12 @@ DEFAULTS = {
 @dataclass
 class TEFTrainConfig:
     # help and choices for `python -m tefviz train tef` (one flag per field)
-    variant: str = field(metadata={"help": "paper: the LM fine-tuned with its gates; causal: heads for a "
-                                           "frozen LM", "choices": tuple(DEFAULTS)})
+    variant: str = field(
+        metadata={
+            "help": "paper: the LM fine-tuned with its gates; causal: heads for a frozen LM",
+            "choices": tuple(DEFAULTS),
+        }
+    )
     base: str = field(metadata={"help": "LM checkpoint name, directory or hub name"})
     corpus_dir: Path = field(metadata={"help": "corpus dir (train/valid/test)", "flag": "--corpus"})
     run_dir: Path = field(metadata={"help": "run directory (resumable state)"})
@@ -63,18 +67,30 @@ class TEFTrainConfig:
     block_size: int = field(default=512, metadata={"help": "window length in tokens"})
     lr: float | None = field(default=None, metadata={"help": "the LM's learning rate (paper variant only)"})
     lr_heads: float | None = field(default=None, metadata={"help": "the heads' learning rate"})
-    t: float | None = field(default=None, metadata={
-        "help": "paper: the training threshold; causal: the lowest threshold sampled"})
+    t: float | None = field(
+        default=None, metadata={"help": "paper: the training threshold; causal: the lowest threshold sampled"}
+    )
     t_max: float = field(default=1.0, metadata={"help": "causal: the highest threshold sampled"})
-    features: list[str] = field(default_factory=list, metadata={
-        "help": "causal: per-query features the heads also weigh (none: the plain heads)",
-        "choices": FEATURES})
-    objective: str = field(default="kl", metadata={
-        "help": "causal: kl (distil from the dense LM) or ce (the next tokens)", "choices": ("kl", "ce")})
-    lr_features: float | None = field(default=None, metadata={
-        "help": "causal: learning rate of the feature weights (unset: 3 x lr_heads)"})
-    init_from: Path | None = field(default=None, metadata={
-        "help": "causal: start from another run's heads (the tensors that fit)"})
+    features: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "causal: per-query features the heads also weigh (none: the plain heads)",
+            "choices": FEATURES,
+        },
+    )
+    objective: str = field(
+        default="kl",
+        metadata={
+            "help": "causal: kl (distil from the dense LM) or ce (the next tokens)",
+            "choices": ("kl", "ce"),
+        },
+    )
+    lr_features: float | None = field(
+        default=None, metadata={"help": "causal: learning rate of the feature weights (unset: 3 x lr_heads)"}
+    )
+    init_from: Path | None = field(
+        default=None, metadata={"help": "causal: start from another run's heads (the tensors that fit)"}
+    )
     tau: float = field(default=0.05, metadata={"help": "causal: straight-through temperature"})
     sink: bool = field(default=True, metadata={"help": "causal: do not always keep the first token"})
     recent: int = field(default=0, metadata={"help": "always keep this many most recent tokens"})
@@ -161,41 +177,68 @@ def tef_eval(heads: TEFHeads, model, tokens: np.ndarray, cfg: TEFTrainConfig) ->
         logp = out.logits.float().log_softmax(-1)
         nll.append(float(-logp.gather(-1, x[:, 1:, None]).mean()))
         m = out.tokens if out.tokens is not None else out.keys
-        kept.append(float(m.float().mean() if out.tokens is not None else
-                          (m.float().sum(-1) / torch.arange(1, m.shape[-1] + 1)).mean()))
+        kept.append(
+            float(
+                m.float().mean()
+                if out.tokens is not None
+                else (m.float().sum(-1) / torch.arange(1, m.shape[-1] + 1)).mean()
+            )
+        )
     heads.train(was)
-    return {"t": t, "valid_loss": float(np.mean(nll)), "valid_ppl": math.exp(float(np.mean(nll))),
-            "kept": float(np.mean(kept))}
+    return {
+        "t": t,
+        "valid_loss": float(np.mean(nll)),
+        "valid_ppl": math.exp(float(np.mean(nll))),
+        "kept": float(np.mean(kept)),
+    }
 
 
 def train_tef(cfg: TEFTrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
-    lm = load_causal_lm(cfg.base, device=torch.device("cpu") if not torch.cuda.is_available() else None,
-                        dtype=torch.float32)
+    lm = load_causal_lm(
+        cfg.base, device=torch.device("cpu") if not torch.cuda.is_available() else None, dtype=torch.float32
+    )
     model = lm.model.float()
     if cfg.block_size > lm.context_length:
         raise InputError(f"block size {cfg.block_size} exceeds the model's context of {lm.context_length}")
     device = device_of(model)
     state = cfg.run_dir / "state"
-    tokens = {s: encode_split(lm.tokenizer, cfg.corpus_dir, s, cfg.run_dir / f"tokens_{s}.npy")
-              for s in ("train", "valid")}
+    tokens = {
+        s: encode_split(lm.tokenizer, cfg.corpus_dir, s, cfg.run_dir / f"tokens_{s}.npy")
+        for s in ("train", "valid")
+    }
     parts = model_parts(model)
-    tcfg = TEFConfig(variant=cfg.variant, n_layer=parts.n_layer, d_model=parts.d_model,
-                     base=str(cfg.base), train_t=[cfg.t] if cfg.variant == "paper" else [cfg.t, 1.0],
-                     sink=cfg.sink, recent=cfg.recent, gate_l1=cfg.gate_l1,
-                     features=cfg.features if cfg.variant == "causal" else [])
+    tcfg = TEFConfig(
+        variant=cfg.variant,
+        n_layer=parts.n_layer,
+        d_model=parts.d_model,
+        base=str(cfg.base),
+        train_t=[cfg.t] if cfg.variant == "paper" else [cfg.t, 1.0],
+        sink=cfg.sink,
+        recent=cfg.recent,
+        gate_l1=cfg.gate_l1,
+        features=cfg.features if cfg.variant == "causal" else [],
+    )
     if cfg.variant == "causal":
         tcfg.train_t = [cfg.t, cfg.t_max]
     heads = TEFHeads(tcfg).to(device)
     if cfg.init_from is not None:
         own = heads.state_dict()
-        start = {k: v for k, v in load_file(str(Path(cfg.init_from) / "state" / "heads.safetensors")).items()
-                 if k in own and own[k].shape == v.shape}
+        start = {
+            k: v
+            for k, v in load_file(str(Path(cfg.init_from) / "state" / "heads.safetensors")).items()
+            if k in own and own[k].shape == v.shape
+        }
         heads.load_state_dict(start, strict=False)
-    is_feature = (lambda name: name in ("mix", "age_prior") or name.startswith("sharpness."))  # noqa: E731
+    is_feature = lambda name: name in ("mix", "age_prior") or name.startswith("sharpness.")  # noqa: E731
     feature_params = [p for name, p in heads.named_parameters() if is_feature(name)]
-    groups = [{"params": [p for name, p in heads.named_parameters() if not is_feature(name)],
-               "lr": cfg.lr_heads, "base_lr": cfg.lr_heads}]
+    groups = [
+        {
+            "params": [p for name, p in heads.named_parameters() if not is_feature(name)],
+            "lr": cfg.lr_heads,
+            "base_lr": cfg.lr_heads,
+        }
+    ]
     if feature_params:
         groups.append({"params": feature_params, "lr": cfg.lr_features, "base_lr": cfg.lr_features})
     if cfg.variant == "paper":
@@ -265,16 +308,28 @@ def _training_data(corpus_dir: Path) -> dict:
     """The card's training data: the corpus manifest's sources when it has one."""
     manifest = corpus_dir / "manifest.json"
     if not manifest.is_file():
-        return {"sources": [{"name": "the base LM's corpus",
-                             "description": "train split of the corpus the base LM was trained on",
-                             "licence": "see the base model's card"}]}
+        return {
+            "sources": [
+                {
+                    "name": "the base LM's corpus",
+                    "description": "train split of the corpus the base LM was trained on",
+                    "licence": "see the base model's card",
+                }
+            ]
+        }
     m = json.loads(manifest.read_text())
     train = m.get("splits", {}).get("train", {})
-    return {"corpus": corpus_dir.name, "split": "train",
-            "sources": [{k: src.get(k) for k in ("name", "package", "licence", "description")}
-                        for src in m.get("sources", [])],
-            "documents_by_source": train.get("by_source"), "sha256": train.get("sha256"),
-            "note": "KJV Genesis and the Debian Reference (evaluation texts) are in no training corpus"}
+    return {
+        "corpus": corpus_dir.name,
+        "split": "train",
+        "sources": [
+            {k: src.get(k) for k in ("name", "package", "licence", "description")}
+            for src in m.get("sources", [])
+        ],
+        "documents_by_source": train.get("by_source"),
+        "sha256": train.get("sha256"),
+        "note": "KJV Genesis and the Debian Reference (evaluation texts) are in no training corpus",
+    }
 
 
 def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict:
@@ -303,8 +358,11 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
         lm.model.tie_weights()
         lm.model.half().save_pretrained(tmp, safe_serialization=True)
     else:
-        (tmp / "config.json").write_text(json.dumps(
-            {"model_type": TEF_MODEL_TYPE, "variant": "causal", "base": Path(cfg["base"]).name}, indent=1))
+        (tmp / "config.json").write_text(
+            json.dumps(
+                {"model_type": TEF_MODEL_TYPE, "variant": "causal", "base": Path(cfg["base"]).name}, indent=1
+            )
+        )
     lm.tokenizer.save_pretrained(tmp)
     heads_cfg.base = Path(cfg["base"]).name
     heads.config = heads_cfg
@@ -312,21 +370,26 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
     card = {
         "name": out_dir.name,
         "kind": "tef",
-        "summary": ("The paper's TEF (GPT2-TEF design): sigmoid gates per layer, the LM fine-tuned with them"
-                    if heads_cfg.variant == "paper" else
-                    "Causal TEF heads (one LayerNorm + Linear per layer) for a frozen LM, distilled from it"
-                    if not heads_cfg.features else
-                    "Causal TEF heads for a frozen LM: one LayerNorm + Linear per layer on the hidden "
-                    "state plus learned per-layer weights of per-query features "
-                    f"({', '.join(heads_cfg.features)}), trained on "
-                    + ("the next tokens" if cfg.get("objective") == "ce" else "the dense LM's logits")),
+        "summary": (
+            "The paper's TEF (GPT2-TEF design): sigmoid gates per layer, the LM fine-tuned with them"
+            if heads_cfg.variant == "paper"
+            else "Causal TEF heads (one LayerNorm + Linear per layer) for a frozen LM, distilled from it"
+            if not heads_cfg.features
+            else "Causal TEF heads for a frozen LM: one LayerNorm + Linear per layer on the hidden "
+            "state plus learned per-layer weights of per-query features "
+            f"({', '.join(heads_cfg.features)}), trained on "
+            + ("the next tokens" if cfg.get("objective") == "ce" else "the dense LM's logits")
+        ),
         "variant": heads_cfg.variant,
         "features": heads_cfg.features,
         "base_model": heads_cfg.base,
-        "architecture": {"heads": heads_cfg.n_layer, "width": heads_cfg.d_model,
-                         "head_parameters": sum(p.numel() for p in heads.parameters()),
-                         "class": type(lm.model).__name__ if heads_cfg.variant == "paper" else "TEFHeads",
-                         "base_architecture": lm.model.config.model_type},
+        "architecture": {
+            "heads": heads_cfg.n_layer,
+            "width": heads_cfg.d_model,
+            "head_parameters": sum(p.numel() for p in heads.parameters()),
+            "class": type(lm.model).__name__ if heads_cfg.variant == "paper" else "TEFHeads",
+            "base_architecture": lm.model.config.model_type,
+        },
         "training_data": _training_data(Path(cfg["corpus_dir"])),
         "licence": {"model": "derived from the base LM and its training data; their licences apply"},
         "training": {
@@ -364,19 +427,43 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--features", default="", help=f"comma-separated, from {','.join(FEATURES)}")
     p.add_argument("--objective", choices=["kl", "ce"], default="kl")
     p.add_argument("--init-from", type=Path, default=None, help="start from this run directory's heads")
-    for name, typ in (("steps", int), ("batch_size", int), ("block_size", int), ("lr", float),
-                      ("lr_heads", float), ("lr_features", float), ("t", float), ("t_max", float),
-                      ("tau", float), ("recent", int), ("seed", int), ("max_minutes", float),
-                      ("save_every", int), ("eval_batches", int)):
+    for name, typ in (
+        ("steps", int),
+        ("batch_size", int),
+        ("block_size", int),
+        ("lr", float),
+        ("lr_heads", float),
+        ("lr_features", float),
+        ("t", float),
+        ("t_max", float),
+        ("tau", float),
+        ("recent", int),
+        ("seed", int),
+        ("max_minutes", float),
+        ("save_every", int),
+        ("eval_batches", int),
+    ):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     args = p.parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in (
-        "corpus", "export", "no_sink", "features", "variant", "base", "run_dir", "objective")}
+    given = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None
+        and k not in ("corpus", "export", "no_sink", "features", "variant", "base", "run_dir", "objective")
+    }
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m tefviz.train.tef", *map(shlex.quote, argv)])
-    cfg = TEFTrainConfig(variant=args.variant, base=args.base, corpus_dir=args.corpus, run_dir=args.run_dir,
-                         sink=not args.no_sink, features=[f for f in args.features.split(",") if f],
-                         objective=args.objective, extra={"command": command}, **given)
+    cfg = TEFTrainConfig(
+        variant=args.variant,
+        base=args.base,
+        corpus_dir=args.corpus,
+        run_dir=args.run_dir,
+        sink=not args.no_sink,
+        features=[f for f in args.features.split(",") if f],
+        objective=args.objective,
+        extra={"command": command},
+        **given,
+    )
     train_tef(cfg)
     if args.export:
         export_tef(cfg.run_dir, args.export)

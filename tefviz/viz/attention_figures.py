@@ -75,8 +75,11 @@ def density_heatmap(density: np.ndarray, n: int) -> go.Figure:
 
 BLOCK_STATES = ("skipped", "partial", "full")  # the values 0, 1, 2 of a FlexAttention tile map
 BLOCK_COLOURS = ("rgb(240,240,240)", "rgb(253,174,97)", KEPT)
-_BLOCK_HOVER = ("skipped: not computed", "partial: mask_mod evaluated per cell",
-                "full: computed without the mask")
+_BLOCK_HOVER = (
+    "skipped: not computed",
+    "partial: mask_mod evaluated per cell",
+    "full: computed without the mask",
+)
 
 
 def block_table_figure(table: np.ndarray, block: int, n: int) -> go.Figure:
@@ -187,9 +190,11 @@ def bench_figure(results: dict, key: str = "impl", slopes: dict | None = None) -
         rows = [r for r in results["runs"] if r[key] == impl and "median_s" in r]
         rows.sort(key=lambda r: r["n"])
         names[impl] = impl if not slopes or slopes.get(impl) is None else f"{impl} (slope {slopes[impl]})"
-        for panel, values in zip(panels, (
-            [r["median_s"] * 1e3 for r in rows], [max(r["peak_mb_over_inputs"], 0.1) for r in rows]
-        ), strict=True):
+        for panel, values in zip(
+            panels,
+            ([r["median_s"] * 1e3 for r in rows], [max(r["peak_mb_over_inputs"], 0.1) for r in rows]),
+            strict=True,
+        ):
             table["n"] += [r["n"] for r in rows]
             table["value"] += values
             table["panel"] += [panel] * len(rows)
@@ -197,8 +202,16 @@ def bench_figure(results: dict, key: str = "impl", slopes: dict | None = None) -
     if not table["n"]:
         return styled(make_subplots(rows=1, cols=2, subplot_titles=panels), height=360, margin=dict(t=40))
     fig = px.line(
-        table, x="n", y="value", color="impl", facet_col="panel", markers=True, log_x=True, log_y=True,
-        category_orders={"panel": list(panels), "impl": list(names.values())}, facet_col_spacing=0.08,
+        table,
+        x="n",
+        y="value",
+        color="impl",
+        facet_col="panel",
+        markers=True,
+        log_x=True,
+        log_y=True,
+        category_orders={"panel": list(panels), "impl": list(names.values())},
+        facet_col_spacing=0.08,
         template=TEMPLATE,
     )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[1]))
@@ -215,9 +228,18 @@ def error_vs_size_figure(rows: Sequence[dict], metric: str = "relative_error") -
     """Approximation error against its size knob (m, k or N), one line per method, log-log."""
     pts = sorted(rows, key=lambda r: (r["method"], r["size"]))
     fig = px.line(
-        {"size": [r["size"] for r in pts], metric: [max(r[metric], 1e-6) for r in pts],
-         "method": [r["method"] for r in pts]},
-        x="size", y=metric, color="method", markers=True, log_x=True, log_y=True, template=TEMPLATE,
+        {
+            "size": [r["size"] for r in pts],
+            metric: [max(r[metric], 1e-6) for r in pts],
+            "method": [r["method"] for r in pts],
+        },
+        x="size",
+        y=metric,
+        color="method",
+        markers=True,
+        log_x=True,
+        log_y=True,
+        template=TEMPLATE,
     )
     fig.for_each_trace(lambda tr: tr.update(hovertemplate=tr.name + ": size %{x}, %{y:.4f}<extra></extra>"))
     return styled(

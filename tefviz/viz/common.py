@@ -80,10 +80,10 @@ def cumulative_share_figure(
     sort: bool = True,
 ) -> go.Figure:
     """The keep rule at a glance, for tokens, patches or singular components alike: shares sorted
-    descending as bars (kept and dropped in their colours), their running sum on the right axis,
-    and the threshold `t` it must reach. `labels` (one per share, in input order) name the bars in
-    the hover; `item` names a bar's position ("rank", "component"). `sort=False` keeps the input order
-(shares that come sorted, such as singular values, whose position is their index)."""
+        descending as bars (kept and dropped in their colours), their running sum on the right axis,
+        and the threshold `t` it must reach. `labels` (one per share, in input order) name the bars in
+        the hover; `item` names a bar's position ("rank", "component"). `sort=False` keeps the input order
+    (shares that come sorted, such as singular values, whose position is their index)."""
     shares = np.asarray(shares, dtype=float)
     kept = np.asarray(kept, dtype=bool)
     order = np.argsort(-shares, kind="stable") if sort else np.arange(len(shares))

@@ -168,8 +168,15 @@ def explained_variance_figure(ev: np.ndarray, k: int, title: str = "") -> go.Fig
     """Each singular component's explained variance (bars, the first k kept) and the running total."""
     ev = np.asarray(ev, dtype=float)
     return cumulative_share_figure(
-        ev, np.arange(1, len(ev) + 1) <= k, None, title=title, x_title="singular component",
-        y_title="explained variance", item="component", showlegend=False, sort=False,
+        ev,
+        np.arange(1, len(ev) + 1) <= k,
+        None,
+        title=title,
+        x_title="singular component",
+        y_title="explained variance",
+        item="component",
+        showlegend=False,
+        sort=False,
     )
 
 

@@ -21,13 +21,30 @@ def surprisal_figure(pieces: Sequence[str], bits: Sequence[float], title: str = 
         running.append(total / count if count else None)
     labels = [repr(p)[1:-1][:30] for p in pieces]
     fig = go.Figure()
-    fig.add_bar(x=xs, y=ys, name="surprisal", marker_color="rgb(250,140,80)",
-                customdata=labels, hovertemplate="#%{x} %{customdata}<br>%{y:.2f} bits<extra></extra>")
-    fig.add_scatter(x=xs, y=running, name="running mean", mode="lines",
-                    line=dict(color="rgb(40,40,120)", width=2),
-                    hovertemplate="mean to #%{x}: %{y:.2f} bits<extra></extra>")
-    return styled(fig, margin=dict(t=40 if title else 10), title=title or None, xaxis_title="token position",
-                  yaxis_title="surprisal (bits)", bargap=0)
+    fig.add_bar(
+        x=xs,
+        y=ys,
+        name="surprisal",
+        marker_color="rgb(250,140,80)",
+        customdata=labels,
+        hovertemplate="#%{x} %{customdata}<br>%{y:.2f} bits<extra></extra>",
+    )
+    fig.add_scatter(
+        x=xs,
+        y=running,
+        name="running mean",
+        mode="lines",
+        line=dict(color="rgb(40,40,120)", width=2),
+        hovertemplate="mean to #%{x}: %{y:.2f} bits<extra></extra>",
+    )
+    return styled(
+        fig,
+        margin=dict(t=40 if title else 10),
+        title=title or None,
+        xaxis_title="token position",
+        yaxis_title="surprisal (bits)",
+        bargap=0,
+    )
 
 
 def training_curve_figure(log: Sequence[dict]) -> go.Figure:
@@ -36,6 +53,11 @@ def training_curve_figure(log: Sequence[dict]) -> go.Figure:
     if log:
         tokens = [r["tokens_seen"] / 1e6 for r in log]
         fig.add_scatter(x=tokens, y=[r["valid_loss"] for r in log], name="valid loss", mode="lines+markers")
-        fig.add_scatter(x=tokens, y=[r["train_loss"] for r in log], name="train loss (batch)", mode="lines",
-                        line=dict(dash="dot"))
+        fig.add_scatter(
+            x=tokens,
+            y=[r["train_loss"] for r in log],
+            name="train loss (batch)",
+            mode="lines",
+            line=dict(dash="dot"),
+        )
     return styled(fig, height=280, xaxis_title="tokens seen (millions)", yaxis_title="loss (nats/token)")

@@ -21,5 +21,13 @@ def make_approximation(name: str, size: int, **kwargs) -> Approximation:
 
 from tefviz.attention.approx import infinity_former, linformer, performer  # noqa: E402,F401
 
-__all__ = ["APPROXIMATIONS", "ApproxOutput", "Approximation", "exact_attention", "make_approximation",
-           "register", "relative_error", "row_kl"]
+__all__ = [
+    "APPROXIMATIONS",
+    "ApproxOutput",
+    "Approximation",
+    "exact_attention",
+    "make_approximation",
+    "register",
+    "relative_error",
+    "row_kl",
+]

@@ -28,8 +28,14 @@ class Approximation:
     continuous_memory: ClassVar[bool] = False  # a continuous memory of that many basis functions: drawn
     order: ClassVar[int] = 100
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
-                 need_matrix: bool = False) -> ApproxOutput:
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        causal: bool = False,
+        need_matrix: bool = False,
+    ) -> ApproxOutput:
         raise NotImplementedError
 
 

@@ -32,8 +32,8 @@ class Linformer(Approximation):
         if self.k > n:
             raise InputError(f"k = {self.k} is longer than the sequence ({n}); k must be at most n")
         g = torch.Generator().manual_seed(self.seed)
-        e = torch.randn(self.k, n, generator=g) / self.k ** 0.5
-        f = torch.randn(self.k, n, generator=g) / self.k ** 0.5
+        e = torch.randn(self.k, n, generator=g) / self.k**0.5
+        f = torch.randn(self.k, n, generator=g) / self.k**0.5
         return e.to(device, dtype), f.to(device, dtype)
 
     def __call__(self, q, k, v, causal=False, need_matrix=False) -> ApproxOutput:

@@ -56,7 +56,7 @@ class Performer(Approximation):
     def features(self, q, k):
         d = q.shape[-1]
         w = orthogonal_gaussian(self.m, d, torch.Generator().manual_seed(self.seed)).to(q.device, q.dtype)
-        scale = d ** -0.25  # so that x_q . x_k = q . k / sqrt(d)
+        scale = d**-0.25  # so that x_q . x_k = q . k / sqrt(d)
         return positive_features(q * scale, w, True), positive_features(k * scale, w, False)
 
     def __call__(self, q, k, v, causal=False, need_matrix=False) -> ApproxOutput:

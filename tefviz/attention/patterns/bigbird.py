@@ -18,12 +18,13 @@ class BigBird(PatternKind):
     order = 60
     label = "BigBird (window + global + random)"
     definition = "|q - k| <= w/2  or  q < g or k < g  or  R[q // b, k // b]"
-    params = (Param("window", 192, 1, 65_536, "w: sliding window width, w // 2 on each side"),
-              Param("n_global", 64, 0, 4096, "g: leading global tokens"),
-              Param("block", 64, 1, 65_536, "b: random block length (the last block may be shorter)",
-                    kind="block"),
-              Param("per_row", 3, 0, 1024, "r: random key blocks per query block"),
-              Param("seed", 0, 0, 2**31 - 1, "random seed", kind="seed"))
+    params = (
+        Param("window", 192, 1, 65_536, "w: sliding window width, w // 2 on each side"),
+        Param("n_global", 64, 0, 4096, "g: leading global tokens"),
+        Param("block", 64, 1, 65_536, "b: random block length (the last block may be shorter)", kind="block"),
+        Param("per_row", 3, 0, 1024, "r: random key blocks per query block"),
+        Param("seed", 0, 0, 2**31 - 1, "random seed", kind="seed"),
+    )
 
     def build(self, n: int, window: int, n_global: int, block: int, per_row: int, seed: int) -> Pattern:
         if n_global > n:

@@ -21,11 +21,17 @@ class Dilated(PatternKind):
     order = 20
     label = "Dilated window"
     definition = "|q - k| <= w and (q - k) mod d == 0"
-    params = (Param("window", 8, 1, 65_536, "w: how far each side to look"),
-              Param("dilation", 2, 1, 1024, "d: look at every d-th token"))
+    params = (
+        Param("window", 8, 1, 65_536, "w: how far each side to look"),
+        Param("dilation", 2, 1, 1024, "d: look at every d-th token"),
+    )
 
     def build(self, n: int, window: int, dilation: int) -> Pattern:
         if window >= n:
             raise InputError(f"a window of {window} reaches past the sequence of {n} tokens")
-        return Pattern(self.name, {"window": window, "dilation": dilation}, dilated_mod(window, dilation),
-                       self.definition)
+        return Pattern(
+            self.name,
+            {"window": window, "dilation": dilation},
+            dilated_mod(window, dilation),
+            self.definition,
+        )

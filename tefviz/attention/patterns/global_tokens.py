@@ -27,5 +27,10 @@ class GlobalTokens(PatternKind):
     def build(self, n: int, n_global: int) -> Pattern:
         if n_global > n:
             raise InputError(f"{n_global} global tokens do not fit a sequence of {n}")
-        return Pattern(self.name, {"n_global": n_global}, global_mod(n_global), self.definition,
-                       {"global_tokens": list(range(n_global))})
+        return Pattern(
+            self.name,
+            {"n_global": n_global},
+            global_mod(n_global),
+            self.definition,
+            {"global_tokens": list(range(n_global))},
+        )

@@ -32,16 +32,25 @@ class RandomBlocks(PatternKind):
     name = "random"
     order = 40
     label = "Random blocks"
-    definition = ("R[q // b, k // b], R with r random key blocks per query block (seeded); "
-                  "the last block is shorter when b does not divide n")
-    params = (Param("block", 64, 1, 65_536, "b: block length (the last block may be shorter)", kind="block"),
-              Param("per_row", 3, 1, 1024, "r: random key blocks per query block"),
-              Param("seed", 0, 0, 2**31 - 1, "random seed", kind="seed"))
+    definition = (
+        "R[q // b, k // b], R with r random key blocks per query block (seeded); "
+        "the last block is shorter when b does not divide n"
+    )
+    params = (
+        Param("block", 64, 1, 65_536, "b: block length (the last block may be shorter)", kind="block"),
+        Param("per_row", 3, 1, 1024, "r: random key blocks per query block"),
+        Param("seed", 0, 0, 2**31 - 1, "random seed", kind="seed"),
+    )
 
     def build(self, n: int, block: int, per_row: int, seed: int) -> Pattern:
         blocks = -(-n // block)  # ceil: a shorter last block when block does not divide n
         if per_row > blocks:
             raise InputError(f"{per_row} random blocks per row, but there are only {blocks} blocks")
         table = random_block_table(blocks, per_row, seed)
-        return Pattern(self.name, {"block": block, "per_row": per_row, "seed": seed},
-                       random_mod(table, block), self.definition, {"table": table})
+        return Pattern(
+            self.name,
+            {"block": block, "per_row": per_row, "seed": seed},
+            random_mod(table, block),
+            self.definition,
+            {"table": table},
+        )

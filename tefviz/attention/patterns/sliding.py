@@ -36,21 +36,39 @@ class Sliding(PatternKind):
     name = "sliding"
     order = 10
     label = "Sliding window"
-    definition = ("causal: 0 <= q - k <= w (a w-token look-back, as attention-gym and Mistral); "
-                  "not causal: |q - k| <= w // 2 (w/2 each side, the lecture's; odd w rounds down)")
-    params = (Param("window", 4, 1, 65_536,
-                    "w: causal, the w tokens before and the token itself (w + 1 keys); "
-                    "not causal, w // 2 on each side (odd w rounds down)"),
-              Param("causal", 0, 0, 1, "1: 0 <= q - k <= w (look back w tokens); 0: |q - k| <= w // 2",
-                    kind="bool"))
+    definition = (
+        "causal: 0 <= q - k <= w (a w-token look-back, as attention-gym and Mistral); "
+        "not causal: |q - k| <= w // 2 (w/2 each side, the lecture's; odd w rounds down)"
+    )
+    params = (
+        Param(
+            "window",
+            4,
+            1,
+            65_536,
+            "w: causal, the w tokens before and the token itself (w + 1 keys); "
+            "not causal, w // 2 on each side (odd w rounds down)",
+        ),
+        Param(
+            "causal", 0, 0, 1, "1: 0 <= q - k <= w (look back w tokens); 0: |q - k| <= w // 2", kind="bool"
+        ),
+    )
 
     def build(self, n: int, window: int, causal: int) -> Pattern:
         if causal and window > n:
-            raise InputError(f"a causal window of {window} is longer than the sequence of {n} tokens: "
-                             "every token would see its whole prefix; use a smaller window or the "
-                             "causal pattern")
+            raise InputError(
+                f"a causal window of {window} is longer than the sequence of {n} tokens: "
+                "every token would see its whole prefix; use a smaller window or the "
+                "causal pattern"
+            )
         if not causal and window > 2 * n:
-            raise InputError(f"a window of {window} is longer than the sequence of {n} tokens: "
-                             "every token would see every other; use a smaller window or dense attention")
-        return Pattern(self.name, {"window": window, "causal": causal}, sliding_mod(window, bool(causal)),
-                       self.definition)
+            raise InputError(
+                f"a window of {window} is longer than the sequence of {n} tokens: "
+                "every token would see every other; use a smaller window or dense attention"
+            )
+        return Pattern(
+            self.name,
+            {"window": window, "causal": causal},
+            sliding_mod(window, bool(causal)),
+            self.definition,
+        )

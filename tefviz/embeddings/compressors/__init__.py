@@ -15,8 +15,9 @@ COMPRESSORS: Registry[type[Compressor]] = Registry("compressor")
 register = COMPRESSORS.register
 
 
-def compress(name: str, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
-             ) -> CompressedEmbedding:
+def compress(
+    name: str, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
+) -> CompressedEmbedding:
     """`weight` compressed by the method `name`, its knobs checked (defaults filled in)."""
     c = COMPRESSORS.load(name)
     return c.compress(weight.detach().float(), priority, **c.checked(knobs))

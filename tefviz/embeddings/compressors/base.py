@@ -42,8 +42,9 @@ class Compressor:
     pareto_grid: ClassVar[tuple[dict, ...]] = ()  # the settings the bytes-vs-perplexity sweep tries
     order: ClassVar[int] = 100
 
-    def compress(self, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
-                 ) -> CompressedEmbedding:
+    def compress(
+        self, weight: torch.Tensor, priority: torch.Tensor | None = None, **knobs: int
+    ) -> CompressedEmbedding:
         raise NotImplementedError
 
     def checked(self, knobs: dict) -> dict:

@@ -34,8 +34,10 @@ class LoRAShared(Compressor):
     order = 40
     pareto_grid = tuple([{"bits": b, "rank": r} for b in (2, 3) for r in (8, 32)])
     label = "Shared low-bit base + LoRA"
-    knobs = (Param("bits", 2, 1, 8, "b: bits of the shared base"),
-             Param("rank", 16, 1, 1024, "r: rank of the correction", kind="rank"))
+    knobs = (
+        Param("bits", 2, 1, 8, "b: bits of the shared base"),
+        Param("rank", 16, 1, 1024, "r: rank of the correction", kind="rank"),
+    )
 
     def compress(self, weight, priority=None, *, bits, rank):
         base = QuantisedEmbedding(weight, torch.full((weight.shape[0],), bits))

@@ -61,12 +61,16 @@ class Quantised(Compressor):
 class DynamicBits(Compressor):
     name = "dynamic_bits"
     order = 10
-    pareto_grid = ({"high_bits": 8, "low_bits": 3, "high_share": 20},
-                   *({"high_bits": 4, "low_bits": 3, "high_share": p} for p in (10, 30, 50)))
+    pareto_grid = (
+        {"high_bits": 8, "low_bits": 3, "high_share": 20},
+        *({"high_bits": 4, "low_bits": 3, "high_share": p} for p in (10, 30, 50)),
+    )
     label = "Dynamic bit-width"
-    knobs = (Param("high_bits", 8, 2, 8, "bits for the high-priority tokens"),
-             Param("low_bits", 2, 1, 8, "bits for the rest"),
-             Param("high_share", 10, 0, 100, "% of tokens at high bits"))
+    knobs = (
+        Param("high_bits", 8, 2, 8, "bits for the high-priority tokens"),
+        Param("low_bits", 2, 1, 8, "bits for the rest"),
+        Param("high_share", 10, 0, 100, "% of tokens at high bits"),
+    )
 
     def compress(self, weight, priority=None, *, high_bits, low_bits, high_share):
         vocab = weight.shape[0]

@@ -100,8 +100,10 @@ class TensorTrain(Compressor):
     order = 30
     pareto_grid = tuple([{"rank1": r, "rank2": r} for r in (16, 32, 64, 128)])
     label = "Tensor train (TT-SVD)"
-    knobs = (Param("rank1", 16, 1, 512, "r1: first TT rank"),
-             Param("rank2", 16, 1, 512, "r2: second TT rank"))
+    knobs = (
+        Param("rank1", 16, 1, 512, "r1: first TT rank"),
+        Param("rank2", 16, 1, 512, "r2: second TT rank"),
+    )
 
     def compress(self, weight, priority=None, *, rank1, rank2):
         vocab, dim = weight.shape

@@ -119,8 +119,15 @@ class ImageTokenizer(nn.Module):
         if not cfg.tnt_layers:
             return None
         return Budget(
-            "tnt_keep", "TNT keep", "TNT keep", f"TNT keep rate after block {cfg.tnt_layers[0] + 1}",
-            "img_keep", 0.5, 0.05, 1.0, 0.05,
+            "tnt_keep",
+            "TNT keep",
+            "TNT keep",
+            f"TNT keep rate after block {cfg.tnt_layers[0] + 1}",
+            "img_keep",
+            0.5,
+            0.05,
+            1.0,
+            0.05,
             help="Keep the floor(N x rate) patch tokens the importance head ranks highest; CLS always stays.",
             table=cls.tnt_table,
         )
@@ -157,8 +164,16 @@ class ImageTokenizer(nn.Module):
         if res.tnt_importance is None:
             return [input_figure(image, "plain_input")]
         keep = res.tnt_keep if res.tnt_keep is not None else np.ones_like(res.keep)
-        return patch_score_figures(image, res.tnt_importance, keep, res.positions, self.cfg.grid,
-                                   self.cfg.patch, "TNT importance", sel.t)
+        return patch_score_figures(
+            image,
+            res.tnt_importance,
+            keep,
+            res.positions,
+            self.cfg.grid,
+            self.cfg.patch,
+            "TNT importance",
+            sel.t,
+        )
 
 
 class ScoredTokenizer(ImageTokenizer):
@@ -177,11 +192,30 @@ class ScoredTokenizer(ImageTokenizer):
     def own_budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
         n = cls.token_count(cfg)
         return (
-            Budget("t", "threshold t", "t", f"Threshold t (cumulative share of the {cls.score_name} kept)",
-                   "img_t", 0.8, 0.0, 1.0, 0.01,
-                   help="1.0 keeps every token; the top-scored one is always kept.", table=cls.t_table),
-            Budget("top_k", "top-k", "top-k", "Keep the top k tokens", f"img_k_{cls.name}", n // 2, 1, n,
-                   table=cls.top_k_table),
+            Budget(
+                "t",
+                "threshold t",
+                "t",
+                f"Threshold t (cumulative share of the {cls.score_name} kept)",
+                "img_t",
+                0.8,
+                0.0,
+                1.0,
+                0.01,
+                help="1.0 keeps every token; the top-scored one is always kept.",
+                table=cls.t_table,
+            ),
+            Budget(
+                "top_k",
+                "top-k",
+                "top-k",
+                "Keep the top k tokens",
+                f"img_k_{cls.name}",
+                n // 2,
+                1,
+                n,
+                table=cls.top_k_table,
+            ),
         )
 
 

@@ -49,11 +49,28 @@ class FFTLowPassTokenizer(ImageTokenizer):
     def own_budgets(cls, cfg: ImageConfig) -> tuple[Budget, ...]:
         sides = sides_of(cfg)
         return (
-            Budget("fft_side", "fixed side", "side", "Side s of the kept square of frequencies", "img_side",
-                   sides[-2], choices=tuple(sides), table=tuple(s for s in SIDE_TABLE if s < cfg.image_size)),
-            Budget("fft_energy", "energy share p", "energy p",
-                   "Energy share p: the smallest square holding at least p of the energy", "img_p",
-                   0.95, 0.5, 1.0, 0.01, table=ENERGY_TABLE),
+            Budget(
+                "fft_side",
+                "fixed side",
+                "side",
+                "Side s of the kept square of frequencies",
+                "img_side",
+                sides[-2],
+                choices=tuple(sides),
+                table=tuple(s for s in SIDE_TABLE if s < cfg.image_size),
+            ),
+            Budget(
+                "fft_energy",
+                "energy share p",
+                "energy p",
+                "Energy share p: the smallest square holding at least p of the energy",
+                "img_p",
+                0.95,
+                0.5,
+                1.0,
+                0.01,
+                table=ENERGY_TABLE,
+            ),
         )
 
     @classmethod

@@ -73,5 +73,6 @@ class SVDTEFTokenizer(ScoredTokenizer):
         return Selection()
 
     def figures(self, res: ImageAnalysis, image: np.ndarray, sel: Selection) -> list[FigureSpec]:
-        return patch_score_figures(image, res.scores, res.keep, res.positions, self.cfg.grid,
-                                   self.cfg.patch, self.score_name, sel.t)
+        return patch_score_figures(
+            image, res.scores, res.keep, res.positions, self.cfg.grid, self.cfg.patch, self.score_name, sel.t
+        )

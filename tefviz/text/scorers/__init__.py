@@ -56,5 +56,14 @@ from tefviz.text.scorers import (  # noqa: E402,F401
     uniform,
 )
 
-__all__ = ["SCORERS", "TokenScorer", "TokenScores", "baseline_names", "get_scorer", "register", "tef_scorer",
-           "tef_scorer_class", "tef_variants"]
+__all__ = [
+    "SCORERS",
+    "TokenScorer",
+    "TokenScores",
+    "baseline_names",
+    "get_scorer",
+    "register",
+    "tef_scorer",
+    "tef_scorer_class",
+    "tef_variants",
+]

@@ -19,8 +19,10 @@ class AttentionMassScorer(TokenScorer):
     order = 60
     benchmarked = True
     label = "Attention mass received"
-    description = ("Per block, the attention each token has received so far from the queries after it, "
-                   "averaged over heads (heavy hitters).")
+    description = (
+        "Per block, the attention each token has received so far from the queries after it, "
+        "averaged over heads (heavy hitters)."
+    )
 
     @torch.no_grad()
     def score(self, model, ids, progress=None) -> TokenScores:

@@ -27,8 +27,9 @@ from tefviz.text.scorers.base import TokenScorer, TokenScores
 from tefviz.text.scorers.kv_common import causal, evict_pass, head_mean_attention, recent_window
 
 
-def h2o_keys(acc: torch.Tensor, t: float, sink: bool = True, recent_ratio: float = 0.5,
-             extra_recent: int = 0) -> torch.Tensor:
+def h2o_keys(
+    acc: torch.Tensor, t: float, sink: bool = True, recent_ratio: float = 0.5, extra_recent: int = 0
+) -> torch.Tensor:
     """(L, n, n) bool keys from accumulated attention (L, n, n) at threshold t."""
     n = acc.shape[-1]
     base = causal_keep_mask(acc, t, sink=sink)  # the heavy-hitter budget at t
@@ -57,8 +58,10 @@ class H2OScorer(TokenScorer):
     name = "h2o"
     order = 20
     label = "H2O (heavy hitters + recent window)"
-    description = ("Per block, the attention each token has received so far (heavy hitters), with half of "
-                   "each query's budget spent on the most recent tokens (Zhang et al. 2023).")
+    description = (
+        "Per block, the attention each token has received so far (heavy hitters), with half of "
+        "each query's budget spent on the most recent tokens (Zhang et al. 2023)."
+    )
 
     def __init__(self, recent_ratio: float = 0.5) -> None:
         self.recent_ratio = recent_ratio
@@ -76,4 +79,3 @@ class H2OScorer(TokenScorer):
             return filtered_pass(model, ids, scores, t, policy)
         keys = h2o_keys(scores.values.cpu(), t, policy.sink, self.recent_ratio, policy.recent)
         return evict_pass(model, ids, keys)
-

@@ -26,8 +26,10 @@ class KeyNormScorer(TokenScorer):
     name = "key_norm"
     order = 50
     label = "Key norm (low L2 norm kept)"
-    description = ("Per block, tokens whose keys have the smallest L2 norm (averaged over heads) rank first; "
-                   "no attention weights needed (Devoto et al. 2024).")
+    description = (
+        "Per block, tokens whose keys have the smallest L2 norm (averaged over heads) rank first; "
+        "no attention weights needed (Devoto et al. 2024)."
+    )
 
     @torch.no_grad()
     def score(self, model, ids, progress=None) -> TokenScores:

@@ -66,8 +66,14 @@ def evict_pass(model: nn.Module, ids: torch.Tensor, keys: torch.Tensor) -> Filte
 
 
 @torch.no_grad()
-def evict_with(model: nn.Module, ids: torch.Tensor, scores: TokenScores, t: float, policy: DropPolicy,
-               always: torch.Tensor) -> FilteredPass:
+def evict_with(
+    model: nn.Module,
+    ids: torch.Tensor,
+    scores: TokenScores,
+    t: float,
+    policy: DropPolicy,
+    always: torch.Tensor,
+) -> FilteredPass:
     """The "evict" keep rule on `scores` at t, plus the keys in `always` ((n, n) or (L, n, n))."""
     n = ids.numel()
     masks = keep_masks(scores, t, policy, model_parts(model).n_layer)

@@ -24,8 +24,10 @@ class LeaveOneOutScorer(TokenScorer):
     name = "leave_one_out"
     order = 90
     label = "Leave-one-out (exact, short texts)"
-    description = ("How much the text's total loss rises when the token is hidden from all later tokens: "
-                   "one forward pass per token, so only for short texts.")
+    description = (
+        "How much the text's total loss rises when the token is hidden from all later tokens: "
+        "one forward pass per token, so only for short texts."
+    )
     max_tokens = 256
 
     def __init__(self, batch_size: int = 16) -> None:

@@ -50,8 +50,10 @@ class SnapKVScorer(TokenScorer):
     name = "snapkv"
     order = 40
     label = "SnapKV (observation-window attention, pooled)"
-    description = ("Per block, the attention the last 32 queries pay to each older token, max-pooled over "
-                   "7 neighbours; the 32-token window is always kept (Li et al. 2024).")
+    description = (
+        "Per block, the attention the last 32 queries pay to each older token, max-pooled over "
+        "7 neighbours; the 32-token window is always kept (Li et al. 2024)."
+    )
 
     def __init__(self, window: int = 32, kernel: int = 7, pooling: str = "max") -> None:
         if window < 1 or kernel < 1 or kernel % 2 == 0 or pooling not in ("max", "avg"):

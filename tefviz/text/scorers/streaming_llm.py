@@ -26,8 +26,10 @@ class StreamingLLMScorer(TokenScorer):
     name = "streaming_llm"
     order = 10
     label = "StreamingLLM (sinks + recent window)"
-    description = ("The first 4 tokens (attention sinks) and a window of the most recent tokens, a share t "
-                   "of each query's prefix (Xiao et al. 2023).")
+    description = (
+        "The first 4 tokens (attention sinks) and a window of the most recent tokens, a share t "
+        "of each query's prefix (Xiao et al. 2023)."
+    )
 
     def __init__(self, n_sink: int = 4) -> None:
         self.n_sink = n_sink

@@ -46,8 +46,10 @@ class _TEFScorer(TokenScorer):
 class PaperTEFScorer(_TEFScorer):
     name = "tef_paper"
     label = "TEF, paper (GPT2-TEF)"
-    description = ("The original design: sigmoid gates per block, shares over the whole text, dropped "
-                   "tokens zeroed; the LM fine-tuned with the mask at t = 0.99.")
+    description = (
+        "The original design: sigmoid gates per block, shares over the whole text, dropped "
+        "tokens zeroed; the LM fine-tuned with the mask at t = 0.99."
+    )
     tef_variant = "paper"
     default_mode = "zero"  # the paper zeroes dropped tokens' block inputs
     order = 1
@@ -57,7 +59,9 @@ class PaperTEFScorer(_TEFScorer):
 class CausalTEFScorer(_TEFScorer):
     name = "tef_causal"
     label = "TEF, causal (improved)"
-    description = ("Per block, each query keeps the keys of its prefix by softmax shares; dropped tokens "
-                   "leave the context; heads distilled from the frozen LM.")
+    description = (
+        "Per block, each query keeps the keys of its prefix by softmax shares; dropped tokens "
+        "leave the context; heads distilled from the frozen LM."
+    )
     tef_variant = "causal"
     order = 0

@@ -27,8 +27,10 @@ class TOVAScorer(TokenScorer):
     name = "tova"
     order = 30
     label = "TOVA (current query's attention)"
-    description = ("Per block, each query keeps the keys holding a share t of its own attention, averaged "
-                   "over heads (Oren et al. 2024).")
+    description = (
+        "Per block, each query keeps the keys holding a share t of its own attention, averaged "
+        "over heads (Oren et al. 2024)."
+    )
 
     @torch.no_grad()
     def score(self, model, ids, progress=None) -> TokenScores:
