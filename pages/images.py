@@ -9,99 +9,26 @@ import json
 import numpy as np
 import streamlit as st
 
-from tefviz.data.fashion_mnist import CLASSES
-from tefviz.images import evaluate, preprocess, view
+from tefviz.images import evaluate, view
 from tefviz.images.budget import Budget, Selection
 from tefviz.images.figures import FigureSpec, rank_views, spectrum_views
-from tefviz.images.tokenizers import ImageConfig, ImageTokenizer
 from tefviz.viz.image_figures import accuracy_tokens_figure
 from ui import image_cache as cache
 from ui import loaders
 from ui.charts import chart, digest
 from ui.errors import guarded, literal
 from ui.export import download_buttons
+from ui.image_inputs import SOURCES, budget_controls, input_picker
 from ui.routing import through_app
 from ui.state import bound
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
-SOURCES = ["Evaluation subset", "Upload", "Natural photo"]
-Picked = tuple[np.ndarray | None, int | None, np.ndarray | None, tuple[str, ...]]
 
 
 def draw(specs: list[FigureSpec], views: dict[str, str], where: list | None = None) -> None:
     """Each figure through the server-wide figure cache, keyed by what it depends on."""
     for i, f in enumerate(specs):
         chart(f.build, view=views[f.depends], key=f.key, where=where[i] if where else None)
-
-
-def input_picker() -> tuple[str, Picked]:
-    """The source, and (model input or None, true class or None, the picture or None, conversion steps)."""
-    source = bound(
-        st.radio,
-        "img_source",
-        SOURCES[0],
-        "Image",
-        SOURCES,
-        choices=SOURCES,
-        horizontal=True,
-        help="2,000 Fashion-MNIST test images the models never saw (200 per class), your own "
-        "picture, or a photo from scikit-image for qualitative views.",
-    )
-    if source == SOURCES[0]:
-        cls = bound(st.selectbox, "img_cls", CLASSES[0], "Class", CLASSES, choices=list(CLASSES))
-        idx = bound(st.slider, "img_idx", 0, "Image of that class", 0, 199, lo=0, hi=199)
-        with st.expander(f"Gallery: the 200 {cls} images (numbered row by row from 0)"):
-            st.image(cache.gallery_png(cls), width="stretch")
-        (x, y), c = cache.shipped_subset(), CLASSES.index(cls)
-        return source, (x[np.flatnonzero(y.numpy() == c)[idx], 0].numpy(), c, None, ())
-    invert = bound(
-        st.selectbox,
-        "img_invert",
-        "auto",
-        "Invert",
-        preprocess.INVERT_MODES,
-        choices=preprocess.INVERT_MODES,
-        help="The model knows light garments on black. 'auto' inverts pictures whose border is light.",
-    )
-    if source == SOURCES[1]:
-        upload = st.file_uploader(preprocess.UPLOAD_LABEL, type=preprocess.UPLOAD_TYPES, key="img_upload")
-        if upload is None:
-            st.info("Upload a picture, ideally one garment on a plain background.")
-        out = upload and guarded("Reading your image", cache.converted, upload.getvalue(), "", invert)
-    else:
-        photos = preprocess.natural_photo_names()
-        photo = bound(st.selectbox, "img_photo", photos[0], "Photo (scikit-image)", photos, choices=photos)
-        out = guarded("Converting the photo", cache.converted, None, photo, invert)
-    return source, ((out[0], None, out[2], out[1]) if out else (None, None, None, ()))
-
-
-def budget_controls(tokenizer: ImageTokenizer, cfg: ImageConfig) -> tuple[Selection, Budget | None]:
-    """The tokenizer's budgets (a radio between several), each a slider or select slider in the URL."""
-    budgets = tokenizer.budgets(cfg)
-    if not budgets:
-        st.info(tokenizer.no_budget_note)
-        return Selection(), None
-    modes, key = [b.mode for b in budgets], f"img_budget_{tokenizer.name}"
-    mode = (
-        modes[0]
-        if len(modes) == 1
-        else bound(st.radio, key, modes[0], tokenizer.budget_title, modes, choices=modes, horizontal=True)
-    )
-    b = budgets[modes.index(mode)]
-    args, kwargs = b.widget_args()
-    value = bound(
-        st.select_slider if b.choices else st.slider,
-        b.key,
-        b.default,
-        b.label,
-        *args,
-        choices=b.choices,
-        lo=b.lo,
-        hi=b.hi,
-        help=b.help,
-        **kwargs,
-    )
-    return b.selection(value), b
 
 
 def headline(res: view.ImageAnalysis, sel: Selection, image_key: str) -> None:

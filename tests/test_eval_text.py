@@ -101,12 +101,7 @@ def test_eval_text_with_a_causal_tef_on_a_file_and_a_sample(tiny_tef_root, text_
 
 
 @pytest.mark.parametrize(
-    "content, message",
-    [
-        (b"caf\xe9 au lait\n", "not UTF-8"),
-        (b"", "is empty"),
-        (b"  \n\n ", "is empty"),
-    ],
+    "content, message", [(b"caf\xe9 au lait\n", "not UTF-8"), (b"", "is empty"), (b"  \n\n ", "is empty")]
 )
 def test_bad_text_files_give_clear_errors(tmp_path, capsys, content, message):
     f = tmp_path / "bad.txt"

@@ -53,6 +53,6 @@ def _run_info(args: argparse.Namespace) -> None:
 COMMANDS = {
     "device": Command(
         "every page's core pipeline and every benchmark on this device", _add_device, _run_device
-    ),
+    )
 }
 INFO = Command("device policy and the checkpoints present", _add_info, _run_info)

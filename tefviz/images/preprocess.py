@@ -263,10 +263,7 @@ def _pil_planes(image: Image.Image, steps: list[str]) -> tuple[Plane, Plane | No
 
 def _target_size(width: int, height: int) -> tuple[int, int]:
     longer = max(width, height)
-    return (
-        max(1, round(width * CONTENT_SIZE / longer)),
-        max(1, round(height * CONTENT_SIZE / longer)),
-    )
+    return (max(1, round(width * CONTENT_SIZE / longer)), max(1, round(height * CONTENT_SIZE / longer)))
 
 
 def _resize(plane: Plane, size: tuple[int, int], upscale: bool, tiny: bool) -> np.ndarray:

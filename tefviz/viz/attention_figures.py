@@ -110,11 +110,7 @@ def block_table_figure(table: np.ndarray, block: int, n: int) -> go.Figure:
             ygap=gap,
             customdata=hover,
             colorbar=dict(
-                title="tile",
-                tickvals=[0, 1, 2],
-                ticktext=list(BLOCK_STATES),
-                thickness=12,
-                len=0.5,
+                title="tile", tickvals=[0, 1, 2], ticktext=list(BLOCK_STATES), thickness=12, len=0.5
             ),
             hovertemplate="queries %{customdata[0]}<br>keys %{customdata[1]}"
             "<br>%{customdata[2]}<extra></extra>",

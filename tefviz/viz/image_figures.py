@@ -8,15 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly import colors as px_colors
 
-from tefviz.viz.common import (
-    COLORWAY,
-    DROPPED,
-    INK,
-    KEPT,
-    cumulative_share_figure,
-    legend_below,
-    styled,
-)
+from tefviz.viz.common import COLORWAY, DROPPED, INK, KEPT, cumulative_share_figure, legend_below, styled
 
 __all__ = ["DROPPED", "KEPT"]  # re-exported: the vocabulary lives in tefviz.viz.common
 
