@@ -118,8 +118,7 @@ def _run_attention(args: argparse.Namespace) -> None:
         dtype=args.dtype,
         out=args.out,
     )
-    print_table(results)
-    print(f"saved {args.out}")
+    print_table(results)  # save_results already said where the JSON went
 
 
 def _add_approx(p: argparse.ArgumentParser) -> None:
@@ -144,8 +143,7 @@ def _run_approx(args: argparse.Namespace) -> None:
         causal=args.causal,
         out=args.out,
     )
-    print_table(results)
-    print(f"saved {args.out}")
+    print_table(results)  # save_results already said where the JSON went
 
 
 def _add_images(p: argparse.ArgumentParser) -> None:
