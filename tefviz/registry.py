@@ -9,6 +9,7 @@ string literal. Like Inseq's `FeatureAttribution.load(name)`: `REGISTRY.load(nam
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
@@ -41,6 +42,26 @@ class Registry(Mapping[str, T], Generic[T]):
     def unregister(self, name: str) -> None:
         """Remove a method (tests that add a dummy one take it out again)."""
         self._classes.pop(name, None)
+
+    def reference(self, name: str) -> tuple[str, str]:
+        """(module, qualified name) of method `name`: how another process imports it (see `adopt`)."""
+        cls = self.get_class(name)
+        if "<locals>" in cls.__qualname__:
+            raise InputError(
+                f"{self.family} {name!r} is defined inside a function, so the background worker "
+                "process cannot import it: define the class at module level"
+            )
+        return cls.__module__, cls.__qualname__
+
+    def adopt(self, module: str, qualname: str) -> T:
+        """In another process (the background worker): import the class `reference` named and
+        register it if this process does not know it yet (a method registered at run time)."""
+        cls = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        if cls.name not in self._classes:
+            self.register(cls)
+        return cls
 
     def names(self, where: Callable[[T], bool] | None = None) -> list[str]:
         """Every name in display order, or those whose class passes `where`."""

@@ -3,23 +3,28 @@ moving the same sliders): the subset, its galleries and tokens, each image's ana
 the subset classified at a setting, converted uploads and the training-free spectra.
 
 Models are named by the key `get_image_model` returns (name@weights version), so a re-exported
-checkpoint is never served from a stale entry. Model passes run one at a time (ui.compute), the
-2,000-image subset in the "long" lane so a slider move never queues behind it.
+checkpoint is never served from a stale entry. Model passes run one at a time (ui.compute); the
+2,000-image subset is classified in a worker process, so a slider move never queues behind it.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, wait
 
 import numpy as np
 import streamlit as st
 import torch
 
+from tefviz.checkpoints import checkpoint_version, resolve_checkpoint
 from tefviz.data.fashion_mnist import CLASSES
 from tefviz.images import evaluate, preprocess, view
 from tefviz.images.budget import Selection
 from tefviz.images.model import ImageClassifier
+from tefviz.images.subset_jobs import classify_checkpoint_subset
+from tefviz.images.tokenizers import TOKENIZERS
+from tefviz.workers import BackgroundWorker
 from ui.compute import one_at_a_time
 from ui.loaders import get_image_model
-from ui.progress import progress_bar
 
 
 def _model(model_key: str) -> ImageClassifier:
@@ -59,19 +64,34 @@ def spectral_summary(view_key: str, _view: torch.Tensor) -> tuple[list[int], np.
     return view.spectral_summary(_view)
 
 
-# the subset's tokens, threshold-free: made once per model and tokenizer budget, shared and read-only
-# (2,000 x 64 tokens x 128 floats, 65 MB), so a new t only re-runs the keep rule and the encoder
-@st.cache_resource(max_entries=4, show_spinner=False)
-def subset_tokens(model_key: str, budget: Selection) -> list:
-    return evaluate.tokenize_batches(_model(model_key), shipped_subset()[0], budget)
+# One worker process for every session (tefviz/workers.py says why a process): it keeps the model
+# and the subset's tokens, a class asking for the same setting shares one job.
+_WORKER = BackgroundWorker()
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-@one_at_a_time(lane="long")
+def subset_job(model_key: str, sel: Selection) -> Future:
+    """The job classifying the 2,000 evaluation images by the model `model_key` names at `sel`
+    (started now unless it already ran or runs; a re-exported checkpoint is a new job)."""
+    name = model_key.split("@", 1)[0]
+    path, tokenizer = resolve_checkpoint(name), TOKENIZERS.reference(_model(model_key).cfg.tokenizer)
+    version = checkpoint_version(path)
+    key = (str(path), version, sel)
+    return _WORKER.submit(key, classify_checkpoint_subset, str(path), version, sel, tokenizer)
+
+
 def subset(model_key: str, sel: Selection) -> evaluate.SubsetResult:
-    """The 2,000 evaluation images classified at `sel` (their tokens made once per budget)."""
-    with progress_bar("Classifying the 2,000 evaluation images at this setting…") as report:
-        tokens = subset_tokens(model_key, sel.tokenizer_part())
-        result = evaluate.classify_subset(_model(model_key), shipped_subset()[0], sel, tokens)
-        report(1.0)
-    return result
+    """The subset classified at `sel`, waiting for the worker with a progress bar. The wait is in
+    the page's run, not in a cache, so a move of any widget stops it at once (the job goes on and
+    serves whoever asks next)."""
+    job = subset_job(model_key, sel)
+    if not job.done():
+        bar = st.progress(0.0, text=_SUBSET_TEXT)
+        while not wait([job], timeout=0.1).done:
+            share = _WORKER.progress(job)
+            text = _SUBSET_TEXT if share is not None else "Waiting for the worker to finish another setting…"
+            bar.progress(share or 0.0, text=text)  # each update also lets Streamlit stop the run
+        bar.empty()
+    return job.result()
+
+
+_SUBSET_TEXT = "Classifying the 2,000 evaluation images at this setting…"
