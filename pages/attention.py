@@ -14,9 +14,10 @@ from ui.export import download_buttons
 from ui.loaders import get_lm, lm_picker
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import bound
+from ui.state import bound, page_keys
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("attention")  # session keys attention.<name>; the URL has <name>
 names = list(PATTERNS)
 
 
@@ -48,27 +49,28 @@ def param_widgets(pattern: str, slot: str, n: int) -> dict:
     """The pattern's parameters, each a widget in the URL."""
     values = {}
     for p in PATTERNS[pattern].params:
-        key = view.param_key(pattern, p.name, slot)
+        name = key(view.param_key(pattern, p.name, slot))
         if p.kind == "bool":
-            values[p.name] = int(bound(st.checkbox, key, bool(p.default), f"{p.name}: {p.help}"))
+            values[p.name] = int(bound(st.checkbox, name, bool(p.default), f"{p.name}: {p.help}"))
         else:  # a value the current length no longer allows starts again from the default
             default, hi = view.param_bounds(p.lo, p.hi, p.kind, p.default, n)
             values[p.name] = int(
-                bound(st.number_input, key, default, f"{p.name}: {p.help}", p.lo, hi, lo=p.lo, hi=hi)
+                bound(st.number_input, name, default, f"{p.name}: {p.help}", p.lo, hi, lo=p.lo, hi=hi)
             )
     return values
 
 
 def choices() -> tuple[int, view.PatternChoice]:
     """The lecture examples, the length, the pattern and the one it is combined with."""
-    for col, (label, values) in zip(st.columns(2), view.LECTURES, strict=True):
-        col.button(label, on_click=st.session_state.update, args=(values,))  # set before the next run
+    for i, (col, (label, values)) in enumerate(zip(st.columns(2), view.LECTURES, strict=True)):
+        widgets = {key(name): value for name, value in values.items()}  # set before the next run
+        col.button(label, key=key(f"lecture_{i}"), on_click=st.session_state.update, args=(widgets,))
     left, right = st.columns(2)
     with left:
-        n = bound(st.select_slider, "n", 256, "Sequence length", view.LENGTHS, choices=view.LENGTHS)
+        n = bound(st.select_slider, key("n"), 256, "Sequence length", view.LENGTHS, choices=view.LENGTHS)
         pattern = bound(
             st.selectbox,
-            "pattern",
+            key("pattern"),
             view.default_pattern(),
             "Pattern",
             names,
@@ -81,7 +83,7 @@ def choices() -> tuple[int, view.PatternChoice]:
         options = [view.NONE, *names]
         combine = bound(
             st.selectbox,
-            "combine",
+            key("combine"),
             view.NONE,
             "Combine with",
             options,
@@ -92,7 +94,7 @@ def choices() -> tuple[int, view.PatternChoice]:
         if combine != view.NONE:
             bound(
                 st.radio,
-                "how",
+                key("how"),
                 "or",
                 "How",
                 ["or", "and"],
@@ -102,7 +104,7 @@ def choices() -> tuple[int, view.PatternChoice]:
             )
             st.caption(f"Rule: `{PATTERNS[combine].definition}`")
             params_b = param_widgets(combine, "b", n)
-    return n, view.PatternChoice(pattern, params_a, combine, params_b, st.session_state.get("how"))
+    return n, view.PatternChoice(pattern, params_a, combine, params_b, st.session_state.get(key("how")))
 
 
 def pattern_view(n: int, choice: view.PatternChoice) -> tuple:
@@ -121,14 +123,14 @@ def flow_section(n: int, views: dict, labels: list[str] | None) -> list[int]:
         st.info(f"Information flow is computed up to {view.FLOW_LIMIT:,} tokens; pick a shorter length.")
         return []
     f1, f2, f3 = st.columns(3)
-    src = int(bound(f1.number_input, "source", 0, "From token", 0, n - 1, lo=0, hi=n - 1))
-    dst = int(bound(f2.number_input, "target", n - 1, "To token", 0, n - 1, lo=0, hi=n - 1))
-    layers = f3.slider("Layers", 1, 24, 6, key="flow_layers")
+    src = int(bound(f1.number_input, key("source"), 0, "From token", 0, n - 1, lo=0, hi=n - 1))
+    dst = int(bound(f2.number_input, key("target"), n - 1, "To token", 0, n - 1, lo=0, hi=n - 1))
+    layers = f3.slider("Layers", 1, 24, 6, key=key("flow_layers"))
     flow = view.flow_view(views, src, dst, layers, labels)
     (st.success if flow.reached else st.warning)(flow.message)
     st.markdown(flow.max_hops)
-    st.plotly_chart(figs.receptive_field_figure(flow.reach, n, flow.full), width="stretch", key="reach")
-    download_buttons(flow.rows(), "receptive-field", key="reach-export")
+    st.plotly_chart(figs.receptive_field_figure(flow.reach, n, flow.full), width="stretch", key=key("reach"))
+    download_buttons(flow.rows(), "receptive-field", key=key("reach-export"))
     return flow.path
 
 
@@ -136,24 +138,31 @@ def mask_section(n: int, pattern: str, views: dict, labels: list[str] | None, pa
     st.subheader("The mask")
     if "dense" in views:
         shown_path = path if 1 < len(path) <= 32 else []  # a long path would hide the mask
-        st.plotly_chart(figs.mask_heatmap(views["dense"], labels, shown_path), width="stretch", key="mask")
-        download_buttons(view.mask_rows(views["dense"]), f"mask-{pattern}-{n}", key="mask-export")
+        st.plotly_chart(
+            figs.mask_heatmap(views["dense"], labels, shown_path), width="stretch", key=key("mask")
+        )
+        download_buttons(view.mask_rows(views["dense"]), f"mask-{pattern}-{n}", key=key("mask-export"))
         return
     st.caption(view.density_caption(n))
-    st.plotly_chart(figs.density_heatmap(views["density"], n), width="stretch", key="density")
-    download_buttons(view.density_export(views["density"], n), f"density-{pattern}-{n}", key="density-export")
+    st.plotly_chart(figs.density_heatmap(views["density"], n), width="stretch", key=key("density"))
+    download_buttons(
+        view.density_export(views["density"], n), f"density-{pattern}-{n}", key=key("density-export")
+    )
 
 
 def flex_tiles_section(n: int, choice: view.PatternChoice, mod, density: float) -> None:
     st.subheader("What FlexAttention computes")
     blocks = view.flex_blocks(n)
-    if (moved := view.nearest_block(st.session_state.get("flex_block"), blocks)) is not None:  # new length
-        st.session_state["flex_block"] = moved
+    moved = view.nearest_block(st.session_state.get(key("flex_block")), blocks)
+    if moved is not None:  # a new length
+        st.session_state[key("flex_block")] = moved
     fx1, fx2 = st.columns(2)
-    show_flex = bound(fx1.toggle, "flex_show", False, "Show FlexAttention's tiles", help=view.FLEX_SHOW_HELP)
+    show_flex = bound(
+        fx1.toggle, key("flex_show"), False, "Show FlexAttention's tiles", help=view.FLEX_SHOW_HELP
+    )
     block = bound(
         fx2.select_slider,
-        "flex_block",
+        key("flex_block"),
         blocks[-1],
         "Tile side (tokens)",
         blocks,
@@ -167,9 +176,13 @@ def flex_tiles_section(n: int, choice: view.PatternChoice, mod, density: float) 
     if tiles:
         metrics(view.tile_metrics(tiles, density))
         st.caption(view.tiles_caption(block))
-        st.plotly_chart(figs.block_table_figure(tiles.table, block, n), width="stretch", key="flex-tiles")
+        st.plotly_chart(
+            figs.block_table_figure(tiles.table, block, n), width="stretch", key=key("flex-tiles")
+        )
         download_buttons(
-            view.tiles_export(tiles, n, block), f"flex-tiles-{choice.pattern}-{n}-{block}", key="flex-export"
+            view.tiles_export(tiles, n, block),
+            f"flex-tiles-{choice.pattern}-{n}-{block}",
+            key=key("flex-export"),
         )
 
 
@@ -177,21 +190,26 @@ def on_the_model_section(choice: view.PatternChoice) -> None:
     """The pattern in a language model's layers: perplexity and one head's attention, dense and patterned."""
     st.subheader("On a language model")
     m1, m2, m3 = st.columns(3)
-    if (lm_name := lm_picker(m1)) is None:
+    if (lm_name := lm_picker(key("model"), m1)) is None:
         return
     samples = view.heldout_texts()
     sample = bound(
-        m1.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples), choices=list(samples)
+        m1.selectbox,
+        key("sample"),
+        next(iter(samples)),
+        "Held-out text",
+        list(samples),
+        choices=list(samples),
     )
     if (lm := guarded(f"Loading {lm_name!r}", get_lm, lm_name)) is None:
         return
     n_layer, n_head = view.model_size(lm)
     every = list(range(n_layer))
-    if not view.layers_fit(st.session_state.get("on_layers"), n_layer):  # fewer layers: all of them again
-        st.session_state["on_layers"] = every
-    on_layers = m2.multiselect("Apply to layers", every, key="on_layers")
-    show_layer = bound(m3.selectbox, "show_layer", 0, "Show layer", every, lo=0, hi=n_layer - 1)
-    head = bound(m3.selectbox, "head", 0, "Head", list(range(n_head)), lo=0, hi=n_head - 1)
+    if not view.layers_fit(st.session_state.get(key("on_layers")), n_layer):  # fewer layers: all again
+        st.session_state[key("on_layers")] = every
+    on_layers = m2.multiselect("Apply to layers", every, key=key("on_layers"))
+    show_layer = bound(m3.selectbox, key("show_layer"), 0, "Show layer", every, lo=0, hi=n_layer - 1)
+    head = bound(m3.selectbox, key("head"), 0, "Head", list(range(n_head)), lo=0, hi=n_head - 1)
     ids = view.text_ids(lm, samples[sample], choice.length_unit())
     text_mod = guarded(f"The pattern does not fit the text's {len(ids)} tokens", choice.mask_mod, len(ids))
     if not on_layers:
@@ -212,7 +230,7 @@ def on_the_model_section(choice: view.PatternChoice) -> None:
     )
     if run is not None:
         metrics(view.run_metrics(run, len(ids)))
-        st.plotly_chart(view.pair_figure(lm, run, head, ids), width="stretch", key="pair")
+        st.plotly_chart(view.pair_figure(lm, run, head, ids), width="stretch", key=key("pair"))
 
 
 def cost_section(choice: view.PatternChoice) -> None:
@@ -220,10 +238,12 @@ def cost_section(choice: view.PatternChoice) -> None:
     st.subheader("Measured cost on this machine")
     st.caption(view.BENCH_INTRO)
     b1, b2 = st.columns(2)
-    lengths = b1.multiselect("Lengths", view.BENCH_LENGTHS, default=[1024, 2048, 4096], key="bench_lengths")
-    impls = b2.multiselect("Implementations", view.IMPLS, default=view.IMPLS, key="bench_impls")
+    lengths = b1.multiselect(
+        "Lengths", view.BENCH_LENGTHS, default=[1024, 2048, 4096], key=key("bench_lengths")
+    )
+    impls = b2.multiselect("Implementations", view.IMPLS, default=view.IMPLS, key=key("bench_impls"))
     result = benchmark_button(
-        "bench_result",
+        key("bench_result"),
         lengths,
         impls,
         "implementation",
@@ -231,10 +251,10 @@ def cost_section(choice: view.PatternChoice) -> None:
     )
     if result:
         st.caption(f"{result['pattern']} {result['params']} on {result['device']}")
-        st.plotly_chart(figs.bench_figure(result), width="stretch", key="bench")
+        st.plotly_chart(figs.bench_figure(result), width="stretch", key=key("bench"))
         for line in view.bench_failures(result):
             st.warning(literal(line))
-        download_buttons(result["runs"], "bench-attention", key="bench-export")
+        download_buttons(result["runs"], "bench-attention", key=key("bench-export"))
 
 
 st.title("Attention patterns")

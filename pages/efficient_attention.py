@@ -28,9 +28,10 @@ from ui.errors import guarded, literal, show_error
 from ui.export import download_buttons
 from ui.loaders import lm_or_stop, lm_picker
 from ui.routing import through_app
-from ui.state import bound
+from ui.state import bound, page_keys
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("efficient_attention")  # session keys efficient_attention.<name>; the URL has <name>
 
 st.title("Efficient attention")
 st.caption(
@@ -43,7 +44,7 @@ st.caption(
 # --- choices (kept in the URL) ----------------------------------------------------------------
 a, b, c = st.columns(3)
 with a:
-    model_name = lm_picker()
+    model_name = lm_picker(key("model"))
 lm = lm_or_stop(model_name)
 samples = {s["id"]: s["text"] for s in heldout_samples()}
 methods = list(APPROXIMATIONS)
@@ -53,21 +54,26 @@ max_tokens = min(512, lm.context_length)
 token_choices = [n for n in (32, 64, 128, 256, 512) if n <= max_tokens] or [max_tokens]
 with a:
     sample = bound(
-        st.selectbox, "sample", next(iter(samples)), "Held-out text", list(samples), choices=list(samples)
+        st.selectbox,
+        key("sample"),
+        next(iter(samples)),
+        "Held-out text",
+        list(samples),
+        choices=list(samples),
     )
     n_tokens = bound(
         st.select_slider,
-        "tokens",
+        key("tokens"),
         token_choices[min(2, len(token_choices) - 1)],
         "Tokens",
         token_choices,
         choices=token_choices,
     )
 with b:
-    layer = bound(st.selectbox, "layer", 0, "Layer", list(range(n_layer)), lo=0, hi=n_layer - 1)
+    layer = bound(st.selectbox, key("layer"), 0, "Layer", list(range(n_layer)), lo=0, hi=n_layer - 1)
     head = bound(
         st.selectbox,
-        "head",
+        key("head"),
         0,
         "Head",
         list(range(n_head)),
@@ -83,7 +89,7 @@ with b:
 with c:
     method = bound(
         st.selectbox,
-        "method",
+        key("method"),
         methods[0],
         "Approximation",
         methods,
@@ -94,7 +100,7 @@ with c:
     sizes = [s for s in SIZES if not cls.size_at_most_length or s <= n_tokens]
     size = bound(
         st.select_slider,
-        "size",
+        key("size"),
         64 if 64 in sizes else sizes[-1],
         f"{cls.size_name}: {cls.size_help}",
         sizes,
@@ -103,7 +109,7 @@ with c:
     causal_methods = ", ".join(
         ["exact attention", *(c.label for c in APPROXIMATIONS.values() if c.causal_ok)]
     )
-    causal = bound(st.checkbox, "causal", False, f"Causal: {causal_methods} only")
+    causal = bound(st.checkbox, key("causal"), False, f"Causal: {causal_methods} only")
 
 
 @st.cache_data(
@@ -152,7 +158,7 @@ if comp is not None:
             titles=("exact softmax", f"{cls.label}, {cls.size_name} = {size}"),
         ),
         width="stretch",
-        key="pair",
+        key=key("pair"),
     )
     st.caption(
         "The implied matrix is the one that multiplies the values: out = M v. Linformer's rows "
@@ -174,15 +180,15 @@ if sweep:
         "Error",
         ["relative_error", "mean_row_kl"],
         horizontal=True,
-        key="sweep_metric",
+        key=key("sweep_metric"),
         format_func=lambda s: s.replace("_", " "),
     )
-    st.plotly_chart(error_vs_size_figure(sweep, metric), width="stretch", key="sweep")
-    download_buttons(sweep, "approximation-error", key="sweep-export")
+    st.plotly_chart(error_vs_size_figure(sweep, metric), width="stretch", key=key("sweep"))
+    download_buttons(sweep, "approximation-error", key=key("sweep-export"))
 
-if cls.continuous_memory or st.checkbox("Show the continuous memory", key="show_memory"):
+if cls.continuous_memory or st.checkbox("Show the continuous memory", key=key("show_memory")):
     st.subheader("The ∞-former's continuous memory")
-    dim = st.slider("Value channel", 0, v.shape[-1] - 1, 0, key="memory_dim")
+    dim = st.slider("Value channel", 0, v.shape[-1] - 1, 0, key=key("memory_dim"))
     n_basis = size if cls.continuous_memory else 64
     try:
         mem = RBFMemory(min(n_basis, len(toks)))
@@ -194,7 +200,7 @@ if cls.continuous_memory or st.checkbox("Show the continuous memory", key="show_
         st.plotly_chart(
             signal_figure(t.numpy(), v[:, dim].numpy(), recon.numpy(), t_fine.numpy()),
             width="stretch",
-            key="memory",
+            key=key("memory"),
         )
         st.caption(
             f"{mem.n} Gaussian basis functions fitted by ridge regression to {len(toks)} value "
@@ -213,11 +219,14 @@ st.caption(
 )
 s1, s2 = st.columns(2)
 lengths = s1.multiselect(
-    "Lengths", [512, 1024, 2048, 4096, 8192, 16384, 32768], default=[1024, 2048, 4096], key="bench_lengths"
+    "Lengths",
+    [512, 1024, 2048, 4096, 8192, 16384, 32768],
+    default=[1024, 2048, 4096],
+    key=key("bench_lengths"),
 )
-chosen = s2.multiselect("Methods", list(METHODS), default=list(METHODS), key="bench_methods")
+chosen = s2.multiselect("Methods", list(METHODS), default=list(METHODS), key=key("bench_methods"))
 result = benchmark_button(
-    "approx_bench",
+    key("approx_bench"),
     lengths,
     chosen,
     "method",
@@ -226,9 +235,9 @@ result = benchmark_button(
 if result:
     st.caption(f"On {result['device']}")
     st.plotly_chart(
-        bench_figure(result, key="method", slopes=result["slopes"]), width="stretch", key="approx-bench"
+        bench_figure(result, key="method", slopes=result["slopes"]), width="stretch", key=key("approx-bench")
     )
     for r in result["runs"]:
         if "median_s" not in r:
             st.info(literal(f"{r['method']} at {r['n']} tokens: {r.get('skipped') or r.get('error')}"))
-    download_buttons(result["runs"], "bench-approx", key="approx-bench-export")
+    download_buttons(result["runs"], "bench-approx", key=key("approx-bench-export"))

@@ -25,9 +25,10 @@ from ui.export import download_buttons
 from ui.loaders import lm_or_stop, lm_picker
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import bound
+from ui.state import bound, page_keys
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("embeddings")  # session keys embeddings.<name>; the URL has <name>
 
 st.title("Embeddings: how far they compress")
 st.caption(
@@ -40,7 +41,7 @@ st.caption(
 # --- choices (kept in the URL) -------------------------------------------------------------------
 left, right = st.columns([1, 2])
 with left:
-    model_name = lm_picker()
+    model_name = lm_picker(key("model"))
 lm = lm_or_stop(model_name)
 parts = model_parts(lm.model)
 vocab, dim = parts.embedding.weight.shape[0], parts.d_model
@@ -50,7 +51,7 @@ if not parts.tied:
 with left:
     method = bound(
         st.selectbox,
-        "method",
+        key("method"),
         methods[0],
         "Method",
         methods,
@@ -59,18 +60,18 @@ with left:
     )
     knobs = {}
     for k in COMPRESSORS[method].knobs:
-        key = f"{method}_{k.name}"
+        name = key(f"{method}_{k.name}")
         hi = max(k.lo, min(k.hi, dim)) if k.kind == "rank" else k.hi  # a rank cannot exceed the width
         if hi == k.lo:  # one possible value: nothing to slide (a slider needs min < max)
             knobs[k.name] = k.lo
             st.caption(f"{k.name} = {k.lo} ({k.help})")
             continue
         knobs[k.name] = int(
-            bound(st.slider, key, min(k.default, hi), f"{k.name}: {k.help}", k.lo, hi, lo=k.lo, hi=hi)
+            bound(st.slider, name, min(k.default, hi), f"{k.name}: {k.help}", k.lo, hi, lo=k.lo, hi=hi)
         )
     n_windows = bound(
         st.select_slider,
-        "windows",
+        key("windows"),
         4,
         "Held-out windows",
         [1, 2, 4, 8],
@@ -134,7 +135,9 @@ with right:
 st.subheader("Which tokens suffer")
 errors = result.row_error.numpy()
 samples = {s["id"]: s["text"] for s in heldout_samples()}
-sample = bound(st.selectbox, "sample", next(iter(samples)), "Show on", list(samples), choices=list(samples))
+sample = bound(
+    st.selectbox, key("sample"), next(iter(samples)), "Show on", list(samples), choices=list(samples)
+)
 text = samples[sample][:1500]
 enc = lm.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
 pieces = token_pieces(text, enc["offset_mapping"])
@@ -144,14 +147,14 @@ titles = [
 ]
 st.html(token_strip_html(pieces, errs, titles, vmax=max(float(errors.max()), 1e-6)))
 st.caption("Each token coloured by how far its compressed embedding row is from the trained one.")
-st.plotly_chart(row_error_figure(errors), width="stretch", key="row-errors")
+st.plotly_chart(row_error_figure(errors), width="stretch", key=key("row-errors"))
 download_buttons(
     [
         {"id": i, "token": lm.tokenizer.decode([i]), "row_error": round(float(e), 5)}
         for i, e in enumerate(errors)
     ],
     f"row-errors-{method}",
-    key="rows-export",
+    key=key("rows-export"),
 )
 
 # --- the Pareto front ---------------------------------------------------------------------------
@@ -166,13 +169,13 @@ def cached_pareto(lm: LoadedLM, n_windows: int) -> list[dict]:
         return pareto_sweep(lm.model, wins, progress=report)
 
 
-if st.toggle("Compute the Pareto front (about 25 settings)", key="pareto"):
+if st.toggle("Compute the Pareto front (about 25 settings)", key=key("pareto")):
     rows = guarded("Sweeping", cached_pareto, lm, n_windows)
     if rows:
         st.plotly_chart(
             pareto_figure(rows, dense_bytes(vocab, dim), dense_ppl, (result.bytes, result.perplexity)),
             width="stretch",
-            key="pareto-chart",
+            key=key("pareto-chart"),
         )
         best = [r for r in rows if EMBEDDINGS_GOAL.met(r["compression"], r["perplexity_ratio"])]
         if best:
@@ -188,4 +191,4 @@ if st.toggle("Compute the Pareto front (about 25 settings)", key="pareto"):
                 f"No setting in the sweep reaches {EMBEDDINGS_GOAL.compression:g}x fewer bytes within "
                 f"{EMBEDDINGS_GOAL.within} of dense perplexity."
             )
-        download_buttons(rows, "embedding-pareto", key="pareto-export")
+        download_buttons(rows, "embedding-pareto", key=key("pareto-export"))

@@ -20,10 +20,11 @@ from ui.export import download_buttons
 from ui.loaders import get_tef, lm_or_stop, lm_picker, tef_base, usable_tef_checkpoints
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import bound, keep
+from ui.state import bound, keep, page_keys
 from ui.text_input import text_box
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("generate")  # session keys generate.<name>; the URL has <name>
 
 
 @st.cache_data(max_entries=32, show_spinner=False, hash_funcs=cache_keys())
@@ -63,7 +64,7 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
     with left:
         policy_key = bound(
             st.selectbox,
-            "policy",
+            key("policy"),
             next(iter(policies)),
             "Eviction policy",
             list(policies),
@@ -73,7 +74,7 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
         )
         limit = bound(
             st.radio,
-            "limit",
+            key("limit"),
             "budget",
             "Cache limited by",
             list(view.LIMITS),
@@ -86,7 +87,7 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
             lo, hi, default = view.budget_range(context)
             bound(
                 st.slider,
-                "budget",
+                key("budget"),
                 default,
                 "Cache budget (entries per layer)",
                 lo,
@@ -98,7 +99,7 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
         else:
             bound(
                 st.slider,
-                "share",
+                key("share"),
                 0.5,
                 "Keep share t",
                 0.05,
@@ -111,7 +112,7 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
         hi, default = view.new_tokens_range(context)
         new_tokens = bound(
             st.slider,
-            "new_tokens",
+            key("new_tokens"),
             default,
             "New tokens",
             8,
@@ -123,7 +124,7 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
         )
         decoding = bound(
             st.radio,
-            "decoding",
+            key("decoding"),
             "greedy",
             "Decoding",
             ["greedy", "sampled"],
@@ -132,12 +133,12 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
             help="Sampled: at temperature 1 with the seed below; both runs use the same draws.",
         )
         if decoding == "sampled":
-            bound(st.number_input, "seed", 0, "Seed", 0, 2**31 - 1, lo=0, hi=2**31 - 1)
+            bound(st.number_input, key("seed"), 0, "Seed", 0, 2**31 - 1, lo=0, hi=2**31 - 1)
     with right:
         prompt_choices = [*samples, view.OWN]
         source = bound(
             st.selectbox,
-            "prompt",
+            key("prompt"),
             next(iter(samples)),
             "Prompt",
             prompt_choices,
@@ -145,18 +146,18 @@ def choices(left, right, policies: dict[str, str], context: int) -> Choice:
             format_func=lambda k: view.prompt_label(samples, k),
         )
         if source == view.OWN:
-            text = text_box("Your prompt", "gen_own", 120, view.PROMPT_PLACEHOLDER)
+            text = text_box("Your prompt", key("own"), 120, view.PROMPT_PLACEHOLDER)
         else:
             text = samples[source][1]
             st.text(text)
-    keep("gen_own")
+    keep(key("own"))
     state = st.session_state
     return Choice(
         policy_key,
-        int(state["budget"]) if limit == "budget" else None,
-        float(state["share"]) if limit == "share" else None,
+        int(state[key("budget")]) if limit == "budget" else None,
+        float(state[key("share")]) if limit == "share" else None,
         new_tokens,
-        int(state["seed"]) if decoding == "sampled" else None,
+        int(state[key("seed")]) if decoding == "sampled" else None,
         text,
     )
 
@@ -175,7 +176,7 @@ def texts(result: dict, prompt: view.Prompt, request: tuple, label: str) -> None
         options = [*range(len(g.kept)), -1]
         layer = bound(
             st.selectbox,
-            "cache_layer",
+            key("cache_layer"),
             0,
             "Struck through: evicted from",
             options,
@@ -185,8 +186,8 @@ def texts(result: dict, prompt: view.Prompt, request: tuple, label: str) -> None
             "cached in another.",
         )
     with vcols[1]:
-        if st.session_state.get("_gen_step_for") != request:  # a new generation opens at its last step
-            st.session_state["_gen_step_for"], st.session_state["gen_step"] = request, n
+        if st.session_state.get(key("_step_for")) != request:  # a new generation opens at its last step
+            st.session_state[key("_step_for")], st.session_state[key("step")] = request, n
         shown = (
             n
             if n < 2
@@ -194,7 +195,7 @@ def texts(result: dict, prompt: view.Prompt, request: tuple, label: str) -> None
                 "Show the text after step",
                 1,
                 n,
-                key="gen_step",
+                key=key("step"),
                 help="The text as it grew: the cache's evictions up to that step.",
             )
         )
@@ -253,7 +254,7 @@ def per_step_charts(result: dict, n0: int, view_key: str, policy_key: str) -> No
             view.dense_entries(g, n0),
             g.diverged_at,
             view=view_key,
-            key="cache",
+            key=key("cache"),
         )
     with right:
         st.markdown("**KL(dense ‖ evicted) per step**")
@@ -263,10 +264,10 @@ def per_step_charts(result: dict, n0: int, view_key: str, policy_key: str) -> No
             result["pieces"],
             g.diverged_at,
             view=view_key,
-            key="kl",
+            key=key("kl"),
         )
     download_buttons(
-        view.step_rows(result, n0), f"generate-{policy_key.replace(':', '_')}", key="steps-export"
+        view.step_rows(result, n0), f"generate-{policy_key.replace(':', '_')}", key=key("steps-export")
     )
 
 
@@ -280,7 +281,9 @@ tefs = [
 ]
 left, right = st.columns([1, 2])
 with left:
-    picked = lm_picker(help="The causal TEF policy is offered for a model with causal TEF heads.")
+    picked = lm_picker(
+        key("model"), help="The causal TEF policy is offered for a model with causal TEF heads."
+    )
 lm = lm_or_stop(picked)
 policies = view.policy_choices([c.name for c in tefs if tef_base(c) == picked])
 with_features = [
@@ -306,9 +309,9 @@ if choice.policy_key.startswith("tef:"):
     heads, _, _ = guarded(f"Loading TEF heads {policy[4:]!r}", get_tef, policy[4:]) or st.stop()
     policy, policy_id = "tef_causal", f"{choice.policy_key}@{heads.cache_key}"
 request = (lm.cache_key, tuple(prompt.ids), policy_id, *choice.settings())
-done = st.session_state.setdefault("_generated", set())
+done = st.session_state.setdefault(key("_generated"), set())
 with left:
-    if st.button("Generate", key="generate", type="primary", icon=":material/play_arrow:"):
+    if st.button("Generate", key=key("generate"), type="primary", icon=":material/play_arrow:"):
         done.add(request)
 if request not in done:
     st.info(

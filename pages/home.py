@@ -13,8 +13,10 @@ from ui.export import download_buttons
 from ui.loaders import cached_checkpoints
 from ui.registry import PAGES
 from ui.routing import through_app
+from ui.state import page_keys
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("home")  # every widget key of the page is home.<name>
 
 st.title("tefviz: see token sparsity in transformers")
 st.markdown(
@@ -103,14 +105,16 @@ def show_training_and_card(ck: CheckpointInfo, card: dict, curve: bool = False) 
         st.code(training["command"].replace(" && ", " &&\n"), language="bash")
     if training.get("log") and curve:
         with st.expander("Training curve"):
-            st.plotly_chart(training_curve_figure(training["log"]), width="stretch", key=f"curve-{ck.name}")
-            download_buttons(training["log"], f"{ck.name}-training-log", key=f"log-{ck.name}")
+            st.plotly_chart(
+                training_curve_figure(training["log"]), width="stretch", key=key(f"curve-{ck.name}")
+            )
+            download_buttons(training["log"], f"{ck.name}-training-log", key=key(f"log-{ck.name}"))
     elif training.get("log"):
         with st.expander("Training log"):
             st.dataframe(pd.DataFrame(training["log"]), hide_index=True, width="stretch")
     with st.expander("Full card (card.json)"):
         st.json(card, expanded=False)
-        download_buttons(card, f"{ck.name}-card", key=f"card-{ck.name}")
+        download_buttons(card, f"{ck.name}-card", key=key(f"card-{ck.name}"))
 
 
 def show_image_card(ck: CheckpointInfo, card: dict) -> None:

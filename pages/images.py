@@ -18,17 +18,18 @@ from ui import loaders
 from ui.charts import chart, digest
 from ui.errors import guarded, literal
 from ui.export import download_buttons
-from ui.image_inputs import SOURCES, budget_controls, input_picker
+from ui.image_inputs import SOURCES, budget_controls, input_picker, legacy
 from ui.routing import through_app
-from ui.state import bound
+from ui.state import bound, page_keys
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("images")  # session keys images.<name>; the URL has <name> (and reads old img_<name>)
 
 
 def draw(specs: list[FigureSpec], views: dict[str, str], where: list | None = None) -> None:
     """Each figure through the server-wide figure cache, keyed by what it depends on."""
     for i, f in enumerate(specs):
-        chart(f.build, view=views[f.depends], key=f.key, where=where[i] if where else None)
+        chart(f.build, view=views[f.depends], key=key(f.key), where=where[i] if where else None)
 
 
 def headline(res: view.ImageAnalysis, sel: Selection, image_key: str) -> None:
@@ -43,7 +44,7 @@ def headline(res: view.ImageAnalysis, sel: Selection, image_key: str) -> None:
     if original is not None:
         right.image(np.clip(original, 0, 1), caption="Your picture (greyscale)", width="stretch")
     right.image(np.kron(image, np.ones((6, 6))), caption="What the model sees (32x32, upscaled)", clamp=True)
-    download_buttons(res.export(), "image_tokens", "image_export")
+    download_buttons(res.export(), "image_tokens", key("image_export"))
 
 
 def accuracy_tab(budget: Budget | None, subset: evaluate.SubsetResult | None) -> None:
@@ -63,14 +64,14 @@ def accuracy_tab(budget: Budget | None, subset: evaluate.SubsetResult | None) ->
         accuracy_tokens_figure,
         curves,
         current,
-        key="acc_tokens",  # the curves come from the cards
+        key=key("acc_tokens"),  # the curves come from the cards
         view=digest(json.dumps([curves, current], sort_keys=True, default=str)),
     )
     st.caption(
         "Lines: the table `python -m tefviz eval images --write-cards` stored in each checkpoint's "
         "card. TNT's token count is averaged over the encoder blocks (it prunes inside)."
     )
-    download_buttons(evaluate.curve_rows(curves), "accuracy_vs_tokens", "acc_export")
+    download_buttons(evaluate.curve_rows(curves), "accuracy_vs_tokens", key("acc_export"))
 
 
 def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
@@ -88,7 +89,7 @@ def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
         "Show",
         list(view.FLIP_GROUPS),
         horizontal=True,
-        key="img_flip_group",
+        key=key("flip_group"),
         format_func=lambda s: s.replace("_", " "),
     )
     if len(flips[group]) == 0:
@@ -96,13 +97,13 @@ def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
     grid = st.columns(8)
     for j, (i, caption) in enumerate(view.flip_gallery(flips, group, full.pred, subset.pred, y.numpy())):
         grid[j % 8].image(np.kron(x[i, 0].numpy(), np.ones((3, 3))), clamp=True, caption=caption)
-        where = dict(zip(("img_cls", "img_idx"), view.subset_position(y.numpy(), i), strict=True))
+        where = dict(zip((key("cls"), key("idx")), view.subset_position(y.numpy(), i), strict=True))
         grid[j % 8].button(
             "Open",
-            key=f"open_{i}",
+            key=key(f"open_{i}"),
             help="Show this image above",  # set before the rerun
             on_click=st.session_state.update,
-            args=({"img_source": SOURCES[0], **where},),
+            args=({key("source"): SOURCES[0], **where},),
         )
     if len(flips[group]) > 24:
         st.caption(f"First 24 of {len(flips[group])}.")
@@ -115,9 +116,18 @@ def training_free_tab(image: np.ndarray, original: np.ndarray | None) -> None:
         f"On the {what}: what the FFT tokenizer's square and exact SVD's components keep, with no model."
     )
     a, b = st.columns(2)  # one setting per view size
-    side = bound(a.select_slider, f"img_free_side_{n}", n // 2, "Low-pass side", sides, choices=sides)
+    side_name, k_name = f"free_side_{n}", f"free_k_{n}"
+    side = bound(
+        a.select_slider,
+        key(side_name),
+        n // 2,
+        "Low-pass side",
+        sides,
+        choices=sides,
+        legacy=legacy(side_name),
+    )
     draw(spectrum_views(vt, side, sides, energy), {"setting": f"{free_view}|{side}"}, [a] * 3)
-    k = bound(b.slider, f"img_free_k_{n}", 4, "Rank k", 1, n, lo=1, hi=n)
+    k = bound(b.slider, key(k_name), 4, "Rank k", 1, n, lo=1, hi=n, legacy=legacy(k_name))
     draw(rank_views(vt, k, ev), {"setting": f"{free_view}|{k}"}, [b] * 3)
 
 
@@ -138,11 +148,12 @@ if not models:
 labels = view.checkpoint_labels({c.name: c.config for c in models})
 name = bound(
     st.radio,
-    "img_model",
+    key("model"),
     models[0].name,
     "Tokenizer",
     list(labels),
     choices=list(labels),
+    legacy=legacy("model"),
     format_func=labels.get,
     horizontal=True,
 )
@@ -150,9 +161,9 @@ model, model_key = guarded(f"Loading {name!r}", loaders.get_image_model, name) o
 st.caption(model.tokenizer.description)
 left, right = st.columns([1, 2])
 with left:
-    source, (image, label, original, steps) = input_picker()
+    source, (image, label, original, steps) = input_picker(key)
 with right:
-    sel, budget = budget_controls(model.tokenizer, model.cfg)
+    sel, budget = budget_controls(model.tokenizer, model.cfg, key)
     for note in view.input_notes(steps, source == SOURCES[0]):
         st.caption(note)
 if image is None:  # the budget widgets above are drawn anyway, so their values survive
@@ -162,9 +173,10 @@ result = guarded("Classifying the image", cache.analysis, model_key, image_key, 
 headline(result, sel, image_key)
 measure = bound(
     st.toggle,
-    "img_measure",
+    key("measure"),
     True,
     "Measure on the 2,000 evaluation images at every new setting",
+    legacy=legacy("measure"),
     help="About 1-3 s per new "
     "setting on a 2-core CPU (cached after); the image above is re-drawn first. Turn off to move "
     "the budget with no wait; the accuracy star and the flips then pause.",

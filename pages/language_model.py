@@ -16,13 +16,14 @@ from ui.cache_keys import cache_keys
 from ui.compute import one_at_a_time
 from ui.errors import guarded
 from ui.export import download_buttons
-from ui.loaders import ARCHITECTURES_TEXT, NO_LM, get_lm, usable_lm_names
+from ui.loaders import ARCHITECTURES_TEXT, NO_LM, SHARED_LM, get_lm, usable_lm_names
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import bound
+from ui.state import bound, page_keys
 from ui.text_input import text_source
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("language_model")  # session keys language_model.<name>; the URL has <name>
 
 st.title("Language model")
 st.caption(
@@ -43,11 +44,12 @@ with left:
     model_choices = [*names, HUB]
     choice = bound(
         st.selectbox,
-        "model",
+        key("model"),
         names[0] if names else HUB,
         "Model",
         model_choices,
         choices=model_choices,
+        shared=SHARED_LM,  # the model picked here follows the user to the other model pages
         help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}), or any causal "
         "LM on the hub.",
     )
@@ -55,14 +57,15 @@ with left:
     if choice == HUB:  # nothing is asked of the hub before a name is typed
         hub_name = bound(
             st.text_input,
-            "hub",
+            key("hub"),
             "",
             "Hub model name",
             help="e.g. gpt2, EleutherAI/pythia-70m, Qwen/Qwen2.5-0.5B",
         ).strip()
     sample, text = text_source(
         samples,
-        "own_text",
+        key("sample"),
+        key("own"),
         right=right,
         height=180,
         help="Held-out samples (never trained on), or paste your own.",
@@ -142,9 +145,9 @@ st.caption(
     "later pages for dropped tokens."
 )
 
-st.plotly_chart(surprisal_figure(analysis.pieces, bits), width="stretch", key="surprisal")
+st.plotly_chart(surprisal_figure(analysis.pieces, bits), width="stretch", key=key("surprisal"))
 rows = analysis.rows()
-download_buttons(rows, f"surprisal-{source.replace('/', '_')}", key="surprisal-export")
+download_buttons(rows, f"surprisal-{source.replace('/', '_')}", key=key("surprisal-export"))
 
 
 @st.fragment
@@ -159,7 +162,7 @@ def expectation_view(analysis: TextAnalysis, bits: list[float]) -> None:
         pos = 1
         st.caption("Token position 1 (the only predicted token).")
     else:
-        pos = bound(st.slider, "pos", 1, "Token position", 1, n - 1, lo=1, hi=n - 1)
+        pos = bound(st.slider, key("pos"), 1, "Token position", 1, n - 1, lo=1, hi=n - 1)
     context = "".join(analysis.pieces[max(0, pos - 12) : pos])
     st.text(f"context:  …{context!r}\nactual:   {analysis.pieces[pos]!r}  ({bits[pos]:.2f} bits)")
     st.dataframe(

@@ -24,10 +24,11 @@ from ui.errors import guarded, literal
 from ui.export import download_buttons
 from ui.progress import progress_bar
 from ui.routing import through_app
-from ui.state import bound
+from ui.state import bound, page_keys
 from ui.text_input import text_source
 
 through_app()  # a first visit straight to this page still gets app.py's navigation
+key = page_keys("text")  # session keys text.<name>; the URL has <name>
 
 
 # a resource, not data: every session and rerun gets the same object, so the key ranking the
@@ -77,6 +78,7 @@ def choices(tefs: list, bases: dict) -> Choice:
     left, right = st.columns([1, 2])
     with left:
         picked = loaders.lm_picker(
+            key("model"),
             default=bases.get(linked[4:]) if linked.startswith("tef:") else None,
             help="TEF scorers are offered for the model they were trained on.",
         )
@@ -86,7 +88,7 @@ def choices(tefs: list, bases: dict) -> Choice:
         labels = view.scorer_labels(model_tefs)
         scorer_key = bound(
             st.selectbox,
-            "scorer",
+            key("scorer"),
             next(iter(labels)),
             "Scorer",
             list(labels),
@@ -97,7 +99,7 @@ def choices(tefs: list, bases: dict) -> Choice:
         if not scorer_key.startswith("tef:"):
             mode = bound(
                 st.radio,
-                "mode",
+                key("mode"),
                 "evict",
                 "Dropping means",
                 list(POLICY_MODES),
@@ -105,12 +107,22 @@ def choices(tefs: list, bases: dict) -> Choice:
                 horizontal=True,
                 help="; ".join(f"{k}: {v}" for k, v in view.MODES_HELP.items()),
             )
-            bound(st.checkbox, "sink", True, "Always keep the first token (attention sink)")
+            bound(st.checkbox, key("sink"), True, "Always keep the first token (attention sink)")
             if mode == "evict":
-                bound(st.number_input, "recent", 0, "Always keep this many recent tokens", 0, 64, lo=0, hi=64)
+                bound(
+                    st.number_input,
+                    key("recent"),
+                    0,
+                    "Always keep this many recent tokens",
+                    0,
+                    64,
+                    lo=0,
+                    hi=64,
+                )
         _, text = text_source(
             samples,
-            "text_own",
+            key("sample"),
+            key("own"),
             right=right,
             height=150,
             placeholder=view.PLACEHOLDER,
@@ -119,7 +131,7 @@ def choices(tefs: list, bases: dict) -> Choice:
     with right:
         t = bound(
             st.slider,
-            "t",
+            key("t"),
             0.9,
             "Threshold t (cumulative share kept)",
             0.0,
@@ -142,11 +154,11 @@ def scorer_and_policy(choice: Choice) -> tuple[str, TokenScorer, DropPolicy]:
         policy = DropPolicy(scorer.default_mode, sink=heads.config.sink, recent=heads.config.recent)
         st.caption(view.tef_caption(model_name, tef_name, policy.mode))
         return model_name, scorer, policy
-    scorer, mode = get_scorer(choice.scorer_key), st.session_state["mode"]
+    scorer, mode = get_scorer(choice.scorer_key), st.session_state[key("mode")]
     policy = DropPolicy(
         mode,
-        sink=st.session_state["sink"],
-        recent=int(st.session_state.get("recent", 0)) if mode == "evict" else 0,
+        sink=st.session_state[key("sink")],
+        recent=int(st.session_state.get(key("recent"), 0)) if mode == "evict" else 0,
     )
     st.caption(f"{scorer.description} Dropping: {view.MODES_HELP[policy.mode]}.")
     return choice.picked, scorer, policy
@@ -177,11 +189,13 @@ def token_strips(
             kept,
             choice.t,
             view=view_key,
-            key="cumulative",
+            key=key("cumulative"),
         )
     with right:
         st.markdown("**Which predictions got worse** (loss change per token)")
-        chart(loss_change_figure, scored.pieces, tokens["change"], list(kept), view=view_key, key="change")
+        chart(
+            loss_change_figure, scored.pieces, tokens["change"], list(kept), view=view_key, key=key("change")
+        )
     st.html(tokens["worse"])
     st.caption(
         "Red = that token became harder to predict (up to 4+ bits worse); white = unchanged or easier."
@@ -189,7 +203,7 @@ def token_strips(
     download_buttons(
         tokens["rows"],
         f"text-tokens-{choice.scorer_key.replace(':', '_')}-t{choice.t:.2f}",
-        key="tokens-export",
+        key=key("tokens-export"),
     )
 
 
@@ -203,7 +217,7 @@ def heldout_section(
     if len(tables) > 1:
         domain = bound(
             st.radio,
-            "domain",
+            key("domain"),
             view.default_domain(tables),
             "Held-out text",
             sorted(tables),
@@ -219,8 +233,8 @@ def heldout_section(
             f"--lm checkpoints/{choice.picked} --tef checkpoints/<tef> --write-cards` writes one."
         )
         return
-    is_tef, key = choice.scorer_key.startswith("tef:"), choice.scorer_key
-    current = key.split(":", 1)[1] if is_tef else f"{key} ({policy.mode})"
+    is_tef, scorer_key = choice.scorer_key.startswith("tef:"), choice.scorer_key
+    current = scorer_key.split(":", 1)[1] if is_tef else f"{scorer_key} ({policy.mode})"
     # the table comes from a card, which `eval text --write-cards` can rewrite under a running server
     chart(
         perplexity_vs_kept_figure,
@@ -228,11 +242,11 @@ def heldout_section(
         current,
         choice.t,
         view.heldout_point(scored, filtered),
-        key="table",
+        key=key("table"),
         view=f"{view_key}|{domain}|{table_source[domain]}",
     )
     st.caption(view.heldout_caption(table, literal(table.get("name") or domain or "austen")))
-    download_buttons(view.heldout_rows(table), "heldout-table", key="table-export")
+    download_buttons(view.heldout_rows(table), "heldout-table", key=key("table-export"))
 
 
 st.title("Text: which tokens matter")
@@ -263,7 +277,7 @@ layer = (
     if layers < 2
     else bound(
         st.select_slider,
-        "layer",
+        key("layer"),
         0,
         "Block",
         list(range(layers)),

@@ -43,7 +43,9 @@ def run_one_at_a_time(what: str, run: Callable[[], T], on_wait: Callable[[str], 
 def benchmark_button(
     state_key: str, lengths: list, chosen: list, what: str, run: Callable[[Progress], dict]
 ) -> dict | None:
-    """Run `run(progress)` when the button is pressed; return the latest result of this session."""
+    """Run `run(progress)` when the button is pressed; return the latest result of this session.
+    `state_key` is the page's key for the result (e.g. `attention.bench_result`); the button's key
+    is derived from it."""
     if st.button("Run the benchmark", icon=":material/timer:", key=f"{state_key}-run"):
         if not lengths or not chosen:
             st.warning(f"Pick at least one length and one {what}.")

@@ -32,7 +32,8 @@ def _shared_figure(
 def chart(builder: Callable[..., go.Figure], *args, view: str, key: str, where=None, **kwargs) -> None:
     """Draw builder(*args, **kwargs) full width in `where` (default: the page). `view` must name
     everything the inputs depend on: the figure is built once per (builder, chart key, view) for the
-    whole server. Pass a lambda as the builder when the inputs themselves cost time to compute."""
+    whole server. `key` is the page's key for the chart (`<page>.<name>`, ui/state.py `page_keys`).
+    Pass a lambda as the builder when the inputs themselves cost time to compute."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()

@@ -27,7 +27,8 @@ def export_payloads(data: Data) -> tuple[bytes | None, bytes]:
 
 def download_buttons(data: Data, name: str, key: str) -> None:
     """CSV (for tables) and JSON download buttons; clicking them does not rerun the page. The files
-    are made when a button is clicked, not on every run (they cost a slider move ~40 ms)."""
+    are made when a button is clicked, not on every run (they cost a slider move ~40 ms). `key` is
+    the page's key (`<page>.<name>`, ui/state.py `page_keys`); the buttons' keys are derived from it."""
     tabular = isinstance(data, pd.DataFrame | list)
     cols = st.columns([1, 1, 6])
     if tabular:

@@ -103,27 +103,32 @@ def tef_base(info: CheckpointInfo) -> str | None:
     return (info.tef or {}).get("base") or (info.card or {}).get("base_model")
 
 
-def lm_picker(where=None, key: str = "model", default: str | None = None, help: str = "") -> str | None:
-    """The model picker of every page that studies a language model: each usable checkpoint, the
-    embedded default first (or `default`). The choice is kept in the URL under `key`; an unknown
-    name in a link falls back to the default with the page's link notice. None (with a warning)
-    when there is no usable checkpoint."""
-    from ui.state import url_publish, url_value
+SHARED_LM = "lm"  # the shared choice (ui/state.py) under which the picked model follows the user
 
-    where = where or st
+
+def lm_picker(key: str, where=None, default: str | None = None, help: str = "") -> str | None:
+    """The model picker of every page that studies a language model: each usable checkpoint, the
+    embedded default first (or `default`). `key` is the page's session key for it (`<page>.model`);
+    the choice is kept in the URL under its bare name, and it follows the user to the other model
+    pages (the shared choice SHARED_LM). An unknown name in a link falls back to the default with
+    the page's link notice. None (with a warning) when there is no usable checkpoint."""
+    from ui.state import bound
+
     names = usable_lm_names()
     if not names:
         st.warning(NO_LM)
         return None
-    url_value(key, default if default in names else names[0], str, choices=names)
-    name = where.selectbox(
+    return bound(
+        (where or st).selectbox,
+        key,
+        default if default in names else names[0],
         "Model",
         names,
-        key=key,
+        parse=str,
+        choices=names,
+        shared=SHARED_LM,
         help=f"Language-model checkpoints in checkpoints/ ({ARCHITECTURES_TEXT}). {help}",
     )
-    url_publish(key)
-    return name
 
 
 def lm_or_stop(name: str | None) -> LoadedLM:

@@ -25,7 +25,8 @@ def _clean(key: str) -> None:
 
 
 def text_box(label: str, key: str, height: int, placeholder: str) -> str:
-    """A text area whose value is kept across page visits, cut to KEEP_CHARS with a notice."""
+    """A text area under the page's session key `key` whose value is kept across visits to the page,
+    cut to KEEP_CHARS with a notice."""
     kept_value(key, "")
     text = st.text_area(label, height=height, key=key, placeholder=placeholder, on_change=_clean, args=(key,))
     cut = st.session_state.get(f"{key}__cut", 0)
@@ -39,18 +40,19 @@ def text_box(label: str, key: str, height: int, placeholder: str) -> str:
 
 def text_source(
     samples: dict[str, str],
+    key: str,
     box_key: str,
     *,
     height: int,
     help: str,
     placeholder: str,
     right=None,
-    key: str = "sample",
     label: str = "Text",
 ) -> tuple[str, str]:
-    """(choice, text): a shipped sample by name (kept in the URL under `key`) or the user's own
-    text (a box under `box_key`, kept across page visits, never in the URL). The box, or the
-    sample's first characters, go in the container `right` (default: where the picker is)."""
+    """(choice, text): a shipped sample by name (the page's session key `key`, e.g. `text.sample`,
+    kept in the URL under its bare name) or the user's own text (a box under the page's `box_key`,
+    kept across page visits, never in the URL). The box, or the sample's first characters, go in the
+    container `right` (default: where the picker is)."""
     choices = [*samples, OWN_TEXT]
     sample = bound(st.selectbox, key, next(iter(samples)), label, choices, choices=choices, help=help)
     with right if right is not None else contextlib.nullcontext():
