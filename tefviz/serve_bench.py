@@ -60,15 +60,16 @@ class PageScenario:
 
     page: str  # the url path registered in ui/registry.py
     query: dict[str, str]  # the shared link the class opens
-    slider_key: str  # the widget's user key in pages/<page>.py
+    slider_key: str  # the widget's user key in pages/<page>.py (its session key, "<page>.<name>")
+    url_name: str  # the slider's query parameter in the page's link (the bare name)
     values: tuple[float, ...]  # the teacher's sequence; --moves beyond it starts it again
 
 
 SCENARIOS: dict[str, PageScenario] = {
-    "text": PageScenario("text", {"t": "0.9"}, "t", (0.8, 0.7, 0.6, 0.5, 0.4)),
+    "text": PageScenario("text", {"t": "0.9"}, "text.t", "t", (0.8, 0.7, 0.6, 0.5, 0.4)),
     # only the SVD tokenizers have the threshold slider: the link names the SVD-TEF checkpoint
     "images": PageScenario(
-        "images", {"img_model": "tefviz-image-svd-tef", "img_t": "0.8"}, "img_t", (0.7, 0.6, 0.5, 0.4, 0.3)
+        "images", {"model": "tefviz-image-svd-tef", "t": "0.8"}, "images.t", "t", (0.7, 0.6, 0.5, 0.4, 0.3)
     ),
 }
 
@@ -436,9 +437,9 @@ class StudentSession:
         result = await self._run(list(self.widgets.values()))
         if result is None:
             return
-        shown = parse_qs(self.query_string).get(self.scenario.slider_key, [None])[0]
+        shown = parse_qs(self.query_string).get(self.scenario.url_name, [None])[0]
         if shown is not None and abs(float(shown) - value) > 1e-9:
-            result.errors.append(f"the page kept {self.scenario.slider_key}={shown} after a move to {value}")
+            result.errors.append(f"the page kept {self.scenario.url_name}={shown} after a move to {value}")
         self._note(result)
         self.moves.append(
             {"value": value, "seconds": result.seconds, "metrics": result.metrics, "errors": result.errors}
