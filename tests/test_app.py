@@ -58,7 +58,10 @@ def test_home_reports_an_unusable_checkpoint(checkpoints_root, damage, message):
     # the language-model page offers only the usable checkpoint
     at.switch_page("pages/language_model.py").run()
     assert not at.exception
-    assert at.selectbox(key="model").options == ["tefviz-lm", "Hugging Face name (needs network)"]
+    assert at.selectbox(key="language_model.model").options == [
+        "tefviz-lm",
+        "Hugging Face name (needs network)",
+    ]
 
 
 def test_lm_page_without_usable_checkpoints(checkpoints_root):
@@ -91,11 +94,11 @@ def test_lm_page_scores_a_sample_and_reacts_to_choices(checkpoints_root):
     assert float(first["Perplexity"].replace(",", "")) > 1 and float(first["Bits per byte"]) > 0
     assert at.query_params["model"] == "tefviz-lm"
     second_id = heldout_samples()[1]["id"]
-    at.selectbox(key="sample").select(second_id).run()
+    at.selectbox(key="language_model.sample").select(second_id).run()
     assert not at.exception
     assert metrics(at)["Perplexity"] != first["Perplexity"]  # a different text was scored
     assert at.query_params["sample"] == second_id
-    at.slider(key="pos").set_value(5).run()
+    at.slider(key="language_model.pos").set_value(5).run()
     assert at.query_params["pos"] == "5"
     assert "actual:" in at.text[-1].value
 
@@ -104,19 +107,19 @@ def test_lm_page_opens_the_view_in_the_url(checkpoints_root):
     second_id = heldout_samples()[2]["id"]
     at = _lm_page(sample=second_id, pos="7")
     assert not at.exception
-    assert at.selectbox(key="sample").value == second_id
-    assert at.slider(key="pos").value == 7
+    assert at.selectbox(key="language_model.sample").value == second_id
+    assert at.slider(key="language_model.pos").value == 7
 
 
 def test_lm_page_ignores_a_bad_url(checkpoints_root):
     at = _lm_page(sample="<script>", model="../../etc/passwd", pos="-4")
     assert not at.exception
-    assert at.selectbox(key="sample").value == heldout_samples()[0]["id"]
-    assert at.selectbox(key="model").value == "tefviz-lm"
-    assert at.slider(key="pos").value == 1
+    assert at.selectbox(key="language_model.sample").value == heldout_samples()[0]["id"]
+    assert at.selectbox(key="language_model.model").value == "tefviz-lm"
+    assert at.slider(key="language_model.pos").value == 1
     for pos in ("nan", "1e9", "abc"):
         at = _lm_page(pos=pos)
-        assert not at.exception and at.slider(key="pos").value == 1
+        assert not at.exception and at.slider(key="language_model.pos").value == 1
 
 
 def test_ignored_link_values_are_named_once(checkpoints_root):
@@ -129,7 +132,9 @@ def test_ignored_link_values_are_named_once(checkpoints_root):
         "pos=1e9 (not a valid value)",
     ):
         assert part in notice[0], notice[0]
-    at.selectbox(key="sample").select(heldout_samples()[1]["id"]).run()  # said once, not on every run
+    at.selectbox(key="language_model.sample").select(
+        heldout_samples()[1]["id"]
+    ).run()  # said once, not on every run
     assert not any("Not used from the link" in i.value for i in at.info)
 
 
@@ -154,6 +159,10 @@ def test_ignored_link_values_are_named_once(checkpoints_root):
             },
         ),
         (
+            "pages/images.py",
+            {"t": "2", "model": "../x", "cls": "Dog", "idx": "99999", "side": "-1", "source": "ftp"},
+        ),
+        (  # a link from before page prefixes
             "pages/images.py",
             {
                 "img_t": "2",
@@ -200,8 +209,8 @@ def test_lm_page_starts_no_hub_request_before_a_name(checkpoints_root, monkeypat
     asked = []
     monkeypatch.setattr(tefviz.models, "hub_preflight", lambda name: asked.append(name))
     at = _lm_page()
-    at.selectbox(key="model").select("Hugging Face name (needs network)").run()
-    assert not at.exception and not asked and at.text_input(key="hub").value == ""
+    at.selectbox(key="language_model.model").select("Hugging Face name (needs network)").run()
+    assert not at.exception and not asked and at.text_input(key="language_model.hub").value == ""
     assert any("Type a hub model name" in i.value for i in at.info)
 
 
@@ -217,28 +226,51 @@ def test_error_messages_show_link_text_literally(checkpoints_root):
     assert "](" not in shown and "![" not in shown and "https\\:" in shown
 
 
+def test_a_name_on_two_pages_is_two_values_and_the_url_stays_bare(checkpoints_root):
+    """`sample` is a widget of the Language model page and of the Embeddings page: each keeps it under
+    its own session key (`language_model.sample`, `embeddings.sample`), so a choice on one leaves the
+    other at its own default, and each page's kept copy is its own. Links carry the bare name."""
+    first, third = heldout_samples()[0]["id"], heldout_samples()[2]["id"]
+    at = _lm_page()
+    at.selectbox(key="language_model.sample").select(third).run()
+    assert at.query_params["sample"] == third
+    assert not [name for name in at.query_params if "." in name], at.query_params
+    at.query_params.clear()  # the browser drops the query string on a page change
+    at.query_params["windows"] = "1"  # the quickest Embeddings view
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="embeddings.sample").value == first
+    assert at.query_params["sample"] == first and at.query_params["windows"] == "1"
+    at.query_params.clear()
+    at.switch_page("pages/language_model.py").run()
+    assert not at.exception and at.selectbox(key="language_model.sample").value == third
+
+
 def test_choices_survive_a_visit_to_another_page(checkpoints_root):
     third = heldout_samples()[2]["id"]
     at = _lm_page()
-    at.selectbox(key="sample").select(third).run()
-    at.slider(key="pos").set_value(9).run()
+    at.selectbox(key="language_model.sample").select(third).run()
+    at.slider(key="language_model.pos").set_value(9).run()
     at.switch_page("pages/home.py").run()
     at.switch_page("pages/language_model.py").run()
     assert not at.exception
-    assert at.selectbox(key="sample").value == third and at.slider(key="pos").value == 9
+    assert (
+        at.selectbox(key="language_model.sample").value == third
+        and at.slider(key="language_model.pos").value == 9
+    )
     # typed text too
-    at.selectbox(key="sample").select("your own text").run()
-    at.text_area(key="own_text").input("Kept across pages.").run()
+    at.selectbox(key="language_model.sample").select("your own text").run()
+    at.text_area(key="language_model.own").input("Kept across pages.").run()
     at.switch_page("pages/home.py").run()
     at.switch_page("pages/language_model.py").run()
-    assert at.text_area(key="own_text").value == "Kept across pages."
+    assert at.text_area(key="language_model.own").value == "Kept across pages."
 
 
 @pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">'])
 def test_lm_page_renders_html_inert(checkpoints_root, text):
     at = _lm_page()
-    at.selectbox(key="sample").select("your own text").run()
-    at.text_area(key="own_text").input(f"Hello {text} world").run()
+    at.selectbox(key="language_model.sample").select("your own text").run()
+    at.text_area(key="language_model.own").input(f"Hello {text} world").run()
     assert not at.exception
     html = page_html(at)
     assert "<script>" not in html and "<img" not in html and "&lt;" in html
@@ -246,12 +278,12 @@ def test_lm_page_renders_html_inert(checkpoints_root, text):
 
 def test_lm_page_empty_one_token_and_unicode(checkpoints_root):
     at = _lm_page()
-    at.selectbox(key="sample").select("your own text").run()
-    at.text_area(key="own_text").input("   ").run()
+    at.selectbox(key="language_model.sample").select("your own text").run()
+    at.text_area(key="language_model.own").input("   ").run()
     assert not at.exception and any("empty" in i.value for i in at.info)
-    at.text_area(key="own_text").input("a").run()
+    at.text_area(key="language_model.own").input("a").run()
     assert not at.exception and any("One token" in i.value for i in at.info)
-    at.text_area(key="own_text").input("Emoji 🙂👍🏽, 日本語, עברית, and ‮RTL override‬.").run()
+    at.text_area(key="language_model.own").input("Emoji 🙂👍🏽, 日本語, עברית, and ‮RTL override‬.").run()
     assert not at.exception and metrics(at)["Perplexity"] != "n/a"
 
 
@@ -260,8 +292,8 @@ def test_lm_page_two_tokens_and_split_characters(checkpoints_root, text):
     """Two tokens (one position to inspect) and characters the byte-level BPE splits into several
     tokens: finite bits per byte, no exception box."""
     at = _lm_page()
-    at.selectbox(key="sample").select("your own text").run()
-    at.text_area(key="own_text").input(text).run()
+    at.selectbox(key="language_model.sample").select("your own text").run()
+    at.text_area(key="language_model.own").input(text).run()
     assert not at.exception, at.exception
     bpb = metrics(at)["Bits per byte"]
     assert bpb != "n/a" and bpb not in ("nan", "inf") and float(bpb) > 0
@@ -271,11 +303,11 @@ def test_lm_page_two_tokens_and_split_characters(checkpoints_root, text):
 def test_lm_page_huge_pastes_are_kept_and_cut_with_a_notice(checkpoints_root, size):
     """Streamlit's max_chars used to drop a whole paste over 100,000 characters, silently."""
     at = _lm_page()
-    at.selectbox(key="sample").select("your own text").run()
+    at.selectbox(key="language_model.sample").select("your own text").run()
     paste = ("Mixed line endings\r\nand\rscripts: 日本語 ×ü " * (size // 30 + 1))[:size]
-    at.text_area(key="own_text").input(paste).run()
+    at.text_area(key="language_model.own").input(paste).run()
     assert not at.exception
-    assert at.text_area(key="own_text").value  # never silently emptied
+    assert at.text_area(key="language_model.own").value  # never silently emptied
     assert any("cut to fit" in w.value for w in at.warning)
     assert (size > 1_000_000) == any("the box keeps the first" in w.value for w in at.warning)
     assert metrics(at)["Tokens"]
@@ -283,8 +315,8 @@ def test_lm_page_huge_pastes_are_kept_and_cut_with_a_notice(checkpoints_root, si
 
 def test_lm_page_long_text_is_cut_with_a_notice(checkpoints_root):
     at = _lm_page()
-    at.selectbox(key="sample").select("your own text").run()
-    at.text_area(key="own_text").input("The cat sat on the mat. " * 2000).run()
+    at.selectbox(key="language_model.sample").select("your own text").run()
+    at.text_area(key="language_model.own").input("The cat sat on the mat. " * 2000).run()
     assert not at.exception
     assert any("cut to fit" in w.value for w in at.warning)
     assert any("overlapping windows" in i.value for i in at.info)
@@ -292,12 +324,12 @@ def test_lm_page_long_text_is_cut_with_a_notice(checkpoints_root):
 
 def test_lm_page_hub_name_offline_is_a_clear_error(checkpoints_root):
     at = _lm_page()
-    at.selectbox(key="model").select("Hugging Face name (needs network)").run()
-    at.text_input(key="hub").input("no-such-org/no-such-model").run()
+    at.selectbox(key="language_model.model").select("Hugging Face name (needs network)").run()
+    at.text_input(key="language_model.hub").input("no-such-org/no-such-model").run()
     assert not at.exception
     assert any("could not load" in e.value for e in at.error)
     # switching back keeps working: the failure did not lose the session
-    at.selectbox(key="model").select("tefviz-lm").run()
+    at.selectbox(key="language_model.model").select("tefviz-lm").run()
     assert not at.exception and metrics(at)["Tokens"]
 
 
@@ -318,24 +350,31 @@ def test_export_payloads_roundtrip():
 
 def test_lm_page_picks_the_llama(llama_root):
     at = _lm_page()
-    options = at.selectbox(key="model").options
+    options = at.selectbox(key="language_model.model").options
     assert options == ["tefviz-lm", "tefviz-llama", "Hugging Face name (needs network)"]
-    at.selectbox(key="model").select("tefviz-llama").run()
+    at.selectbox(key="language_model.model").select("tefviz-llama").run()
     assert not at.exception and not at.error
     m = metrics(at)
     assert float(m["Perplexity"].replace(",", "")) > 1 and m["Bits per byte"]
     assert any("Longer than the model's context (128 tokens)" in i.value for i in at.info)
-    at.slider(key="pos").set_value(5).run()
+    at.slider(key="language_model.pos").set_value(5).run()
     assert not at.exception and not at.error
     assert at.query_params["model"] == "tefviz-llama" and at.query_params["pos"] == "5"
     at = _lm_page(model="tefviz-llama", pos="5")
-    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
-    assert at.slider(key="pos").value == 5
+    assert not at.exception and at.selectbox(key="language_model.model").value == "tefviz-llama"
+    assert at.slider(key="language_model.pos").value == 5
 
 
 def test_model_choice_follows_the_user_across_pages(llama_root):
+    """The model is the one choice the pages share (`shared=` in ui/state.py, ui.loaders.SHARED_LM):
+    picked on one page, the next model page opens with it, with no link naming it."""
     at = _lm_page(model="tefviz-llama")
     for page in ("pages/efficient_attention.py", "pages/text.py", "pages/attention.py"):
+        at.query_params.clear()  # the browser drops the query string on a page change
         at.switch_page(page).run()
         assert not at.exception and not at.error, page
-        assert at.selectbox(key="model").value == "tefviz-llama", page
+        assert at.selectbox(key=f"{page[6:-3]}.model").value == "tefviz-llama", page
+    at.selectbox(key="attention.model").select("tefviz-lm").run()
+    at.query_params.clear()
+    at.switch_page("pages/language_model.py").run()
+    assert not at.exception and at.selectbox(key="language_model.model").value == "tefviz-lm"

@@ -348,9 +348,7 @@ def test_images_page_fft_link_and_tabs(server, browser):
     """A shared link opens the FFT tokenizer at side 16; the flip gallery and the training-free
     views open in real Chromium."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(
-        f"{server}/images?img_model=tefviz-image-fft&img_budget_fft=fixed+side&img_side=16&img_cls=Sneaker&img_idx=3"
-    )
+    page.goto(f"{server}/images?model=tefviz-image-fft&budget_fft=fixed+side&side=16&cls=Sneaker&idx=3")
     _settle(page)
     _no_exception(page)
     body = page.text_content("body")
@@ -376,7 +374,7 @@ def test_images_page_upload_in_chromium(server, browser, tmp_path):
     path = tmp_path / "bag.png"
     img.save(path)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{server}/images?img_source=Upload")
+    page.goto(f"{server}/images?source=Upload")
     _settle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
     page.wait_for_selector("text=Converted for the model", timeout=60_000)
@@ -389,7 +387,9 @@ def test_images_page_upload_in_chromium(server, browser, tmp_path):
 
 def test_first_visit_to_a_shared_sub_page_link_gets_the_app_navigation(browser):
     """On a fresh server, a link straight to a sub-page must not fall into Streamlit's legacy pages/
-    mode (file-name navigation, no wide layout): ui/routing.py sends it through app.py."""
+    mode (file-name navigation, no wide layout): ui/routing.py sends it through app.py. The link is
+    one from before page prefixes (img_<name>): it still opens the view, and the address bar then
+    carries the new names."""
     url, proc, log = _serve()
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -400,6 +400,7 @@ def test_first_visit_to_a_shared_sub_page_link_gets_the_app_navigation(browser):
         assert "Attention patterns" in nav and "efficient attention" not in nav, nav
         body = page.text_content("body")
         assert "5 / 65" in body  # the link's settings survived the rerun
+        assert "side=8" in page.url and "img_" not in page.url, page.url
         page.close()
     finally:
         _stop(proc, log)

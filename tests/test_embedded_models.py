@@ -34,7 +34,7 @@ def test_page_renders_with_each_embedded_model(monkeypatch, page, model):
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert at.selectbox(key="model").value == model
+    assert at.selectbox(key=f"{page}.model").value == model
     assert at.query_params.get("model") == model
     if page not in ("generate",):
         assert at.metric, "the page shows its numbers"

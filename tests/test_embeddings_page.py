@@ -35,12 +35,12 @@ def test_embeddings_page_reacts_to_settings(checkpoints_root):
     at = _page(windows="1")
     assert not at.exception
     q8 = metrics(at)
-    at.slider(key="quantised_bits").set_value(2).run()
+    at.slider(key="embeddings.quantised_bits").set_value(2).run()
     assert not at.exception
     q2 = metrics(at)
     assert q2["Embedding bytes"] != q8["Embedding bytes"] and at.query_params["quantised_bits"] == "2"
     for method in ("tensor_train", "low_rank", "dynamic_bits", "lora_shared"):
-        at.selectbox(key="method").select(method).run()
+        at.selectbox(key="embeddings.method").select(method).run()
         assert not at.exception, method
         assert metrics(at)["Held-out perplexity"]
     assert "tefviz-strip" in "".join(e.proto.body for e in at.main if type(e).__name__ == "Html")
@@ -49,7 +49,7 @@ def test_embeddings_page_reacts_to_settings(checkpoints_root):
 def test_pareto_front_and_bad_url(checkpoints_root):
     at = _page(windows="1", method="low_rank", low_rank_rank="99999")
     assert not at.exception
-    at.toggle(key="pareto").set_value(True).run()
+    at.toggle(key="embeddings.pareto").set_value(True).run()
     assert not at.exception
     assert any("Pareto" in s.value or "Bytes vs perplexity" in s.value for s in at.subheader)
     labels = [e.proto.label for e in at.main if type(e).__name__ == "DownloadButton"]
@@ -68,22 +68,22 @@ def test_model_pages_without_a_usable_lm(tmp_path, monkeypatch):
 
 def test_embeddings_page_picks_the_llama(llama_root):
     at = _page(windows="1")
-    assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]
+    assert at.selectbox(key="embeddings.model").options == ["tefviz-lm", "tefviz-llama"]
     gpt2 = metrics(at)
-    at.selectbox(key="model").select("tefviz-llama").run()
+    at.selectbox(key="embeddings.model").select("tefviz-llama").run()
     assert not at.exception and not at.error
     llama = metrics(at)
     # the shipped tokenizer's 8,192 rows x 32 (the tiny GPT-2 has 320 rows)
     assert llama["Embedding bytes"] != gpt2["Embedding bytes"] and llama["Held-out perplexity"]
-    at.slider(key="quantised_bits").set_value(2).run()
+    at.slider(key="embeddings.quantised_bits").set_value(2).run()
     assert not at.exception and not at.error
     assert metrics(at)["Embedding bytes"] != llama["Embedding bytes"]
     assert at.query_params["model"] == "tefviz-llama" and at.query_params["quantised_bits"] == "2"
-    at.selectbox(key="method").select("low_rank").run()
+    at.selectbox(key="embeddings.method").select("low_rank").run()
     assert not at.exception and not at.error and metrics(at)["Held-out perplexity"]
     # the choice is kept for the next visit to the page, and a link opens it
     at.switch_page("pages/home.py").run()
     at.switch_page("pages/embeddings.py").run()
-    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
+    assert not at.exception and at.selectbox(key="embeddings.model").value == "tefviz-llama"
     at = _page(windows="1", model="tefviz-llama")
-    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
+    assert not at.exception and at.selectbox(key="embeddings.model").value == "tefviz-llama"

@@ -75,7 +75,7 @@ def test_a_new_scorer_reaches_the_text_page(checkpoints_root, registered):
     assert "test_first_tokens" in baseline_names()
     at = open_page("pages/text.py", scorer="test_first_tokens")
     assert not at.exception
-    box = at.selectbox(key="scorer")
+    box = at.selectbox(key="text.scorer")
     assert box.value == "test_first_tokens" and "Test: earlier tokens first" in box.options
     assert "earlier tokens score higher" in " ".join(c.value for c in at.caption)
 
@@ -106,10 +106,10 @@ def test_a_new_pattern_reaches_the_attention_page(checkpoints_root, registered):
     registered(PATTERNS, EveryOtherKind)
     at = open_page("pages/attention.py", pattern="test_every_other")
     assert not at.exception
-    assert at.selectbox(key="pattern").value == "test_every_other"
+    assert at.selectbox(key="attention.pattern").value == "test_every_other"
     # its parameters became widgets by their kind: a number and a checkbox
-    assert at.number_input(key="a_test_every_other_step").value == 2
-    at.checkbox(key="a_test_every_other_past_only").uncheck().run()
+    assert at.number_input(key="attention.a_test_every_other_step").value == 2
+    at.checkbox(key="attention.a_test_every_other_past_only").uncheck().run()
     assert not at.exception
     assert at.query_params["a_test_every_other_past_only"] == "False"
 
@@ -134,8 +134,10 @@ def test_a_new_approximation_reaches_the_efficient_attention_page(checkpoints_ro
     registered(APPROXIMATIONS, ExactAgain)
     at = open_page("pages/efficient_attention.py", method="test_exact_again", size="16")
     assert not at.exception
-    assert at.selectbox(key="method").value == "test_exact_again"
-    assert "Test: exact attention again" in at.checkbox(key="causal").label  # it is causal-capable
+    assert at.selectbox(key="efficient_attention.method").value == "test_exact_again"
+    assert (
+        "Test: exact attention again" in at.checkbox(key="efficient_attention.causal").label
+    )  # it is causal-capable
     errors = [m.value for m in at.metric if "error" in m.label.lower()]
     assert errors and all(float(e) < 1e-5 for e in errors)  # exact again: no error
 
@@ -155,5 +157,5 @@ def test_a_new_compressor_reaches_the_embeddings_page(checkpoints_root, register
     registered(COMPRESSORS, HalfPrecisionRows)
     at = open_page("pages/embeddings.py", method="test_eight_bit_rows")
     assert not at.exception
-    assert at.selectbox(key="method").value == "test_eight_bit_rows"
-    assert any("Test: 8-bit rows" in str(o) for o in at.selectbox(key="method").options)
+    assert at.selectbox(key="embeddings.method").value == "test_eight_bit_rows"
+    assert any("Test: 8-bit rows" in str(o) for o in at.selectbox(key="embeddings.method").options)

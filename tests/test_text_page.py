@@ -27,18 +27,19 @@ def test_text_page_scores_and_the_threshold_drops_tokens(tef_root, monkeypatch):
     monkeypatch.setattr(view, "score_text_tokens", lambda *a, **k: calls.append(1) or real(*a, **k))
     at = _page()
     assert not at.exception
-    assert at.selectbox(key="scorer").value == "tef:tefviz-lm-tef-causal"
+    assert at.selectbox(key="text.scorer").value == "tef:tefviz-lm-tef-causal"
     m1 = metrics(at)
     kept1 = int(m1["Tokens kept (last token's view)"].split(" of ")[0])
     assert "tefviz-strip" in page_html(at)
-    at.slider(key="t").set_value(0.3).run()
+    at.slider(key="text.t").set_value(0.3).run()
     assert not at.exception
     m2 = metrics(at)
     kept2 = int(m2["Tokens kept (last token's view)"].split(" of ")[0])
     assert kept2 < kept1
     assert m2["Perplexity, all tokens"] == m1["Perplexity, all tokens"]
     assert m2["Perplexity, dropped at t"] != m1["Perplexity, dropped at t"]
-    assert at.query_params["t"] == "0.3"
+    assert at.query_params["t"] == "0.3"  # the URL names are bare; the session key is text.t
+    assert not [name for name in at.query_params if "." in name], at.query_params
     assert "line-through" in page_html(at)  # dropped tokens are struck through
     assert len(calls) == 1  # moving the threshold never re-ran the scoring pass
 
@@ -55,15 +56,15 @@ def test_text_page_at_t1_costs_nothing_for_causal_tef(tef_root):
 def test_text_page_baselines_modes_and_layers(tef_root):
     at = _page(scorer="attention", mode="evict", t="0.5")
     assert not at.exception
-    assert at.select_slider(key="layer").value == 0  # attention mass is per block
+    assert at.select_slider(key="text.layer").value == 0  # attention mass is per block
     evict = metrics(at)["Perplexity, dropped at t"]
-    at.radio(key="mode").set_value("zero").run()
+    at.radio(key="text.mode").set_value("zero").run()
     assert not at.exception
     assert metrics(at)["Perplexity, dropped at t"] != evict
     assert at.query_params["mode"] == "zero"
-    at.select_slider(key="layer").set_value(1).run()
+    at.select_slider(key="text.layer").set_value(1).run()
     assert not at.exception and at.query_params["layer"] == "1"
-    at.radio(key="mode").set_value("evict").run()
+    at.radio(key="text.mode").set_value("evict").run()
     seen = set()
     for scorer in (
         "uniform",
@@ -75,7 +76,7 @@ def test_text_page_baselines_modes_and_layers(tef_root):
         "snapkv",
         "key_norm",
     ):
-        at.selectbox(key="scorer").select(scorer).run()
+        at.selectbox(key="text.scorer").select(scorer).run()
         assert not at.exception, scorer
         assert not at.error, scorer
         assert metrics(at)["Tokens kept (last token's view)"]
@@ -100,17 +101,17 @@ def test_text_page_opens_the_view_in_the_url_and_ignores_bad_values(tef_root):
     second = heldout_samples()[1]["id"]
     at = _page(scorer="random", sample=second, t="0.42", mode="skip")
     assert not at.exception
-    assert at.selectbox(key="sample").value == second and at.slider(key="t").value == 0.42
-    assert at.radio(key="mode").value == "skip"
+    assert at.selectbox(key="text.sample").value == second and at.slider(key="text.t").value == 0.42
+    assert at.radio(key="text.mode").value == "skip"
     at = _page(scorer="<script>", t="7", mode="nope", layer="-3", sample="../x")
     assert not at.exception
-    assert at.slider(key="t").value == 0.9 and at.selectbox(key="scorer").value.startswith("tef:")
+    assert at.slider(key="text.t").value == 0.9 and at.selectbox(key="text.scorer").value.startswith("tef:")
 
 
 @pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">'])
 def test_text_page_renders_html_inert(tef_root, text):
     at = _page(sample="your own text")
-    at.text_area(key="text_own").input(f"Hello {text} world").run()
+    at.text_area(key="text.own").input(f"Hello {text} world").run()
     assert not at.exception
     html = page_html(at)
     assert "<script>" not in html and "<img" not in html and "&lt;" in html
@@ -118,13 +119,13 @@ def test_text_page_renders_html_inert(tef_root, text):
 
 def test_text_page_empty_one_token_unicode_and_long(tef_root):
     at = _page(sample="your own text")
-    at.text_area(key="text_own").input("  \n ").run()
+    at.text_area(key="text.own").input("  \n ").run()
     assert not at.exception and any("empty" in i.value for i in at.info)
-    at.text_area(key="text_own").input("a").run()
+    at.text_area(key="text.own").input("a").run()
     assert not at.exception and any("One token" in i.value for i in at.info)
-    at.text_area(key="text_own").input("Emoji 🙂👍🏽, 日本語, עברית, ‮RTL‬ ok.").run()
+    at.text_area(key="text.own").input("Emoji 🙂👍🏽, 日本語, עברית, ‮RTL‬ ok.").run()
     assert not at.exception and metrics(at)["Perplexity, dropped at t"] != "n/a"
-    at.text_area(key="text_own").input("The cat sat on the mat. " * 400).run()
+    at.text_area(key="text.own").input("The cat sat on the mat. " * 400).run()
     assert not at.exception and any("longer than one context window" in w.value for w in at.warning)
 
 
@@ -134,9 +135,9 @@ def test_text_page_reports_a_broken_tef_checkpoint(tef_root):
     assert not at.exception
     shown = [w.value.replace("\\", "") for w in at.warning]  # markdown escapes removed
     assert any("tefviz-lm-tef-causal" in w and "corrupt" in w for w in shown)
-    assert at.selectbox(key="scorer").value == "tef:tefviz-lm-tef-paper"  # the usable one
+    assert at.selectbox(key="text.scorer").value == "tef:tefviz-lm-tef-paper"  # the usable one
     # the user's other choices survive; a baseline still works
-    at.selectbox(key="scorer").select("uniform").run()
+    at.selectbox(key="text.scorer").select("uniform").run()
     assert not at.exception and metrics(at)["Tokens kept (last token's view)"]
 
 
@@ -153,24 +154,27 @@ def test_home_shows_tef_cards(tef_root):
 
 def _tef_options(at) -> list[str]:
     """The TEF checkpoints the scorer picker offers (its options are shown as 'label · name')."""
-    return [o.split(" · ")[-1] for o in at.selectbox(key="scorer").options if " · " in o]
+    return [o.split(" · ")[-1] for o in at.selectbox(key="text.scorer").options if " · " in o]
 
 
 def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
     at = _page()
     assert not at.exception
-    assert at.selectbox(key="model").options == ["tefviz-lm", "tefviz-llama"]  # the embedded default first
+    assert at.selectbox(key="text.model").options == [
+        "tefviz-lm",
+        "tefviz-llama",
+    ]  # the embedded default first
     assert _tef_options(at) == ["tefviz-lm-tef-causal", "tefviz-lm-tef-paper"]
-    at.selectbox(key="model").select("tefviz-llama").run()
+    at.selectbox(key="text.model").select("tefviz-llama").run()
     assert not at.exception and not at.error
     # the other model's TEF heads are no longer offered: the choice falls back to the first of its own
     assert _tef_options(at) == ["tefviz-llama-tef-causal", "tefviz-llama-tef-paper"]
-    assert len(at.selectbox(key="scorer").options) == 2 + 9  # and the nine baselines
-    assert at.selectbox(key="scorer").value == "tef:tefviz-llama-tef-causal"
+    assert len(at.selectbox(key="text.scorer").options) == 2 + 9  # and the nine baselines
+    assert at.selectbox(key="text.scorer").value == "tef:tefviz-llama-tef-causal"
     assert at.query_params["model"] == "tefviz-llama"
     assert at.query_params["scorer"] == "tef:tefviz-llama-tef-causal"
     kept1 = int(metrics(at)["Tokens kept (last token's view)"].split(" of ")[0])
-    at.slider(key="t").set_value(0.3).run()
+    at.slider(key="text.t").set_value(0.3).run()
     assert not at.exception and not at.error
     kept2, n = map(int, metrics(at)["Tokens kept (last token's view)"].split(" of "))
     assert kept2 < kept1 and n == 128  # the sample fills the Llama's whole 128-token context
@@ -182,7 +186,7 @@ def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
     ref = card["metrics"]["heldout_table"]["reference"]["perplexity"]
     assert any(f"Dense reference perplexity {ref:.2f}" in c.value for c in at.caption)
     # the paper variant runs on its own fine-tuned Llama
-    at.selectbox(key="scorer").select("tef:tefviz-llama-tef-paper").run()
+    at.selectbox(key="text.scorer").select("tef:tefviz-llama-tef-paper").run()
     assert not at.exception and not at.error
     assert any("tefviz-llama-tef-paper" in c.value and "fine-tuned" in c.value for c in at.caption)
     assert metrics(at)["Perplexity, dropped at t"] != "n/a"
@@ -191,18 +195,20 @@ def test_text_page_picks_the_llama_and_its_tef_heads(llama_root):
 def test_text_page_llama_from_a_link_baselines_and_a_bad_model(llama_root):
     at = _page(model="tefviz-llama", scorer="attention", mode="skip", t="0.5")
     assert not at.exception and not at.error
-    assert at.selectbox(key="model").value == "tefviz-llama" and at.radio(key="mode").value == "skip"
-    at.select_slider(key="layer").set_value(1).run()  # the tiny Llama has two blocks
+    assert (
+        at.selectbox(key="text.model").value == "tefviz-llama" and at.radio(key="text.mode").value == "skip"
+    )
+    at.select_slider(key="text.layer").set_value(1).run()  # the tiny Llama has two blocks
     assert not at.exception and at.query_params["layer"] == "1"
     assert at.query_params["model"] == "tefviz-llama"
     # a link from before the picker names only a TEF: the page opens the model it runs on
     at = _page(scorer="tef:tefviz-llama-tef-paper")
-    assert not at.exception and at.selectbox(key="model").value == "tefviz-llama"
+    assert not at.exception and at.selectbox(key="text.model").value == "tefviz-llama"
     # an unknown model falls back to the default with the link notice
     at = _page(model="tefviz-mamba", scorer="uniform")
-    assert not at.exception and at.selectbox(key="model").value == "tefviz-lm"
+    assert not at.exception and at.selectbox(key="text.model").value == "tefviz-lm"
     assert any("model=tefviz-mamba (not one of the choices)" in i.value.replace("\\", "") for i in at.info)
-    assert at.selectbox(key="scorer").value == "uniform"
+    assert at.selectbox(key="text.scorer").value == "uniform"
 
 
 @pytest.mark.parametrize("arch", ["gpt_neox"])
@@ -210,11 +216,11 @@ def test_text_page_other_architecture_with_baselines(zoo_root, arch):
     name = zoo_root(arch)
     at = _page(model=name)
     assert not at.exception and not at.error
-    assert _tef_options(at) == [] and len(at.selectbox(key="scorer").options) == 9  # baselines only
+    assert _tef_options(at) == [] and len(at.selectbox(key="text.scorer").options) == 9  # baselines only
     m = metrics(at)
     assert m["Perplexity, all tokens"] != "n/a" and m["Tokens kept (last token's view)"].endswith("of 128")
-    at.selectbox(key="scorer").select("uniform").run()
-    at.slider(key="t").set_value(0.5).run()
+    at.selectbox(key="text.scorer").select("uniform").run()
+    at.slider(key="text.t").set_value(0.5).run()
     assert not at.exception and not at.error
     assert at.query_params["model"] == name and at.query_params["scorer"] == "uniform"
     kept, n = map(int, metrics(at)["Tokens kept (last token's view)"].split(" of "))
@@ -224,7 +230,7 @@ def test_text_page_other_architecture_with_baselines(zoo_root, arch):
 def test_text_page_scores_a_whole_2048_token_context(zoo_root):
     name = zoo_root("llama", context=2048)  # the second embedded model's context, tiny otherwise
     at = _page(model=name, scorer="uniform", sample="your own text")
-    at.text_area(key="text_own").input("The cat sat on the mat. " * 500).run()
+    at.text_area(key="text.own").input("The cat sat on the mat. " * 500).run()
     assert not at.exception and not at.error
     assert metrics(at)["Tokens kept (last token's view)"].endswith("of 2048")
     assert any("longer than one context window of 2048 tokens" in w.value for w in at.warning)
