@@ -147,7 +147,7 @@ def url_value(
         if not _valid(value, choices, lo, hi):
             value = default
         # Set through the Session State API even when unchanged: a widget whose options changed
-        # (another model, another page's list) is a new widget to Streamlit and would otherwise
+        # (another model, another tokenizer's list) is a new widget to Streamlit and would otherwise
         # start again from its first option.
         st.session_state[key] = value
         return value
