@@ -3,7 +3,8 @@
 `python -m tefviz bench serve` starts the app (or targets a local one with --url), opens N browser
 sessions over Streamlit's own websocket protocol and, round after round, has every session move its
 page's threshold slider to the value the teacher calls out, timing each rerun from the moment the
-move is sent to the end of the script run. The numbers answer "how long does a class wait after
+move is sent to the end of the script run (and to the run's first metric: when the new numbers are
+on screen while, on Images, the 2,000-image measurement may still run). The numbers answer "how long does a class wait after
 each move on this machine", which no single-session benchmark shows (the runs share the CPU or GPU,
 the model caches and the server's event loop).
 
@@ -253,9 +254,34 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    """The process's children, then theirs (the background worker: tefviz/workers.py), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError, ValueError):
+                kids = [int(k) for k in (task / "children").read_text().split()]
+                found += kids
+                todo += kids
+    return found
+
+
+def tree_rss_mb(pid: int) -> float | None:
+    """RSS of the process and every process under it: what the app costs the machine."""
+    own = rss_mb(pid)
+    if own is None:
+        return None
+    return own + sum(mb for kid in _children(pid) if (mb := rss_mb(kid)) is not None)
+
+
 async def _sample_rss(pid: int, samples: list[float]) -> None:
     while True:
-        mb = rss_mb(pid)
+        mb = tree_rss_mb(pid)
         if mb is not None:
             samples.append(mb)
         await asyncio.sleep(RSS_EVERY_S)
@@ -358,6 +384,7 @@ class RunResult:
     """What one script run drew: its widgets, metric values, and anything that went wrong."""
 
     seconds: float = 0.0
+    shown_s: float | None = None  # when the run's first metric arrived: the new numbers on screen
     widgets: dict[str, WidgetState] = field(default_factory=dict)
     server_set: set[str] = field(default_factory=set)  # widgets whose value the script set
     metrics: dict[str, str] = field(default_factory=dict)
@@ -442,7 +469,13 @@ class StudentSession:
             result.errors.append(f"the page kept {self.scenario.url_name}={shown} after a move to {value}")
         self._note(result)
         self.moves.append(
-            {"value": value, "seconds": result.seconds, "metrics": result.metrics, "errors": result.errors}
+            {
+                "value": value,
+                "seconds": result.seconds,
+                "shown_s": result.shown_s,
+                "metrics": result.metrics,
+                "errors": result.errors,
+            }
         )
 
     async def _run(self, widgets: list[WidgetState] | None) -> RunResult | None:
@@ -453,7 +486,7 @@ class StudentSession:
         try:
             async with asyncio.timeout(self.move_timeout_s):
                 await self._ws.send(request)
-                result = await self._read_run()
+                result = await self._read_run(start)
         except TimeoutError:
             self._fail(f"the run did not finish within {self.move_timeout_s:g} s")
             return None
@@ -464,7 +497,7 @@ class StudentSession:
         self._adopt(result)
         return result
 
-    async def _read_run(self) -> RunResult:
+    async def _read_run(self, start: float) -> RunResult:
         result = RunResult()
         while True:
             msg = ForwardMsg()
@@ -472,6 +505,8 @@ class StudentSession:
             kind = msg.WhichOneof("type")
             if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 result.add_element(msg.delta.new_element)
+                if result.shown_s is None and result.metrics:
+                    result.shown_s = time.perf_counter() - start
             elif kind == "navigation":  # the page st.navigation resolved and runs (new_session's hash
                 self.page_hash = msg.navigation.page_script_hash  # is only the one asked for)
             elif kind == "page_info_changed":
@@ -483,7 +518,7 @@ class StudentSession:
                     if msg.script_finished == _COMPILE_ERROR:
                         result.errors.append("the script did not compile")
                     return result
-                result = RunResult()  # a rerun follows and draws the page afresh
+                result = RunResult(shown_s=result.shown_s)  # a rerun follows and draws the page afresh
 
     def _adopt(self, result: RunResult) -> None:
         """The frontend's widget memory after a run: widgets not drawn are gone; a widget drawn
@@ -601,6 +636,7 @@ def _unique(lines: list[str], limit: int = 20) -> list[str]:
 
 def page_summary(records: list[dict], moves: int) -> dict:
     move_s = [m["seconds"] for r in records for m in r["moves"]]
+    shown_s = [m["shown_s"] for r in records for m in r["moves"] if m.get("shown_s") is not None]
     first_s = [r["first_run_s"] for r in records if r["first_run_s"] is not None]
     errors = [e for r in records for e in r["errors"]]
     return {
@@ -608,6 +644,7 @@ def page_summary(records: list[dict], moves: int) -> dict:
         "moves_planned": len(records) * moves,
         "moves_completed": len(move_s),
         "move_s": latency_stats(move_s),
+        "shown_s": latency_stats(shown_s),
         "first_run_s": latency_stats(first_s),
         "errors": len(errors),
         "error_messages": _unique(errors),
@@ -658,20 +695,23 @@ def print_table(results: dict) -> None:
     )
     print(
         f"{'page':8s} {'sessions':>8s} {'moves':>9s} {'p50 s':>7s} {'p95 s':>7s} {'max s':>7s} "
-        f"{'first p50':>9s} {'first p95':>9s} {'errors':>6s}"
+        f"{'shown p50':>9s} {'shown p95':>9s} {'first p50':>9s} {'first p95':>9s} {'errors':>6s}"
     )
     for page, p in results["pages"].items():
-        m, f = p["move_s"], p["first_run_s"]
+        m, f, sh = p["move_s"], p["first_run_s"], p.get("shown_s", latency_stats([]))
         print(
             f"{page:8s} {p['sessions']:8d} {p['moves_completed']:4d}/{p['moves_planned']:<4d} "
             f"{_fmt(m['p50']):>7s} {_fmt(m['p95']):>7s} {_fmt(m['max']):>7s} "
+            f"{_fmt(sh['p50']):>9s} {_fmt(sh['p95']):>9s} "
             f"{_fmt(f['p50']):>9s} {_fmt(f['p95']):>9s} {p['errors']:6d}"
         )
         for line in p["error_messages"][:5]:
             print(f"  {page} error: {line}")
     rss = results["server"]["peak_rss_mb"]
+    print("p50/p95/max: the move until the page's run finished; shown: until its first metric arrived")
     print(
-        f"server peak RSS: {'not sampled (server started elsewhere)' if rss is None else f'{rss:.0f} MB'}"
+        f"server peak RSS (worker process included): "
+        f"{'not sampled (server started elsewhere)' if rss is None else f'{rss:.0f} MB'}"
         f"; wall {results['wall_s']:.1f} s"
         + ("; STOPPED at --max-seconds" if results["stopped_early"] else "")
     )

@@ -5,6 +5,10 @@ never targets another machine."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +57,9 @@ def test_serve_bench_end_to_end(tef_root, image_root, tmp_path, capsys):
 
     sessions = results["sessions"]
     assert all(m["seconds"] > 0 for s in sessions for m in s["moves"])
+    # the new numbers are on screen before (or when) the run ends
+    assert all(0 < m["shown_s"] <= m["seconds"] for s in sessions for m in s["moves"])
+    assert "shown p95" in printed
     # the moves reached the page: what it computed at the class's values differs from the first run's
     for s in sessions:
         assert [m["value"] for m in s["moves"]] == ([0.8, 0.7] if s["page"] == "text" else [0.7, 0.6])
@@ -189,3 +196,20 @@ def test_two_replicas_behind_haproxy(tef_root, image_root, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
+
+
+def test_rss_counts_the_processes_under_the_server():
+    """The Images page's worker is a child of the server: its memory is the app's memory too."""
+    from tefviz.serve_bench import rss_mb, tree_rss_mb
+
+    hold = 'x = b"x" * (200 * 2**20); import time; time.sleep(30)'  # written, so resident
+    child = subprocess.Popen([sys.executable, "-c", hold])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (rss_mb(child.pid) or 0) < 200:
+            time.sleep(0.1)
+        own = rss_mb(os.getpid())
+        assert tree_rss_mb(os.getpid()) >= own + 190
+    finally:
+        child.kill()
+        child.wait()
