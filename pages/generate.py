@@ -273,12 +273,7 @@ def per_step_charts(result: dict, n0: int, view_key: str, policy_key: str) -> No
 
 st.title("Generation with an evicted KV cache")
 st.caption(view.INTRO)
-# heads with per-query features are not offered: decoding computes the hidden-state term only
-tefs = [
-    c
-    for c in usable_tef_checkpoints()
-    if (c.card or {}).get("variant") == "causal" and not (c.tef or {}).get("features")
-]
+tefs = [c for c in usable_tef_checkpoints() if (c.card or {}).get("variant") == "causal"]
 left, right = st.columns([1, 2])
 with left:
     picked = lm_picker(
@@ -286,14 +281,6 @@ with left:
     )
 lm = lm_or_stop(picked)
 policies = view.policy_choices([c.name for c in tefs if tef_base(c) == picked])
-with_features = [
-    c.name for c in usable_tef_checkpoints() if (c.tef or {}).get("features") and tef_base(c) == picked
-]
-if with_features:
-    left.caption(
-        f"Not offered: {', '.join(with_features)} (TEF heads with per-query features, which "
-        "generation does not compute yet; the Text page runs them)."
-    )
 choice = choices(left, right, policies, lm.context_length)
 if not choice.text.strip():
     st.info("The prompt is empty: type a prompt, or pick a sample.")

@@ -4,6 +4,8 @@ processed."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -126,13 +128,46 @@ def test_bench_generate_prints_and_saves(tiny_lm_dir, tmp_path, capsys):
     assert "tok/s" in capsys.readouterr().out
 
 
-def test_heads_with_per_query_features_are_refused_not_run_without_them(model):
+def feature_heads(model, features):
     from tefviz.text.tef import TEFConfig, TEFHeads
 
     parts = model_parts(model)
-    heads = TEFHeads(
-        TEFConfig("causal", parts.n_layer, parts.d_model, "tiny", [0.5, 1.0], features=["attention", "age"])
-    ).eval()
-    with pytest.raises(InputError, match="per-query features"):
-        generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=4, budget=8, heads=heads)
-    generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=4, budget=8, heads=causal_heads(model))
+    torch.manual_seed(0)
+    config = TEFConfig("causal", parts.n_layer, parts.d_model, "tiny", [0.5, 1.0], features=features)
+    return TEFHeads(config).eval()
+
+
+@pytest.mark.parametrize(
+    "features", [["attention"], ["attention", "accumulated", "key_norm", "age", "sharpness"]]
+)
+def test_feature_heads_start_as_tova_in_decoding(model, features):
+    """Heads with per-query features start from the query's attention alone (weight 1, the other
+    terms 0): decoding with them must keep exactly what TOVA keeps."""
+    tova = generate_evicted(model, PROMPT, "tova", max_new_tokens=8, budget=8)
+    tef = generate_evicted(
+        model, PROMPT, "tef_causal", max_new_tokens=8, budget=8, heads=feature_heads(model, features)
+    )
+    assert tef.ids == tova.ids and tef.kept == tova.kept
+    assert [s.evicted for s in tef.steps] == [s.evicted for s in tova.steps]
+
+
+def test_feature_heads_read_the_entries_age(model):
+    """A learned recency prior alone (attention weight 0, the newest age bucket highest) keeps the
+    most recent entries and the pinned first one: the age feature reaches decoding."""
+    heads = feature_heads(model, ["attention", "age"])
+    with torch.no_grad():
+        heads.mix.zero_()
+        heads.age_prior.copy_(
+            -torch.arange(heads.age_prior.shape[1], dtype=torch.float32).expand_as(heads.age_prior)
+        )
+    budget, steps = 8, 6
+    g = generate_evicted(model, PROMPT, "tef_causal", max_new_tokens=steps, budget=budget, heads=heads)
+    now = len(PROMPT) + steps - 2  # the newest query at the last eviction (then one more is appended)
+
+    def bucket(p: int) -> int:  # the age buckets of TEFHeads: 0, 1, 2-3, 4-7, ...
+        return 0 if now == p else int(math.log2(now - p)) + 1
+
+    for kept in g.kept:
+        assert kept[0] == 0 and kept[-1] == now + 1 and len(kept) == budget + 1
+        gone = set(range(1, now + 1)) - set(kept)
+        assert max(bucket(p) for p in kept[1:-1]) <= min(bucket(p) for p in gone)

@@ -139,3 +139,28 @@ def test_generate_empty_html_and_unicode_prompts(tef_root):
     at.text_area(key="generate.own").input("The cat sat on the mat. " * 50_000).run()  # 1.2 M characters
     assert not at.exception
     assert any("cut to its last" in w.value and "characters" in w.value for w in at.warning)
+
+
+def test_feature_heads_are_offered_and_generate(tef_root, monkeypatch):
+    """TEF heads with per-query features decode too: offered beside the others, run on Generate."""
+    import json
+    import shutil
+
+    from tefviz.text.tef import TEFConfig, TEFHeads
+
+    src, out = tef_root / "tefviz-lm-tef-causal", tef_root / "tefviz-lm-tef-causal-features"
+    shutil.copytree(src, out)
+    plain = TEFHeads.load(src).config
+    features = ["attention", "accumulated", "age", "sharpness"]
+    TEFHeads(
+        TEFConfig("causal", plain.n_layer, plain.d_model, plain.base, [0.5, 1.0], features=features)
+    ).save(out)
+    card = json.loads((out / "card.json").read_text())
+    (out / "card.json").write_text(json.dumps({**card, "name": out.name, "features": features}))
+    calls = _counting(monkeypatch)
+    at = _page(model="tefviz-lm", new_tokens="8")
+    assert "causal TEF · tefviz-lm-tef-causal-features" in at.selectbox(key="generate.policy").options
+    at.selectbox(key="generate.policy").select("tef:tefviz-lm-tef-causal-features").run()
+    _generate(at)
+    assert calls[-1]["heads"].config.features == features
+    assert metrics(at)["Tokens generated"] == "8"

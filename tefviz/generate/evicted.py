@@ -13,8 +13,11 @@ evicted: what eviction changed in the next-token distribution, on the same conte
 Policies score each cached entry per layer (higher = keep): StreamingLLM (sinks + most recent),
 H2O (attention accumulated while decoding, half the budget kept for the most recent), TOVA (the
 current query's attention, mean over heads), key norm (low L2 norm kept) and the causal TEF (its
-head's score of the token at that layer, read when the token was written). The first token (the
-attention sink) and the newest are always kept.
+head's score of the token at that layer, read when the token was written; heads with per-query
+features add, per step, the newest query's view: its attention, the attention each entry received
+since it was written, prompt included, the entry's key norm and age, scaled by the query's
+sharpness, as `TEFHeads.per_query_logits` does for a whole text). The first token (the attention
+sink) and the newest are always kept.
 """
 
 from __future__ import annotations
@@ -65,16 +68,66 @@ class EvictedGeneration:
 
 
 class _TEFScores:
-    """A plan that edits nothing and records each layer's TEF head score of the newest tokens."""
+    """A plan that edits nothing and records each layer's TEF head score of the newest tokens (and,
+    for heads with a sharpness term, the newest query's sharpness)."""
 
     def __init__(self, heads) -> None:
         self.heads = heads
         self.latest: dict[int, torch.Tensor] = {}
+        self.sharpness: dict[int, torch.Tensor] = {}
 
     def edit(self, layer: int, h: torch.Tensor) -> LayerEdit | None:
         head, norm = self.heads.heads[layer], self.heads.norms[layer]
-        self.latest[layer] = head(norm(h.to(norm.weight.dtype))).squeeze(-1).float()[0]  # (new tokens,)
+        hn = norm(h.to(norm.weight.dtype))
+        self.latest[layer] = head(hn).squeeze(-1).float()[0].cpu()  # (new tokens,)
+        if "sharpness" in self.heads.config.features:
+            self.sharpness[layer] = self.heads.sharpness[layer](hn[0, -1]).squeeze(-1).float().cpu()
         return None
+
+
+@dataclass
+class _EntryState:
+    """Per layer, what a policy reads about each cached entry (rows follow the cache's entries)."""
+
+    received: list[torch.Tensor]  # attention each entry received (H2O: while decoding; TEF: ever)
+    last: list[torch.Tensor]  # the newest query's attention (TOVA, the TEF's "attention")
+    tef: list[torch.Tensor]  # the TEF head's score of the entry, read when it was written
+    positions: list[list[int]]  # the entry's token position
+
+    def keep(self, layer: int, idx: torch.Tensor) -> None:
+        n = len(self.positions[layer])
+        for per_entry in (self.received, self.last, self.tef):
+            if per_entry[layer].numel() == n:
+                per_entry[layer] = per_entry[layer][idx]
+        self.positions[layer] = [self.positions[layer][i] for i in idx.tolist()]
+
+
+def _feature_logits(heads, plan: _TEFScores, layer: int, cached, state: _EntryState) -> torch.Tensor:
+    """The newest query's logit of each cached entry under TEF heads with per-query features: the
+    decoding form of `TEFHeads.per_query_logits` (features read from this run's own cache)."""
+    from tefviz.text.tef import _LOG_EPS, _SCALAR_FEATURES, AGE_BUCKETS
+
+    features = heads.config.features
+    n = cached.keys.shape[-2]
+    logit = torch.zeros(n)
+    scalars = [f for f in features if f in _SCALAR_FEATURES]
+    with torch.no_grad():
+        for k, f in enumerate(scalars):
+            if f == "attention":
+                feat = (state.last[layer][:n] + _LOG_EPS).log()
+            elif f == "accumulated":
+                feat = (state.received[layer][:n] + _LOG_EPS).log()
+            else:  # key norm, mean over key/value heads (a rotation keeps a rotary key's norm)
+                feat = cached.keys[0].float().norm(dim=-1).mean(0).clamp_min(_LOG_EPS).log().cpu()
+            logit = logit + heads.mix[layer, k].detach().float().cpu() * feat
+        if "age" in features:
+            pos = torch.tensor(state.positions[layer])
+            age = (pos[-1] - pos).clamp_min(0)
+            bucket = torch.where(age > 0, torch.floor(torch.log2(age.clamp_min(1).float())).long() + 1, 0)
+            logit = logit + heads.age_prior[layer].detach().float().cpu()[bucket.clamp_max(AGE_BUCKETS - 1)]
+        if "sharpness" in features:
+            logit = logit * plan.sharpness[layer].exp()
+    return logit + state.tef[layer][:n]
 
 
 def _cache_bytes(cache: DynamicCache) -> int:
@@ -126,15 +179,6 @@ def generate_evicted(
         raise InputError(f"t must lie in (0, 1], got {t}")
     if policy == "tef_causal" and (heads is None or heads.config.variant != "causal"):
         raise InputError("the tef_causal policy needs causal TEF heads for this model")
-    if policy == "tef_causal" and heads.config.per_query:
-        # their scores need each query's attention, the accumulated attention and key norms beside
-        # the hidden state; decoding computes the hidden-state term only, so refuse rather than
-        # silently run other heads
-        features = ", ".join(heads.config.features)
-        raise InputError(
-            f"these TEF heads score with per-query features ({features}), which generation "
-            "with an evicted cache does not compute yet; pick heads without features"
-        )
     if not prompt_ids:
         raise InputError("the prompt is empty")
     parts = model_parts(model)
@@ -176,12 +220,16 @@ def generate_evicted(
     # the evicted run, with the dense model fed the same tokens beside it
     cache, ref_cache = DynamicCache(), DynamicCache()
     plan = _TEFScores(heads) if policy == "tef_causal" else None
-    capture = Capture(weights=True) if policy in ("h2o", "tova") else None
+    features = heads.config.features if plan is not None else []
+    by_attention = policy in ("h2o", "tova") or "attention" in features or "accumulated" in features
+    capture = Capture(weights=True) if by_attention else None
     layers = parts.n_layer
-    positions = [list(range(n0)) for _ in range(layers)]
-    acc = [torch.zeros(n0) for _ in range(layers)]  # H2O: attention received while decoding
-    last = [torch.zeros(n0) for _ in range(layers)]  # TOVA: the newest query's attention
-    tef = [torch.zeros(0) for _ in range(layers)]
+    state = _EntryState(
+        [torch.zeros(n0) for _ in range(layers)],
+        [torch.zeros(n0) for _ in range(layers)],
+        [torch.zeros(0) for _ in range(layers)],
+        [list(range(n0)) for _ in range(layers)],
+    )
 
     def run(ids: torch.Tensor, start: int) -> torch.Tensor:
         pos = torch.arange(start, start + ids.shape[1], device=device)[None]
@@ -207,18 +255,26 @@ def generate_evicted(
             cached = cache.layers[layer]
             n = cached.keys.shape[-2]
             if plan is not None:
-                tef[layer] = torch.cat([tef[layer], plan.latest[layer].cpu()])
+                state.tef[layer] = torch.cat([state.tef[layer], plan.latest[layer]])
             if capture is not None:
-                w = capture.records[layer].weights[0, :, -1].float().mean(0).cpu()  # (n,) the newest query
-                acc[layer] = torch.cat([acc[layer], torch.zeros(n - acc[layer].numel())]) + w
-                last[layer] = w
+                rows = capture.records[layer].weights[0].float().mean(0).cpu()  # (new queries, n)
+                # H2O counts attention while decoding; the TEF's "accumulated", as in training,
+                # everything an entry received since it was written (the prompt's queries too)
+                got = rows.sum(0) if plan is not None else rows[-1]
+                grown = torch.zeros(n - state.received[layer].numel())
+                state.received[layer] = torch.cat([state.received[layer], grown]) + got
+                state.last[layer] = rows[-1]
             if policy == "dense" or (budget is not None and n <= budget):
                 evicted.append([])
                 continue
-            scores = _scores(policy, layer, n, cached, acc, last, tef)
+            if features:
+                logit = _feature_logits(heads, plan, layer, cached, state)
+                scores = (logit - logit.max()).exp()
+            else:
+                scores = _scores(policy, layer, n, cached, state)
             pinned = torch.zeros(n, dtype=torch.bool)
             pinned[0] = pinned[-1] = True
-            pos_t = torch.tensor(positions[layer])
+            pos_t = torch.tensor(state.positions[layer])
             if policy == "streaming_llm":
                 pinned |= pos_t < SINKS
             if policy == "h2o" and budget is not None:
@@ -230,16 +286,13 @@ def generate_evicted(
                 evicted.append(pos_t[gone].tolist())
                 idx = keep.to(cached.keys.device)
                 cached.keys, cached.values = cached.keys[:, :, idx], cached.values[:, :, idx]
-                positions[layer] = pos_t[keep].tolist()
-                for per_entry in (acc, last, tef):
-                    if per_entry[layer].numel() == n:
-                        per_entry[layer] = per_entry[layer][keep]
+                state.keep(layer, keep)
             else:
                 evicted.append([])
         entries = sum(c.keys.shape[-2] for c in cache.layers)
         steps.append(StepRecord(tok, entries, _cache_bytes(cache), evicted, kl))
         for layer in range(layers):
-            positions[layer].append(n0 + i)
+            state.positions[layer].append(n0 + i)
         nxt = torch.tensor([[tok]], device=device)
         logits = run(nxt, n0 + i)
         if ref_logits is not None:
@@ -256,7 +309,7 @@ def generate_evicted(
         ids,
         dense_ids,
         steps,
-        positions,
+        state.positions,
         policy,
         budget,
         t,
@@ -265,18 +318,18 @@ def generate_evicted(
     )
 
 
-def _scores(policy: str, layer: int, n: int, cached, acc, last, tef) -> torch.Tensor:
+def _scores(policy: str, layer: int, n: int, cached, state: _EntryState) -> torch.Tensor:
     """Each cached entry's score at this layer (higher = keep)."""
     if policy == "streaming_llm":
         return torch.arange(n, dtype=torch.float32)  # the most recent first (Xiao et al. 2023)
     if policy == "h2o":
-        return acc[layer][:n]  # heavy hitters (Zhang et al. 2023)
+        return state.received[layer][:n]  # heavy hitters (Zhang et al. 2023)
     if policy == "tova":
-        return last[layer][:n]  # the current query's attention (Oren et al. 2024)
+        return state.last[layer][:n]  # the current query's attention (Oren et al. 2024)
     if policy == "key_norm":
         norms = cached.keys[0].float().norm(dim=-1).mean(0).cpu()  # (n,), mean over key/value heads
         return 1.0 / norms.clamp_min(1e-6)  # low norm kept (Devoto et al. 2024)
-    logit = tef[layer][:n]  # tef_causal: the head's score, read when the entry was written
+    logit = state.tef[layer][:n]  # tef_causal: the head's score, read when the entry was written
     return (logit - logit.max()).exp()
 
 
