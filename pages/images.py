@@ -3,6 +3,7 @@ only: each tokenizer declares its budgets and figures, tefviz/images/view.py com
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -164,23 +165,26 @@ with left:
     source, (image, label, original, steps) = input_picker(key)
 with right:
     sel, budget = budget_controls(model.tokenizer, model.cfg, key)
+    measure = bound(
+        st.toggle,
+        key("measure"),
+        True,
+        "Measure on the 2,000 evaluation images at every new setting",
+        legacy=legacy("measure"),
+        help="About 1-3 s per new setting on a 2-core CPU (cached after), in a worker process while "
+        "the page draws. Turn off to move the budget with no wait; the accuracy star and the flips "
+        "then pause.",
+    )
     for note in view.input_notes(steps, source == SOURCES[0]):
         st.caption(note)
 if image is None:  # the budget widgets above are drawn anyway, so their values survive
     st.stop()
+if measure:  # start now: the worker classifies the subset while this run draws the image
+    with contextlib.suppress(Exception):  # a failure is shown where the result is awaited, below
+        cache.subset_job(model_key, sel)
 image_key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 result = guarded("Classifying the image", cache.analysis, model_key, image_key, sel, image) or st.stop()
 headline(result, sel, image_key)
-measure = bound(
-    st.toggle,
-    key("measure"),
-    True,
-    "Measure on the 2,000 evaluation images at every new setting",
-    legacy=legacy("measure"),
-    help="About 1-3 s per new "
-    "setting on a 2-core CPU (cached after); the image above is re-drawn first. Turn off to move "
-    "the budget with no wait; the accuracy star and the flips then pause.",
-)
 subset = guarded("Evaluating the subset", cache.subset, model_key, sel) if measure else None
 tabs = st.tabs(["Accuracy vs tokens", "Error analysis", "Spectrum and SVD (training-free)"])
 with tabs[0]:
