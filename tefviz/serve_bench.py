@@ -4,9 +4,9 @@
 sessions over Streamlit's own websocket protocol and, round after round, has every session move its
 page's threshold slider to the value the teacher calls out, timing each rerun from the moment the
 move is sent to the end of the script run (and to the run's first metric: when the new numbers are
-on screen while, on Images, the 2,000-image measurement may still run). The numbers answer "how long does a class wait after
-each move on this machine", which no single-session benchmark shows (the runs share the CPU or GPU,
-the model caches and the server's event loop).
+on screen while, on Images, the 2,000-image measurement may still run). The numbers answer "how long
+does a class wait after each move on this machine", which no single-session benchmark shows (the runs
+share the CPU or GPU, the model caches and the server's event loop).
 
 The client speaks the protocol the frontend speaks (learnt from the pinned Streamlit):
 - websocket at /_stcore/stream, subprotocol "streamlit", binary protobuf frames; a Host header

@@ -486,18 +486,14 @@ def test_tokenizers_declare_budgets_settings_and_figures(images):
     from tefviz.images.view import main_figures
 
     want = {  # budget widget keys, figure keys (the probabilities last), bench's reduced setting
-        "svd_tef": (
-            ["img_t", "img_k_svd_tef"],
-            ["overlay", "scores", "cumulative", "probs"],
-            Selection(t=0.8),
-        ),
-        "fft": (["img_side", "img_p"], ["fft_input", "spectrum", "lowpass", "probs"], Selection(fft_side=16)),
+        "svd_tef": (["t", "k_svd_tef"], ["overlay", "scores", "cumulative", "probs"], Selection(t=0.8)),
+        "fft": (["side", "p"], ["fft_input", "spectrum", "lowpass", "probs"], Selection(fft_side=16)),
         "svd_exact": (
-            ["img_t", "img_k_svd_exact"],
+            ["t", "k_svd_exact"],
             ["svd_input", "rank_k", "svd_cumulative", "probs"],
             Selection(t=0.9),
         ),
-        "patch": (["img_keep"], ["overlay", "scores", "cumulative", "probs"], Selection(tnt_keep=0.5)),
+        "patch": (["keep"], ["overlay", "scores", "cumulative", "probs"], Selection(tnt_keep=0.5)),
     }
     assert list(TOKENIZERS) == ["svd_tef", "fft", "svd_exact", "patch"]  # display order
     for name, (keys, figures, reduced) in want.items():

@@ -237,7 +237,7 @@ class RowsTokenizer(ImageTokenizer):
                 "rows",
                 "rows",
                 "Grid rows kept",
-                "img_dummy_rows",
+                "dummy_rows",
                 cfg.grid,
                 choices=rows,
                 table=(cfg.grid // 2,),

@@ -32,12 +32,6 @@ def legacy(name: str) -> str:
     return f"{LEGACY_PREFIX}{name}"
 
 
-def budget_name(budget_key: str) -> str:
-    """The name of a tokenizer's budget control on the page: its Budget.key without the old `img_`
-    prefix the tokenizers still declare (`img_t` -> `t`, URL `t`, session key `images.t`)."""
-    return budget_key.removeprefix(LEGACY_PREFIX)
-
-
 def input_picker(key: Keys) -> tuple[str, Picked]:
     """The source, and (model input or None, true class or None, the picture or None, conversion steps)."""
     source = bound(
@@ -103,7 +97,7 @@ def budget_controls(
     tokenizer: ImageTokenizer, cfg: ImageConfig, key: Keys
 ) -> tuple[Selection, Budget | None]:
     """The tokenizer's budgets (a radio between several), each a slider or select slider in the URL
-    under its `budget_name`."""
+    under its Budget.key (URL `t`, session key `images.t`)."""
     budgets = tokenizer.budgets(cfg)
     if not budgets:
         st.info(tokenizer.no_budget_note)
@@ -125,7 +119,7 @@ def budget_controls(
     )
     b = budgets[modes.index(mode)]
     args, kwargs = b.widget_args()
-    name = budget_name(b.key)
+    name = b.key
     value = bound(
         st.select_slider if b.choices else st.slider,
         key(name),

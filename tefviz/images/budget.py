@@ -75,7 +75,7 @@ class Budget:
     mode: str  # its option in the page's budget radio ("threshold t", "top-k", ...)
     short: str  # its name in table labels and curve names ("t", "top-k", "side", ...)
     label: str  # the widget's label
-    key: str  # widget key and URL parameter on the Images page
+    key: str  # its name on the Images page: URL parameter <key>, session key images.<key>
     default: float | int
     lo: float | int | None = None
     hi: float | int | None = None
