@@ -31,22 +31,14 @@ def download_buttons(data: Data, name: str, key: str) -> None:
     the page's key (`<page>.<name>`, ui/state.py `page_keys`); the buttons' keys are derived from it."""
     tabular = isinstance(data, pd.DataFrame | list)
     cols = st.columns([1, 1, 6])
-    if tabular:
-        cols[0].download_button(
-            "CSV",
-            lambda: export_payloads(data)[0],
-            f"{name}.csv",
-            "text/csv",
-            key=f"{key}-csv",
+    formats = [("CSV", "text/csv", 0)] if tabular else []
+    for col, (label, mime, i) in zip(cols, [*formats, ("JSON", "application/json", 1)], strict=False):
+        col.download_button(
+            label,
+            lambda i=i: export_payloads(data)[i],
+            f"{name}.{label.lower()}",
+            mime,
+            key=f"{key}-{label.lower()}",
             on_click="ignore",
             icon=":material/download:",
         )
-    cols[1].download_button(
-        "JSON",
-        lambda: export_payloads(data)[1],
-        f"{name}.json",
-        "application/json",
-        key=f"{key}-json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
