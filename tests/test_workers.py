@@ -144,3 +144,12 @@ def test_a_method_registered_at_run_time_is_adopted_by_the_worker(worker):
             TOKENIZERS.reference("local_tokenizer")
     finally:
         TOKENIZERS.unregister("local_tokenizer")
+
+
+def niceness() -> int:
+    return os.nice(0)
+
+
+def test_the_worker_runs_below_the_server(worker):
+    """A class's page runs go first: the worker's long jobs take what they leave."""
+    assert worker.submit("nice", niceness).result(timeout=60) >= min(os.nice(0) + 10, 19)
