@@ -79,9 +79,10 @@ class _TEFScores:
     def edit(self, layer: int, h: torch.Tensor) -> LayerEdit | None:
         head, norm = self.heads.heads[layer], self.heads.norms[layer]
         hn = norm(h.to(norm.weight.dtype))
-        self.latest[layer] = head(hn).squeeze(-1).float()[0].cpu()  # (new tokens,)
+        # kept on the model's device here: copied out after the forward, where the policy reads them
+        self.latest[layer] = head(hn).squeeze(-1).float()[0]  # (new tokens,)
         if "sharpness" in self.heads.config.features:
-            self.sharpness[layer] = self.heads.sharpness[layer](hn[0, -1]).squeeze(-1).float().cpu()
+            self.sharpness[layer] = self.heads.sharpness[layer](hn[0, -1]).squeeze(-1).float()
         return None
 
 
@@ -126,7 +127,7 @@ def _feature_logits(heads, plan: _TEFScores, layer: int, cached, state: _EntrySt
             bucket = torch.where(age > 0, torch.floor(torch.log2(age.clamp_min(1).float())).long() + 1, 0)
             logit = logit + heads.age_prior[layer].detach().float().cpu()[bucket.clamp_max(AGE_BUCKETS - 1)]
         if "sharpness" in features:
-            logit = logit * plan.sharpness[layer].exp()
+            logit = logit * plan.sharpness[layer].cpu().exp()
     return logit + state.tef[layer][:n]
 
 
@@ -255,7 +256,7 @@ def generate_evicted(
             cached = cache.layers[layer]
             n = cached.keys.shape[-2]
             if plan is not None:
-                state.tef[layer] = torch.cat([state.tef[layer], plan.latest[layer]])
+                state.tef[layer] = torch.cat([state.tef[layer], plan.latest[layer].cpu()])
             if capture is not None:
                 rows = capture.records[layer].weights[0].float().mean(0).cpu()  # (new queries, n)
                 # H2O counts attention while decoding; the TEF's "accumulated", as in training,
