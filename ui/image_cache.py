@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from tefviz.checkpoints import checkpoint_version, resolve_checkpoint
+from tefviz.checkpoints import resolve_checkpoint
 from tefviz.data.fashion_mnist import CLASSES
 from tefviz.images import evaluate, preprocess, view
 from tefviz.images.budget import Selection
@@ -72,9 +72,8 @@ _WORKER = BackgroundWorker()
 def subset_job(model_key: str, sel: Selection) -> Future:
     """The job classifying the 2,000 evaluation images by the model `model_key` names at `sel`
     (started now unless it already ran or runs; a re-exported checkpoint is a new job)."""
-    name = model_key.split("@", 1)[0]
+    name, version = model_key.split("@", 1)  # get_image_model's key names the weights version
     path, tokenizer = resolve_checkpoint(name), TOKENIZERS.reference(_model(model_key).cfg.tokenizer)
-    version = checkpoint_version(path)
     key = (str(path), version, sel)
     return _WORKER.submit(key, classify_checkpoint_subset, str(path), version, sel, tokenizer)
 
