@@ -43,8 +43,10 @@ def headline(res: view.ImageAnalysis, sel: Selection, image_key: str) -> None:
     left, right = st.columns([2, 1])
     draw([probs], {"label": f"{fig_view}|{label}"}, [left])
     if original is not None:
-        right.image(np.clip(original, 0, 1), caption="Your picture (greyscale)", width="stretch")
-    right.image(np.kron(image, np.ones((6, 6))), caption="What the model sees (32x32, upscaled)", clamp=True)
+        photo = cache.picture_bytes(f"{image_key}|original", original, 1, "JPEG")
+        right.image(photo, caption="Your picture (greyscale)", width="stretch", output_format="JPEG")
+    seen = cache.picture_bytes(image_key, image, 6, "PNG")
+    right.image(seen, caption="What the model sees (32x32, upscaled)", output_format="PNG")
     download_buttons(res.export(), "image_tokens", key("image_export"))
 
 
@@ -82,7 +84,7 @@ def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
     full = guarded("Evaluating the subset with every token", cache.subset, model_key, Selection())
     if subset is None or full is None:
         return
-    x, y = cache.shipped_subset()
+    y = cache.shipped_subset()[1]
     flips = view.flipped(full.pred, subset.pred, y.numpy())
     for col, (group, text) in zip(st.columns(3), view.FLIP_GROUPS.items(), strict=True):
         col.metric(text, len(flips[group]))
@@ -97,7 +99,7 @@ def flips_tab(subset: evaluate.SubsetResult | None, measure: bool) -> None:
         st.info("No evaluation image falls in this group at this setting.")
     grid = st.columns(8)
     for j, (i, caption) in enumerate(view.flip_gallery(flips, group, full.pred, subset.pred, y.numpy())):
-        grid[j % 8].image(np.kron(x[i, 0].numpy(), np.ones((3, 3))), clamp=True, caption=caption)
+        grid[j % 8].image(cache.subset_image_png(int(i)), caption=caption, output_format="PNG")
         where = dict(zip((key("cls"), key("idx")), view.subset_position(y.numpy(), i), strict=True))
         grid[j % 8].button(
             "Open",
@@ -132,6 +134,16 @@ def training_free_tab(image: np.ndarray, original: np.ndarray | None) -> None:
     draw(rank_views(vt, k, ev), {"setting": f"{free_view}|{k}"}, [b] * 3)
 
 
+def start_measuring(sel: Selection) -> None:
+    """Start classifying the subset at `sel` in the worker. Also the budget slider's callback, which
+    Streamlit runs before the script: under a class the job then starts before this session's run
+    has queued behind everyone else's for the interpreter."""
+    if not st.session_state.get(key("measure"), True):
+        return
+    with contextlib.suppress(Exception):  # a failure is shown where the result is awaited
+        cache.subset_job(model_key, sel)
+
+
 st.title("Images: which patches survive the threshold")
 st.caption(view.page_intro())
 models = loaders.usable_image_checkpoints()
@@ -164,7 +176,7 @@ left, right = st.columns([1, 2])
 with left:
     source, (image, label, original, steps) = input_picker(key)
 with right:
-    sel, budget = budget_controls(model.tokenizer, model.cfg, key)
+    sel, budget = budget_controls(model.tokenizer, model.cfg, key, on_move=start_measuring)
     measure = bound(
         st.toggle,
         key("measure"),
@@ -179,17 +191,16 @@ with right:
         st.caption(note)
 if image is None:  # the budget widgets above are drawn anyway, so their values survive
     st.stop()
-if measure:  # start now: the worker classifies the subset while this run draws the image
-    with contextlib.suppress(Exception):  # a failure is shown where the result is awaited, below
-        cache.subset_job(model_key, sel)
+if measure:  # start now (if the slider's callback has not): the worker classifies while this run draws
+    start_measuring(sel)
 image_key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 result = guarded("Classifying the image", cache.analysis, model_key, image_key, sel, image) or st.stop()
 headline(result, sel, image_key)
-subset = guarded("Evaluating the subset", cache.subset, model_key, sel) if measure else None
 tabs = st.tabs(["Accuracy vs tokens", "Error analysis", "Spectrum and SVD (training-free)"])
-with tabs[0]:
+with tabs[2]:  # drawn first: it needs no measurement, so it is on screen while the worker runs
+    training_free_tab(image, original)
+with tabs[0]:  # the wait (with its progress bar) sits where the accuracy will appear
+    subset = guarded("Evaluating the subset", cache.subset, model_key, sel) if measure else None
     accuracy_tab(budget, subset)
 with tabs[1]:
     flips_tab(subset, measure)
-with tabs[2]:
-    training_free_tab(image, original)

@@ -590,3 +590,40 @@ def test_train_images_resumes_where_it_stopped(tmp_path, monkeypatch):
         torch.testing.assert_close(split[k], whole[k], atol=1e-3, rtol=0)
     with pytest.raises(InputError, match="different run"):  # another model in the same run directory
         train_mod.train_images(dataclasses.replace(config(tmp_path / "split"), dim=32))
+
+
+def test_grey_image_bytes_decode_to_the_clipped_upscaled_picture():
+    import io
+
+    from PIL import Image
+
+    from tefviz.images.view import grey_image_bytes
+
+    picture = np.array([[0.0, 0.5], [1.0, 2.0]])  # 2.0: out of range, shown as white
+    png = Image.open(io.BytesIO(grey_image_bytes(picture, scale=3)))
+    assert png.format == "PNG" and png.size == (6, 6)
+    expected = np.kron(np.array([[0, 128], [255, 255]]), np.ones((3, 3)))
+    np.testing.assert_array_equal(np.asarray(png), expected)
+    assert Image.open(io.BytesIO(grey_image_bytes(picture, format="JPEG"))).format == "JPEG"
+
+
+def test_at_a_threshold_the_subset_is_batched_by_kept_count_and_answered_in_its_own_order(monkeypatch):
+    from tefviz.images import evaluate
+
+    model = tiny("svd_tef")
+    x = eval_inputs()[0][:40]
+    sel = Selection(t=0.6)
+    gen = torch.Generator().manual_seed(0)  # an untrained scorer scores nearly evenly: vary the counts
+    tokenized = [
+        dataclasses.replace(tb, scores=torch.rand(tb.scores.shape, generator=gen) ** 4)
+        for tb in tokenize_batches(model, x, sel, batch=8)
+    ]
+    batches, order = evaluate._by_kept_count(tokenized, sel, 8)
+    counts = torch.cat([input_keep_mask(tb, sel).sum(1) for tb in batches])
+    assert torch.equal(counts, counts.sort().values) and len(set(counts.tolist())) > 1  # sorted, varied
+    assert sorted(order.tolist()) == list(range(40)) and order.tolist() != list(range(40))
+    got = predict(model, x, sel, batch=8, tokenized=tokenized)
+    monkeypatch.setattr(evaluate, "_regroupable", lambda *a: False)
+    want = predict(model, x, sel, batch=8, tokenized=tokenized)  # batches in the subset's order
+    torch.testing.assert_close(got[0], want[0])
+    assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])

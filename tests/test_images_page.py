@@ -279,3 +279,25 @@ def test_a_new_tokenizer_reaches_the_page_through_the_registry_alone(checkpoints
         assert any("Top rows" in c.value and "classifies" in c.value for c in at.caption)  # measured, starred
     finally:
         TOKENIZERS.unregister("dummy_rows")
+
+
+def test_a_budget_move_starts_the_measurement_before_the_script_and_only_if_on(image_root, monkeypatch):
+    """The slider's callback (run by Streamlit before the script) submits the job at once, so under a
+    class it does not wait for this session's run to reach the budget; with the toggle off, none."""
+    from ui import image_cache
+
+    submitted = []
+    original = image_cache.subset_job
+    monkeypatch.setattr(
+        image_cache, "subset_job", lambda model_key, sel: submitted.append(sel.t) or original(model_key, sel)
+    )
+    at = _page()
+    submitted.clear()
+    at.slider(key="images.t").set_value(0.35).run()
+    assert not at.exception, at.exception
+    assert submitted[:2] == [0.35, 0.35]  # the callback's, then the script's own (the same job)
+    at.toggle(key="images.measure").set_value(False).run()
+    submitted.clear()
+    at.slider(key="images.t").set_value(0.45).run()
+    assert not at.exception and submitted == []
+    assert "Turn on the measurement" in " ".join(i.value for i in at.info)

@@ -153,3 +153,52 @@ def niceness() -> int:
 def test_the_worker_runs_below_the_server(worker):
     """A class's page runs go first: the worker's long jobs take what they leave."""
     assert worker.submit("nice", niceness).result(timeout=60) >= min(os.nice(0) + 10, 19)
+
+
+class ScriptedCounters:
+    """`FreeCores._sample` readings in order: (wall s, machine busy s, own cpu s)."""
+
+    def __init__(self, *samples):
+        self.samples = list(samples)
+
+    def __call__(self):
+        return self.samples.pop(0)
+
+
+def test_free_cores_are_the_cores_other_processes_left_idle():
+    from tefviz.workers import FreeCores
+
+    free = FreeCores(cores=2)
+    free._sample = ScriptedCounters(
+        (0.0, 0.0, 0.0),  # first look: nothing to compare with
+        (0.01, 0.02, 0.0),  # 10 ms later: too short for the 100 Hz counters
+        (1.0, 1.9, 0.9),  # the class used 1.0 core, this worker 0.9: one core is ours
+        (2.0, 2.1, 1.1),  # the class went quiet (0.0 cores besides ours)
+        None,  # no /proc/stat: keep what we have
+    )
+    assert free.threads(2) is None
+    assert free.threads(2) is None
+    assert free.free() == pytest.approx(1.0)
+    assert free.threads(2) == 2
+    assert free.threads(2) is None
+
+
+def thread_counts(steps: int) -> list[int]:
+    import torch
+
+    seen = [torch.get_num_threads()]
+    for i in range(steps):
+        report_progress(i / steps)
+        time.sleep(0.06)
+        seen.append(torch.get_num_threads())
+    return seen
+
+
+def test_an_adapting_worker_starts_on_one_thread_and_follows_the_machine():
+    w = BackgroundWorker(threads="adapt")
+    try:
+        seen = w.submit("threads", thread_counts, 5).result(timeout=120)
+    finally:
+        w.shutdown()
+    assert seen[0] == 1  # the class may be running: one thread until the machine was looked at
+    assert all(1 <= n <= (os.cpu_count() or 1) for n in seen)

@@ -51,6 +51,19 @@ def gallery_png(cls: str) -> bytes:
     return view.class_gallery_png(*shipped_subset(), CLASSES.index(cls))
 
 
+@st.cache_resource(max_entries=4096, show_spinner=False)
+def subset_image_png(index: int, scale: int = 3) -> bytes:
+    """Subset image `index` upscaled, encoded once per server (the error analysis shows up to 24
+    at each rerun of each session: encoding them was half of an Images rerun under a class)."""
+    return view.grey_image_bytes(shipped_subset()[0][index, 0].numpy(), scale)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def picture_bytes(image_key: str, _image: np.ndarray, scale: int, format: str) -> bytes:
+    """The picture named by `image_key` (its digest), upscaled and encoded once per server."""
+    return view.grey_image_bytes(_image, scale, format)
+
+
 @st.cache_data(max_entries=512, show_spinner=False)
 @one_at_a_time
 def analysis(model_key: str, image_key: str, sel: Selection, _image: np.ndarray) -> view.ImageAnalysis:
@@ -66,7 +79,7 @@ def spectral_summary(view_key: str, _view: torch.Tensor) -> tuple[list[int], np.
 
 # One worker process for every session (tefviz/workers.py says why a process): it keeps the model
 # and the subset's tokens, a class asking for the same setting shares one job.
-_WORKER = BackgroundWorker()
+_WORKER = BackgroundWorker(threads="adapt")  # one thread while the class runs, more when idle
 
 
 def subset_job(model_key: str, sel: Selection) -> Future:

@@ -94,10 +94,12 @@ def input_picker(key: Keys) -> tuple[str, Picked]:
 
 
 def budget_controls(
-    tokenizer: ImageTokenizer, cfg: ImageConfig, key: Keys
+    tokenizer: ImageTokenizer, cfg: ImageConfig, key: Keys, on_move: Callable[[Selection], None] | None = None
 ) -> tuple[Selection, Budget | None]:
     """The tokenizer's budgets (a radio between several), each a slider or select slider in the URL
-    under its Budget.key (URL `t`, session key `images.t`)."""
+    under its Budget.key (URL `t`, session key `images.t`). `on_move(selection)` runs when the user
+    moves the budget, before the page's script (Streamlit runs widget callbacks first): the page
+    starts its long measurement there instead of after its first half has run."""
     budgets = tokenizer.budgets(cfg)
     if not budgets:
         st.info(tokenizer.no_budget_note)
@@ -132,5 +134,10 @@ def budget_controls(
         legacy=legacy(name),
         help=b.help,
         **kwargs,
+        **({"on_change": _moved, "args": (on_move, b, key(name))} if on_move else {}),
     )
     return b.selection(value), b
+
+
+def _moved(on_move: Callable[[Selection], None], budget: Budget, session_key: str) -> None:
+    on_move(budget.selection(st.session_state[session_key]))

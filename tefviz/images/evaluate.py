@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from tefviz.data.fashion_mnist import eval_subset
 from tefviz.images.budget import ALL_TOKENS, Selection, Setting
-from tefviz.images.model import ClassifierOutput, ImageClassifier
+from tefviz.images.model import ClassifierOutput, ImageClassifier, input_keep_mask
 from tefviz.images.tokenizers import TOKENIZERS, ImageConfig, TokenBatch
 
 T = TypeVar("T", float, torch.Tensor)
@@ -150,6 +150,41 @@ def tokenize_batches(
     return [model.tokenize(x[i : i + batch], sel) for i in range(0, len(x), batch)]
 
 
+def _by_kept_count(
+    tokenized: list[TokenBatch], sel: Selection, batch: int
+) -> tuple[list[TokenBatch], torch.Tensor]:
+    """The same tokens regrouped into batches of images that keep similar numbers of them, and the
+    order (new position -> image). The encoder pads each batch to its longest kept set: at a
+    threshold, batches in the subset's own order waste 12 % of the encoder's tokens on padding
+    (SVD-TEF, t = 0.7), sorted batches about none."""
+    counts = torch.cat([input_keep_mask(tb, sel).sum(1) for tb in tokenized])
+    order = torch.sort(counts, stable=True).indices
+
+    def field(name: str) -> torch.Tensor | None:
+        parts = [getattr(tb, name) for tb in tokenized]
+        return None if parts[0] is None else torch.cat(parts)[order]
+
+    whole = {name: field(name) for name in ("tokens", "positions", "scores", "valid")}
+    return [
+        TokenBatch(**{k: None if v is None else v[i : i + batch] for k, v in whole.items()})
+        for i in range(0, len(order), batch)
+    ], order
+
+
+def _regroupable(tokenized: list[TokenBatch] | None, sel: Selection) -> bool:
+    """Sorting pays where the kept count varies by image (a threshold) and the batches can be
+    joined (one token count, the same optional fields)."""
+    if not tokenized or sel.t is None:
+        return False
+    first = tokenized[0]
+    return all(
+        tb.tokens.shape[1:] == first.tokens.shape[1:]
+        and (tb.scores is None) == (first.scores is None)
+        and (tb.valid is None) == (first.valid is None)
+        for tb in tokenized
+    )
+
+
 @torch.inference_mode()  # no autograd bookkeeping at all: ~13 % faster than no_grad here
 def predict(
     model: ImageClassifier,
@@ -161,17 +196,27 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(probabilities (n, classes), tokens entering the encoder (n,), tokens after TNT (n,)). Batches
     of 128: on a 2-core CPU the 2,000 subset images take 1.3 s so, 1.5 s in batches of 500.
-    `tokenized`: `tokenize_batches(model, x, sel, batch)` made earlier for the same budget;
+    `tokenized`: `tokenize_batches(model, x, sel, batch)` made earlier for the same budget (at a
+    threshold, its images are then batched by kept count, and the results put back in order);
     `progress`: called with the share of images done after each batch."""
+    order = None
+    if _regroupable(tokenized, sel):
+        tokenized, order = _by_kept_count(tokenized, sel, batch)
     probs, tokens, final = [], [], []
     for j, i in enumerate(range(0, len(x), batch)):
         if progress is not None:
             progress(i / len(x))
-        out: ClassifierOutput = model(x[i : i + batch], sel, tokens=tokenized[j] if tokenized else None)
+        images = x[order[i : i + batch]] if order is not None else x[i : i + batch]
+        out: ClassifierOutput = model(images, sel, tokens=tokenized[j] if tokenized else None)
         probs.append(out.logits.float().softmax(-1).cpu())
         tokens.append(out.n_tokens.cpu())
         final.append(out.n_tokens_final.cpu())
-    return torch.cat(probs), torch.cat(tokens), torch.cat(final)
+    probs, tokens, final = torch.cat(probs), torch.cat(tokens), torch.cat(final)
+    if order is not None:  # back to the subset's order
+        back = torch.empty_like(order)
+        back[order] = torch.arange(len(order))
+        probs, tokens, final = probs[back], tokens[back], final[back]
+    return probs, tokens, final
 
 
 def macro_f1(pred: np.ndarray, labels: np.ndarray, classes: int) -> float:

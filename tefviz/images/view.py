@@ -29,6 +29,7 @@ __all__ = [
     "class_gallery_png",
     "flip_gallery",
     "flipped",
+    "grey_image_bytes",
     "headline_metrics",
     "input_notes",
     "main_figures",
@@ -177,14 +178,21 @@ def checkpoint_labels(configs: Mapping[str, Mapping | None]) -> dict[str, str]:
     return {name: f"{b} ({name})" if seen[b] > 1 else b for name, b in bases.items()}
 
 
+def grey_image_bytes(image: np.ndarray, scale: int = 1, format: str = "PNG") -> bytes:
+    """A greyscale array in [0, 1] (clipped), each pixel repeated `scale` x `scale`, encoded once:
+    the page shows the bytes as they are instead of encoding the array again on every rerun of
+    every session. JPEG for photos, PNG (lossless) for the model's 32x32 inputs."""
+    grey = np.kron(np.clip(image, 0, 1), np.ones((scale, scale))) if scale > 1 else np.clip(image, 0, 1)
+    out = io.BytesIO()
+    Image.fromarray((grey * 255).round().astype(np.uint8)).save(out, format=format)
+    return out.getvalue()
+
+
 def class_gallery_png(x: torch.Tensor, y: torch.Tensor, cls: int, columns: int = 20) -> bytes:
     """The subset images of class `cls` (x: (n, 1, 32, 32) model input, cropped to 28x28) as one
     PNG sheet, row by row, upscaled 2x."""
     members = np.flatnonzero(y.numpy() == cls)
-    sheet = np.kron(montage(x[members, 0, 2:30, 2:30].numpy(), columns=columns), np.ones((2, 2)))
-    out = io.BytesIO()
-    Image.fromarray((np.clip(sheet, 0, 1) * 255).round().astype(np.uint8)).save(out, format="PNG")
-    return out.getvalue()
+    return grey_image_bytes(montage(x[members, 0, 2:30, 2:30].numpy(), columns=columns), 2)
 
 
 def training_free_view(
