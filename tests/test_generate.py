@@ -171,3 +171,60 @@ def test_feature_heads_read_the_entries_age(model):
         assert kept[0] == 0 and kept[-1] == now + 1 and len(kept) == budget + 1
         gone = set(range(1, now + 1)) - set(kept)
         assert max(bucket(p) for p in kept[1:-1]) <= min(bucket(p) for p in gone)
+
+
+# --- eval generate: several texts, paired over prompts ---------------------------------------------
+
+
+def test_prompt_windows_spread_over_the_text_without_overlap():
+    from tefviz.errors import InputError
+    from tefviz.generate.evaluate import prompt_windows
+
+    ids = list(range(100))
+    ws = prompt_windows(ids, 20, 4)
+    assert [w[0] for w in ws] == [0, 27, 53, 80] and all(len(w) == 20 for w in ws)
+    assert prompt_windows(ids, 30, 1) == [list(range(30))]
+    with pytest.raises(InputError, match="fewer than 6 prompts of 20"):
+        prompt_windows(ids, 20, 6)
+
+
+def test_each_policy_is_compared_with_the_best_baseline_over_the_same_prompts():
+    from tefviz.generate.evaluate import compare_policies
+
+    def runs(*kls):
+        return [{"mean_kl": k, "diverged_at": None} for k in kls]
+
+    c = compare_policies(
+        {"tova": runs(0.2, 0.4, 0.1), "h2o": runs(0.3, 0.5, 0.2), "mine": runs(0.1, 0.2, 0.0)},
+        ("tova", "h2o"),
+    )
+    assert c["best"] == "tova"
+    assert c["methods"]["tova"]["ratio"] == 1.0
+    mine = c["methods"]["mine"]
+    assert mine["wins"] == 3 and mine["ratio"] < 0.01  # KL 0 is floored, not a crash
+    assert c["methods"]["h2o"]["losses"] == 3 and c["methods"]["h2o"]["high"] > 1
+
+
+def test_eval_generate_on_a_text_file_with_a_causal_tef(tiny_tef_root, tmp_path, capsys):
+    import json
+
+    from tefviz.cli import main
+    from tefviz.data.heldout import heldout_text
+
+    text = tmp_path / "notes.txt"
+    text.write_text(heldout_text()[30000:34000], encoding="utf-8")
+    out = tmp_path / "eval_generate.json"
+    args = ["eval", "generate", "--lm", str(tiny_tef_root / "tefviz-lm"), "--text-file", str(text)]
+    small = ["--prompts", "2", "--prompt-tokens", "24", "--new-tokens", "4", "--out", str(out)]
+    assert main([*args, "--tef", str(tiny_tef_root / "tefviz-lm-tef-causal"), *small]) == 0
+    data = json.loads(out.read_text())
+    (table,) = data["texts"]
+    assert table["name"] == "notes.txt" and data["budget_per_layer"] == 12
+    assert set(table["runs"]) == {"streaming_llm", "h2o", "tova", "key_norm", "tefviz-lm-tef-causal"}
+    assert all(len(r) == 2 and all(x["mean_kl"] >= 0 for x in r) for r in table["runs"].values())
+    assert table["comparison"]["best"] in data["baselines"]
+    assert "tefviz-lm-tef-causal" in capsys.readouterr().out
+    rc = main([*args, "--tef", str(tiny_tef_root / "tefviz-lm-tef-paper"), *small])
+    assert rc == 2 and "only a causal TEF" in capsys.readouterr().err
+    rc = main([*args, "--prompts", "5000", "--prompt-tokens", "24", "--new-tokens", "4", "--out", str(out)])
+    assert rc == 2 and "fewer than 5000 prompts" in capsys.readouterr().err

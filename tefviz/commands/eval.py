@@ -1,4 +1,4 @@
-"""`python -m tefviz eval {lm,text,images,approx}`: the README's tables."""
+"""`python -m tefviz eval {lm,text,generate,images,approx}`: the README's tables."""
 
 from __future__ import annotations
 
@@ -72,6 +72,44 @@ def _run_text(args: argparse.Namespace) -> None:
     )
 
 
+def _add_generate(p: argparse.ArgumentParser) -> None:
+    from tefviz.data.heldout import SAMPLE_FILES
+
+    p.add_argument("--lm", default="checkpoints/tefviz-lm", help="the base LM")
+    p.add_argument("--tef", type=Path, action="append", default=[], help="causal TEF checkpoint dir (repeat)")
+    p.add_argument(
+        "--sample",
+        dest="samples",
+        action="append",
+        default=[],
+        choices=[*SAMPLE_FILES, "all"],
+        help="a shipped held-out sample (repeat; 'all' for every domain; default: austen "
+        "unless --text-file is given)",
+    )
+    p.add_argument("--text-file", dest="text_files", type=Path, action="append", default=[])
+    p.add_argument("--prompts", type=int, default=4, help="prompts per text, spread over it")
+    p.add_argument("--prompt-tokens", type=int, default=384)
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--budget", type=int, default=None, help="cache entries per layer (default: prompt / 2)")
+    p.add_argument("--out", type=Path, default=Path("artifacts/eval_generate.json"))
+
+
+def _run_generate(args: argparse.Namespace) -> None:
+    from tefviz.generate.evaluate import eval_generate
+
+    eval_generate(
+        args.lm,
+        args.tef,
+        args.out,
+        samples=args.samples,
+        text_files=args.text_files,
+        prompts=args.prompts,
+        prompt_tokens=args.prompt_tokens,
+        new_tokens=args.new_tokens,
+        budget=args.budget,
+    )
+
+
 def _add_images(p: argparse.ArgumentParser) -> None:
     add_image_checkpoints(p)
     p.add_argument("--limit", type=int, default=None, help="only the first N subset images")
@@ -107,6 +145,12 @@ COMMANDS = {
         "paired comparisons against the best baseline",
         _add_text,
         _run_text,
+    ),
+    "generate": Command(
+        "generation with an evicted KV cache on several texts: per-step KL to dense per policy at one "
+        "cache budget, paired against the best baseline over prompts",
+        _add_generate,
+        _run_generate,
     ),
     "images": Command(
         "Table 2 analogue: accuracy, macro-F1, tokens per setting, every tokenizer", _add_images, _run_images
