@@ -37,6 +37,7 @@ from tefviz.errors import TefvizError
 _NICENESS = 10  # below the server's page runs: interactive work first, the long job with what is left
 _progress: Any = None  # in the worker: the shared (job serial, fraction done) the running job reports into
 _free_cores: FreeCores | None = None  # in the worker, with threads="adapt"
+_most_threads = 1  # ... and at most torch's own default (physical cores), never more
 
 
 class FreeCores:
@@ -84,13 +85,13 @@ class FreeCores:
 
 
 def _init_worker(progress: Any, threads: int | str | None) -> None:
-    global _progress, _free_cores
+    global _progress, _free_cores, _most_threads
     _progress = progress
-    if threads == "adapt":
-        _free_cores = FreeCores()
-    elif threads is not None:
-        import torch
+    import torch
 
+    if threads == "adapt":
+        _free_cores, _most_threads = FreeCores(), torch.get_num_threads()
+    elif threads is not None:
         torch.set_num_threads(int(threads))
     with contextlib.suppress(OSError):
         os.nice(_NICENESS)
@@ -101,7 +102,7 @@ def _adapt_threads() -> None:
         return
     import torch
 
-    n = _free_cores.threads(_free_cores.cores)
+    n = _free_cores.threads(_most_threads)
     if n is not None and n != torch.get_num_threads():
         torch.set_num_threads(n)
 
