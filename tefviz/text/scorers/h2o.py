@@ -3,7 +3,9 @@
 Zhang, Sheng, Zhou, Chen, Zheng, Cai, Song, Tian, Ré, Barrett, Wang, Chen (2023), "H2O: Heavy-Hitter
 Oracle for Efficient Generative Inference of Large Language Models", arXiv:2306.14048. A key's
 score is the attention it has received so far, summed over the queries that saw it (H2O's
-accumulated attention; kvpress's `ObservedAttentionPress` is its prefill form). The cache keeps
+accumulated attention; kvpress's `ObservedAttentionPress`, a prefill variant, averages it over the
+queries that saw each key instead and has no recent window: scripts/check_kvpress.py finds the
+two scores rank keys identically once the mean is turned back into a sum). The cache keeps
 the highest-scoring keys (the "heavy hitters") and the most recent ones, half the budget each by
 the paper's default.
 
@@ -60,7 +62,8 @@ class H2OScorer(TokenScorer):
     label = "H2O (heavy hitters + recent window)"
     description = (
         "Per block, the attention each token has received so far (heavy hitters), with half of "
-        "each query's budget spent on the most recent tokens (Zhang et al. 2023)."
+        "each query's budget spent on the most recent tokens (Zhang et al. 2023; kvpress's "
+        "ObservedAttentionPress averages instead of summing and keeps no recent window)."
     )
 
     def __init__(self, recent_ratio: float = 0.5) -> None:

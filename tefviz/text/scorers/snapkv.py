@@ -52,7 +52,8 @@ class SnapKVScorer(TokenScorer):
     label = "SnapKV (observation-window attention, pooled)"
     description = (
         "Per block, the attention the last 32 queries pay to each older token, max-pooled over "
-        "7 neighbours; the 32-token window is always kept (Li et al. 2024)."
+        "7 neighbours; the 32-token window is always kept (Li et al. 2024; kvpress and the authors' "
+        "code average-pool over 5, kvpress with a window of 64)."
     )
 
     def __init__(self, window: int = 32, kernel: int = 7, pooling: str = "max") -> None:
