@@ -24,11 +24,12 @@ def _run_lm(args: argparse.Namespace) -> None:
     print(json.dumps(evaluate_lm(lm, args.corpus), indent=1))
 
 
-def _add_text(p: argparse.ArgumentParser) -> None:
+def _add_texts(p: argparse.ArgumentParser, tef_help: str) -> None:
+    """The LM, TEF checkpoints and texts `eval text` and `eval generate` both take."""
     from tefviz.data.heldout import SAMPLE_FILES
 
     p.add_argument("--lm", default="checkpoints/tefviz-lm", help="the base LM")
-    p.add_argument("--tef", type=Path, action="append", default=[], help="TEF checkpoint dir (repeat)")
+    p.add_argument("--tef", type=Path, action="append", default=[], help=tef_help)
     p.add_argument(
         "--sample",
         dest="samples",
@@ -46,6 +47,10 @@ def _add_text(p: argparse.ArgumentParser) -> None:
         default=[],
         help="any UTF-8 text file to evaluate (repeat)",
     )
+
+
+def _add_text(p: argparse.ArgumentParser) -> None:
+    _add_texts(p, "TEF checkpoint dir (repeat)")
     p.add_argument("--windows", type=int, default=None, help="at most this many windows")
     p.add_argument("--block", type=int, default=512)
     p.add_argument(
@@ -73,20 +78,7 @@ def _run_text(args: argparse.Namespace) -> None:
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
-    from tefviz.data.heldout import SAMPLE_FILES
-
-    p.add_argument("--lm", default="checkpoints/tefviz-lm", help="the base LM")
-    p.add_argument("--tef", type=Path, action="append", default=[], help="causal TEF checkpoint dir (repeat)")
-    p.add_argument(
-        "--sample",
-        dest="samples",
-        action="append",
-        default=[],
-        choices=[*SAMPLE_FILES, "all"],
-        help="a shipped held-out sample (repeat; 'all' for every domain; default: austen "
-        "unless --text-file is given)",
-    )
-    p.add_argument("--text-file", dest="text_files", type=Path, action="append", default=[])
+    _add_texts(p, "causal TEF checkpoint dir (repeat)")
     p.add_argument("--prompts", type=int, default=4, help="prompts per text, spread over it")
     p.add_argument("--prompt-tokens", type=int, default=384)
     p.add_argument("--new-tokens", type=int, default=64)

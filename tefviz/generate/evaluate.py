@@ -12,13 +12,13 @@ t-interval over prompts on the per-prompt log KL ratio (paired: the same prompts
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from tefviz.bench import save_results
 from tefviz.errors import InputError
 from tefviz.generate.evicted import SINKS, generate_evicted, kl_summary
 from tefviz.text.evaluate import paired_ratio
@@ -137,10 +137,7 @@ def eval_generate(
         result["texts"].append(table)
         _print(table, result)
     bar.close()
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
-        print(f"saved {out}")
+    save_results(result, out)
     return result
 
 
