@@ -173,3 +173,19 @@ def test_image_models_follow_the_policy(tiny_image_root, meta_policy, tmp_path):
         # meta tensor cannot answer: they stop inside; their parameters' device is asserted above
         runs = model.tokenizer if model.cfg.tokenizer in ("svd_tef", "patch") else None
         reaches_the_end_on_meta(lambda m=model: analyse_image(m, image, Selection(t=0.8)), runs)
+
+
+def test_the_subset_batched_by_kept_count_follows_the_model(tiny_image_root, meta_policy):
+    """The worker's job: tokens made once on the model's device, the subset images on the CPU,
+    regrouped by kept count. (Meta does not object to a meta index into a CPU tensor, which CUDA
+    does: predict moves the order to the CPU for that; this checks the rest of the path.)"""
+    from tefviz.images.checkpoint import load_image_classifier
+    from tefviz.images.evaluate import classify_subset, eval_inputs, tokenize_batches
+    from tefviz.images.model import Selection
+
+    model = load_image_classifier(tiny_image_root / "tefviz-image-svd-tef")
+    x = eval_inputs()[0][:8]  # as the worker holds the subset
+    sel = Selection(t=0.8)
+    tokens = tokenize_batches(model, x, sel.tokenizer_part(), batch=4)
+    assert tokens[0].tokens.device == META
+    reaches_the_end_on_meta(lambda: classify_subset(model, x, sel, tokens))

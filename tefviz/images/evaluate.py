@@ -202,6 +202,7 @@ def predict(
     order = None
     if _regroupable(tokenized, sel):
         tokenized, order = _by_kept_count(tokenized, sel, batch)
+        order = order.cpu()  # made beside the tokens (the model's device); it indexes the CPU subset
     probs, tokens, final = [], [], []
     for j, i in enumerate(range(0, len(x), batch)):
         if progress is not None:
