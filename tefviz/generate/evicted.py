@@ -105,29 +105,16 @@ class _EntryState:
 
 def _feature_logits(heads, plan: _TEFScores, layer: int, cached, state: _EntryState) -> torch.Tensor:
     """The newest query's logit of each cached entry under TEF heads with per-query features: the
-    decoding form of `TEFHeads.per_query_logits` (features read from this run's own cache)."""
-    from tefviz.text.tef import _LOG_EPS, _SCALAR_FEATURES, AGE_BUCKETS
-
-    features = heads.config.features
+    heads' own `feature_logit` on features read from this run's own cache (on the CPU)."""
     n = cached.keys.shape[-2]
-    logit = torch.zeros(n)
-    scalars = [f for f in features if f in _SCALAR_FEATURES]
+    features = heads.config.features
+    raw = {"attention": state.last[layer][:n], "accumulated": state.received[layer][:n]}
+    if "key_norm" in features:  # mean over key/value heads (a rotation keeps a rotary key's norm)
+        raw["key_norm"] = cached.keys[0].float().norm(dim=-1).mean(0).cpu()
+    pos = torch.tensor(state.positions[layer])
+    sharpness = plan.sharpness[layer].cpu() if "sharpness" in features else None
     with torch.no_grad():
-        for k, f in enumerate(scalars):
-            if f == "attention":
-                feat = (state.last[layer][:n] + _LOG_EPS).log()
-            elif f == "accumulated":
-                feat = (state.received[layer][:n] + _LOG_EPS).log()
-            else:  # key norm, mean over key/value heads (a rotation keeps a rotary key's norm)
-                feat = cached.keys[0].float().norm(dim=-1).mean(0).clamp_min(_LOG_EPS).log().cpu()
-            logit = logit + heads.mix[layer, k].detach().float().cpu() * feat
-        if "age" in features:
-            pos = torch.tensor(state.positions[layer])
-            age = (pos[-1] - pos).clamp_min(0)
-            bucket = torch.where(age > 0, torch.floor(torch.log2(age.clamp_min(1).float())).long() + 1, 0)
-            logit = logit + heads.age_prior[layer].detach().float().cpu()[bucket.clamp_max(AGE_BUCKETS - 1)]
-        if "sharpness" in features:
-            logit = logit * plan.sharpness[layer].cpu().exp()
+        logit = heads.feature_logit(layer, raw, pos[-1] - pos, sharpness)
     return logit + state.tef[layer][:n]
 
 

@@ -54,6 +54,14 @@ AGE_BUCKETS = 12  # age 0, 1, 2-3, 4-7, ..., 1024 and more
 _LOG_EPS = 1e-6
 
 
+def age_buckets(age: torch.Tensor) -> torch.Tensor:
+    """Keys' ages (query position - key position) -> the age prior's buckets: 0 for the query
+    itself (and keys after it), then 1 + floor(log2 age), capped at the last bucket."""
+    age = age.clamp_min(0)
+    bucket = torch.where(age > 0, torch.floor(torch.log2(age.clamp_min(1).float())).long() + 1, 0)
+    return bucket.clamp_max(AGE_BUCKETS - 1)
+
+
 @dataclass
 class TEFConfig:
     variant: str
@@ -152,6 +160,28 @@ class TEFHeads(nn.Module):
             return TEFPass(logits, scores, torch.stack(plan.kept), None)
         return TEFPass(logits, scores, None, torch.stack(plan.kept))
 
+    def feature_logit(
+        self, layer: int, raw: dict[str, torch.Tensor], age: torch.Tensor, sharpness: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The per-query part of `layer`'s logit of each key, from its raw features (positive,
+        broadcastable: "attention" the query's, "accumulated" what the key received so far,
+        "key_norm"), the keys' ages (query position - key position) and the query's sharpness logit:
+        the learned mix of the features' logs plus the age prior, scaled by exp(sharpness). The one
+        formula training (`per_query_logits`, whole texts) and decoding (an evicted cache, on the
+        CPU) both use; parameters go to the features' device."""
+        cfg = self.config
+        device = age.device
+        logit = torch.zeros((), device=device)
+        for k, f in enumerate(f for f in cfg.features if f in _SCALAR_FEATURES):
+            x = raw[f].float()
+            feat = x.clamp_min(_LOG_EPS).log() if f == "key_norm" else (x + _LOG_EPS).log()
+            logit = logit + self.mix[layer, k].to(device) * feat
+        if "age" in cfg.features:
+            logit = logit + self.age_prior[layer].to(device)[age_buckets(age)]
+        if sharpness is not None:
+            logit = logit * sharpness.float().to(device).exp()
+        return logit
+
     def per_query_logits(self, model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
         """(L, B, n, n) logits of a causal TEF with features: row i scores keys 0..i as query i
         sees them (entries above the diagonal are meaningless), from a dense pass of ids (B, n).
@@ -164,30 +194,23 @@ class TEFHeads(nn.Module):
         with torch.no_grad(), intervene(model, recorder, capture):
             model(input_ids=ids, use_cache=False)
         n = ids.shape[1]
-        scalars = [f for f in cfg.features if f in _SCALAR_FEATURES]
-        if "age" in cfg.features:
-            age = torch.arange(n, device=ids.device)
-            age = (age[:, None] - age[None, :]).clamp_min(0)
-            bucket = torch.where(age > 0, torch.floor(torch.log2(age.clamp_min(1).float())).long() + 1, 0)
-            bucket = bucket.clamp_max(AGE_BUCKETS - 1)
+        positions = torch.arange(n, device=ids.device)
+        age = positions[:, None] - positions[None, :]  # (q, k)
         out = []
         for layer in range(cfg.n_layer):
             head, norm = self.heads[layer], self.norms[layer]
             hn = norm(recorder.inputs[layer].to(norm.weight.dtype))
-            logit = torch.zeros((), device=ids.device)
             rec = capture.records.get(layer)
-            for k, f in enumerate(scalars):
-                if f == "attention":
-                    feat = (rec.weights.float().mean(1) + _LOG_EPS).log()  # (B, q, k)
-                elif f == "accumulated":
-                    feat = (rec.weights.float().mean(1).cumsum(1) + _LOG_EPS).log()
-                else:  # key norm, mean over heads; low norms were the ones to keep (Devoto et al.)
-                    feat = rec.key.float().norm(dim=-1).mean(1).clamp_min(_LOG_EPS).log()[:, None, :]
-                logit = logit + self.mix[layer, k] * feat
-            if "age" in cfg.features:
-                logit = logit + self.age_prior[layer][bucket]
-            if "sharpness" in cfg.features:
-                logit = logit * self.sharpness[layer](hn).squeeze(-1).float().exp()[:, :, None]  # row i: h_i
+            raw = {}
+            if wants_attention:
+                raw["attention"] = rec.weights.float().mean(1)  # (B, q, k)
+                raw["accumulated"] = raw["attention"].cumsum(1)
+            if wants_keys:  # mean over heads; low norms were the ones to keep (Devoto et al.)
+                raw["key_norm"] = rec.key.float().norm(dim=-1).mean(1)[:, None, :]
+            sharp = None
+            if "sharpness" in cfg.features:  # row i: h_i
+                sharp = self.sharpness[layer](hn).squeeze(-1).float()[:, :, None]
+            logit = self.feature_logit(layer, raw, age, sharp)  # row i: query i
             logit = logit + head(hn).squeeze(-1).float()[:, None, :]  # (B, 1, n): the key's own score
             out.append(logit.expand(ids.shape[0], n, n))
         return torch.stack(out)
