@@ -60,6 +60,12 @@ def _add_text(p: argparse.ArgumentParser) -> None:
         help="JSON: one text's table, or {lm, texts: [table, ...]} for several",
     )
     p.add_argument("--write-cards", action="store_true", help="store the table in each TEF card")
+    p.add_argument(
+        "--budget",
+        action="store_true",
+        help="compare at fixed kept fractions (each query keeps the same share of its prefix under every "
+        "method, a cache budget) instead of at thresholds t on each method's own scores",
+    )
 
 
 def _run_text(args: argparse.Namespace) -> None:
@@ -74,6 +80,7 @@ def _run_text(args: argparse.Namespace) -> None:
         write_cards=args.write_cards,
         samples=args.samples,
         text_files=args.text_files,
+        budget=args.budget,
     )
 
 

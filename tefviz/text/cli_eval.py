@@ -13,7 +13,15 @@ import torch
 from tefviz.data.heldout import SAMPLE_FILES, list_samples, sample_text
 from tefviz.errors import InputError
 from tefviz.models import load_causal_lm
-from tefviz.text.evaluate import CI_METHOD, ScorerRun, evaluate_scorers, paired_comparisons, windows_of
+from tefviz.text.evaluate import (
+    CI_METHOD,
+    KEPT_FRACTIONS,
+    THRESHOLDS,
+    ScorerRun,
+    evaluate_scorers,
+    paired_comparisons,
+    windows_of,
+)
 from tefviz.text.filtering import DropPolicy
 from tefviz.text.scorers import get_scorer
 from tefviz.text.tef import TEFHeads, tef_checkpoint_lm
@@ -98,10 +106,16 @@ def eval_text(
     write_cards: bool = False,
     samples: list[str] | tuple[str, ...] = (),
     text_files: list[Path] | tuple = (),
+    budget: bool = False,
 ) -> dict:
     """Evaluate dense, every baseline and each TEF on each text. Writes `out`: with one text, its
     table (the format of the cards and the README); with several, {"lm", "texts": [table, ...]}.
-    Each table also holds per-window losses and "comparisons" (`paired_comparisons`)."""
+    Each table also holds per-window losses and "comparisons" (`paired_comparisons`).
+
+    budget: every method keeps the same fraction of each query's prefix (`KEPT_FRACTIONS`, a fixed
+    cache budget, as KV-cache papers and kvpress compare) instead of a share t of its own scores;
+    only the "evict" rows run (the others drop whole tokens, which a cache budget does not describe).
+    """
     texts = texts_to_evaluate(samples, text_files)  # bad files fail before any model is loaded
     lm = load_causal_lm(lm_name, dtype=torch.float32)  # the policy's device; fp32 for the table
     block = min(block, lm.context_length)
@@ -115,11 +129,18 @@ def eval_text(
             )
         cut.append(windows_of(ids, block, windows))
     runs = [
-        ScorerRun(f"{name} ({mode})", get_scorer(name), lm.model, DropPolicy(mode))
+        ScorerRun(f"{name} ({mode})", get_scorer(name), lm.model, DropPolicy(mode, budget=budget))
         for name, mode in BASELINES
+        if mode == "evict" or not budget
     ]
     for d in tef_dirs:
         heads = TEFHeads.load(d, lm.device)
+        if budget and heads.config.variant != "causal":
+            print(
+                f"{d.name}: left out; a fixed kept fraction is a rule of the causal TEF (evict), "
+                "not of the paper's"
+            )
+            continue
         own_lm = tef_checkpoint_lm(d) == d  # the paper variant fine-tuned its own copy of the LM
         model = load_causal_lm(d, device=lm.device, dtype=torch.float32).model if own_lm else lm.model
         runs.append(
@@ -127,13 +148,14 @@ def eval_text(
                 f"{d.name}",
                 get_scorer(f"tef_{heads.config.variant}", heads=heads),
                 model,
-                DropPolicy("zero" if heads.config.variant == "paper" else "evict"),
+                DropPolicy("zero" if heads.config.variant == "paper" else "evict", budget=budget),
                 kind="tef",
             )
         )
     tables = []
     for item, wins in zip(texts, cut, strict=True):
-        table = evaluate_scorers(runs, lm.model, wins)
+        table = evaluate_scorers(runs, lm.model, wins, KEPT_FRACTIONS if budget else THRESHOLDS)
+        table["rule"] = "budget" if budget else "share"
         table["lm"] = str(lm_name)
         table["text"] = item.description
         table["name"] = item.name
@@ -155,6 +177,10 @@ def eval_text(
             card_path = d / "card.json"
             card = json.loads(card_path.read_text())
             metrics = card.setdefault("metrics", {})
+            if budget:  # beside the share-rule tables, which the README's Table 1 and the page read
+                metrics.setdefault("heldout_budget_tables", {}).update(shipped)
+                card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False))
+                continue
             old = metrics.get("heldout_table") or {}
             if "austen" in shipped and (
                 old.get("reference", {}).get("windows", 0) <= shipped["austen"]["reference"]["windows"]
@@ -172,7 +198,8 @@ def _print(table: dict) -> None:
         f"dense reference: perplexity {ref['perplexity']:.2f}, "
         f"{ref['windows']} windows of {ref['block']} tokens"
     )
-    header = "scorer".ljust(28) + "".join(f"t={t:<11}" for t in table["thresholds"])
+    name = "kept=" if table.get("rule") == "budget" else "t="
+    header = "scorer".ljust(28) + "".join(f"{name}{t:<11}" for t in table["thresholds"])
     print(header)
     for label, group in table["scorers"].items():
         cells = "".join(f"{r['perplexity']:7.2f}/{r['kept_fraction']:.2f} " for r in group["rows"])
@@ -190,11 +217,13 @@ def _print_comparisons(table: dict) -> None:
     comparisons = table.get("comparisons") or {}
     if not comparisons:
         return
-    print(f"paired per-window comparison against the best baseline at each t ({CI_METHOD}):")
+    budget = table.get("rule") == "budget"
+    name, prefix = ("kept fraction", "kept=") if budget else ("t", "t=")
+    print(f"paired per-window comparison against the best baseline at each {name} ({CI_METHOD}):")
     for t, comp in comparisons.items():
         best = comp["methods"][comp["best"]]
         print(
-            f"t={t}: best baseline {comp['best']} (perplexity {best['perplexity']:.2f}, "
+            f"{prefix}{t}: best baseline {comp['best']} (perplexity {best['perplexity']:.2f}, "
             f"kept {best['kept_fraction']:.2f})"
         )
         print("  " + "method".ljust(28) + "ratio   95% CI          windows won  kept")
@@ -214,8 +243,9 @@ def _print_comparisons(table: dict) -> None:
 def table_markdown(table: dict) -> str:
     """The table as Markdown (perplexity, and kept fraction in parentheses), for the README."""
     ts = table["thresholds"]
+    name = "kept" if table.get("rule") == "budget" else "t"
     lines = [
-        "| scorer (drop mode) | " + " | ".join(f"t = {t}" for t in ts) + " |",
+        "| scorer (drop mode) | " + " | ".join(f"{name} = {t}" for t in ts) + " |",
         "|---|" + "---|" * len(ts),
     ]
     for label, group in table["scorers"].items():

@@ -21,7 +21,13 @@ from torch import nn
 
 from tefviz.errors import InputError
 from tefviz.lm import masked_forward, model_parts
-from tefviz.text.keep import cumulative_keep_mask, kept_fractions, normalise_shares
+from tefviz.text.keep import (
+    always_kept,
+    budget_keep_mask,
+    cumulative_keep_mask,
+    kept_fractions,
+    normalise_shares,
+)
 from tefviz.text.scores import TokenScores
 
 DropModeName = Literal["evict", "skip", "zero"]
@@ -33,10 +39,15 @@ class DropPolicy:
     mode: DropModeName = "evict"
     sink: bool = True  # always keep the first token
     recent: int = 0  # "evict" only: always keep this many predecessors of each query
+    # "evict" only: t is each query's kept fraction (a fixed cache budget, `budget_keep_mask`)
+    # instead of a share of its scores (`causal_keep_mask`)
+    budget: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in POLICY_MODES:
             raise InputError(f"unknown drop mode {self.mode!r}; choose one of {POLICY_MODES}")
+        if self.budget and self.mode != "evict":
+            raise InputError(f"a fixed kept fraction is a rule of the evict mode, not of {self.mode!r}")
         if self.recent < 0:
             raise InputError(f"the recent window must be >= 0, got {self.recent}")
 
@@ -62,6 +73,9 @@ class KeepMasks:
 def keep_masks(scores: TokenScores, t: float, policy: DropPolicy, n_layer: int) -> KeepMasks:
     v = scores.values
     n = v.shape[-1]
+    if policy.mode == "evict" and policy.budget:
+        keys = budget_keep_mask(v, t, always_kept(n, policy.sink, policy.recent))
+        return KeepMasks(keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys, None)
     if policy.mode == "evict":
         keys = scores.causal_ranking.mask(t, sink=policy.sink, recent=policy.recent)
         return KeepMasks(keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys, None)

@@ -9,6 +9,7 @@ which GPT-style models use as an attention sink).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import torch
 
@@ -134,3 +135,55 @@ def kept_fractions(keep: torch.Tensor) -> torch.Tensor:
     """Per query, the fraction of its visible keys it keeps: (..., n, n) -> (..., n)."""
     n = keep.shape[-1]
     return keep.sum(-1).float() / torch.arange(1, n + 1, device=keep.device, dtype=torch.float)
+
+
+@lru_cache(maxsize=8)
+def always_kept(n: int, sink: bool, recent: int = 0, device: torch.device | None = None) -> torch.Tensor:
+    """(n, n) bool: the keys a query keeps whatever the scores: itself, the first token when
+    `sink`, and its `recent` predecessors; visible keys only. Cached: read-only."""
+    q = torch.arange(n, device=device)
+    dist = q[:, None] - q[None, :]
+    keep = (dist >= 0) & (dist <= recent)
+    if sink:
+        keep[:, 0] = True
+    return keep
+
+
+def budget_counts(n: int, fraction: float, device=None) -> torch.Tensor:
+    """(n,) how many keys query i keeps under a fixed kept fraction: ceil(fraction * (i + 1)),
+    at least 1 (itself). The cache-budget convention of kvpress's compression ratio, per query."""
+    if not 0.0 <= fraction <= 1.0:
+        raise InputError(f"the kept fraction must lie in [0, 1], got {fraction}")
+    visible = torch.arange(1, n + 1, device=device, dtype=torch.float64)
+    return torch.ceil(visible * fraction - 1e-9).long().clamp_min(1)
+
+
+def budget_keep_mask(
+    scores: torch.Tensor, fraction: float, priority: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Which keys each query keeps under a fixed budget: scores (..., n) for all queries alike or
+    (..., n, n) per query -> (..., n, n) bool, query i keeping exactly `budget_counts(n,
+    fraction)[i]` keys of its prefix, the highest-scoring ones.
+
+    The rule a KV cache of fixed size follows, where `cumulative_keep_mask` keeps a share of the
+    scores (so a peaked scorer keeps fewer keys at the same t than a flat one). Keys in `priority`
+    ((n, n) or broadcastable; a method's sinks or window) rank above every scored key, and the query's
+    own key above those; all of them count against the budget. Of two equal scores the more recent
+    key ranks first, as in the share rule.
+    """
+    n = scores.shape[-1]
+    s = scores.float()
+    if s.dim() == 1 or s.shape[-2:] != (n, n):
+        s = s[..., None, :].expand(*s.shape[:-1], n, n)
+    q = torch.arange(n, device=s.device)
+    causal = q[:, None] >= q[None, :]
+    first = q[:, None] == q[None, :]
+    if priority is not None:
+        first = first | priority.to(s.device)
+    # every priority key outranks every score (ties among them: the more recent first, so the
+    # query itself leads); keys a query cannot see sort last
+    s = torch.where(first, torch.full_like(s, float("inf")), s).masked_fill(~causal, float("-inf"))
+    order = rank_recent_first(s)
+    rank = torch.empty_like(order).scatter_(-1, order, q.expand_as(order).contiguous())
+    keep = rank < budget_counts(n, fraction, s.device)[:, None]
+    return keep & causal

@@ -41,7 +41,7 @@ from tefviz.device import pick_device, place_beside
 from tefviz.errors import CheckpointError, InputError
 from tefviz.lm import Capture, LayerEdit, intervene, model_parts
 from tefviz.lm.forward import check_length
-from tefviz.text.keep import cumulative_keep_mask
+from tefviz.text.keep import always_kept, budget_keep_mask, cumulative_keep_mask
 
 VARIANTS = ("paper", "causal")
 TEF_CONFIG = "tef.json"
@@ -135,11 +135,19 @@ class TEFHeads(nn.Module):
     # -- the two forward passes -------------------------------------------------------------
 
     def forward(
-        self, model: nn.Module, ids: torch.Tensor, t: float | torch.Tensor = 1.0, tau: float | None = None
+        self,
+        model: nn.Module,
+        ids: torch.Tensor,
+        t: float | torch.Tensor = 1.0,
+        tau: float | None = None,
+        budget: bool = False,
     ) -> TEFPass:
         """Run `model` on ids (B, n) with this TEF dropping tokens at threshold t (a float, or
         one per batch row for the causal variant). tau: straight-through temperature for
-        training the causal heads (None: hard masks only)."""
+        training the causal heads (None: hard masks only). budget (causal variant, hard masks):
+        t is each query's kept fraction (`budget_keep_mask`) instead of a share of its scores."""
+        if budget and (self.config.variant != "causal" or tau is not None or not isinstance(t, float | int)):
+            raise InputError("a fixed kept fraction needs the causal TEF, one float t and hard masks")
         parts = model_parts(model)
         if parts.n_layer != self.config.n_layer or parts.d_model != self.config.d_model:
             raise CheckpointError(
@@ -151,8 +159,12 @@ class TEFHeads(nn.Module):
         check_length(parts, ids.shape[1])
         place_beside(self, parts.embedding.weight)  # heads stay fp32, on the LM's device
         if self.config.per_query:
-            return self._forward_per_query(model, ids, t, tau)
-        plan = _PaperPlan(self, float(t)) if self.config.variant == "paper" else _CausalPlan(self, t, tau)
+            return self._forward_per_query(model, ids, t, tau, budget)
+        plan = (
+            _PaperPlan(self, float(t))
+            if self.config.variant == "paper"
+            else _CausalPlan(self, t, tau, budget)
+        )
         with intervene(model, plan):
             logits = model(input_ids=ids, use_cache=False).logits
         scores = torch.stack(plan.scores)
@@ -215,14 +227,19 @@ class TEFHeads(nn.Module):
             out.append(logit.expand(ids.shape[0], n, n))
         return torch.stack(out)
 
-    def _forward_per_query(self, model, ids, t, tau) -> TEFPass:
+    def _forward_per_query(self, model, ids, t, tau, budget: bool = False) -> TEFPass:
         logits = self.per_query_logits(model, ids)  # (L, B, n, n)
-        b = ids.shape[0]
+        b, n = ids.shape
         t_rows = torch.as_tensor(t, dtype=torch.float32, device=ids.device).reshape(-1).expand(b)
         cfg = self.config
         weights, kept, scores = [], [], []
         for layer in range(cfg.n_layer):
-            w, keep, e = per_query_key_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
+            if budget:
+                always = always_kept(n, cfg.sink, cfg.recent, ids.device)
+                keep = budget_keep_mask(logits[layer].detach(), float(t), always)
+                w, e = keep.float(), _visible_exp(logits[layer].detach())
+            else:
+                w, keep, e = per_query_key_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
             weights.append(w)
             kept.append(keep)
             scores.append(e.detach())
@@ -312,8 +329,10 @@ class _CausalPlan:
     """This project's causal TEF as a plan: at each layer a score per token, read off the layer's
     input; each query keeps the keys of its prefix by softmax shares (`causal_key_weights`)."""
 
-    def __init__(self, heads: TEFHeads, t: float | torch.Tensor, tau: float | None) -> None:
-        self.heads, self.t, self.tau = heads, t, tau
+    def __init__(
+        self, heads: TEFHeads, t: float | torch.Tensor, tau: float | None, budget: bool = False
+    ) -> None:
+        self.heads, self.t, self.tau, self.budget = heads, t, tau, budget
         self.scores: list[torch.Tensor] = []
         self.kept: list[torch.Tensor] = []
 
@@ -328,6 +347,12 @@ class _CausalPlan:
             self.kept.append(_causal(n, h.device).expand(h.shape[0], n, n))
             return None
         cfg = self.heads.config
+        if self.budget:  # a fixed kept fraction: each query keeps its top keys by logit
+            keep = budget_keep_mask(
+                logit.detach(), float(self.t), always_kept(h.shape[1], cfg.sink, cfg.recent, h.device)
+            )
+            self.kept.append(keep)
+            return LayerEdit(key_weight=keep)
         w, keep = causal_key_weights(logit, t_rows, cfg.sink, cfg.recent, self.tau)
         self.kept.append(keep)
         # hard masks as bool take the fast SDPA path; training needs the straight-through weights
@@ -352,7 +377,7 @@ def causal_key_weights(
     e = (logit - logit.detach().amax(-1, keepdim=True)).exp()  # (B, n)
     order = n - 1 - torch.sort(logit.detach().flip(-1), dim=-1, descending=True, stable=True).indices
     sorted_e = torch.gather(e, -1, order)  # (B, n) in rank order
-    always = _always_kept(n, sink, recent, logit.device)
+    always = always_kept(n, sink, recent, logit.device)
     if tau is None:
         hard = _hard_keep(logit, t, order, sorted_e, always, causal)
         return hard.float(), hard
@@ -389,8 +414,7 @@ def per_query_key_weights(
     """
     n = logit.shape[-1]
     causal = _causal(n, logit.device)
-    masked = logit.masked_fill(~causal, float("-inf"))
-    e = (masked - masked.detach().amax(-1, keepdim=True)).exp()  # (B, q, k), 0 where invisible
+    e = _visible_exp(logit)  # (B, q, k), 0 where invisible
     s = e.detach().masked_fill(~causal, -1.0)
     order = n - 1 - torch.sort(s.flip(-1), dim=-1, descending=True, stable=True).indices
     running = torch.gather(s, -1, order).clamp_min_(0).cumsum_(-1)
@@ -399,7 +423,7 @@ def per_query_key_weights(
     tt = t.to(logit.dtype)[:, None, None]
     keep = (at_or_above <= tt * total * (1 + 1e-6)) | (total <= 0) | (tt >= 1.0)
     keep.scatter_(-1, order[..., :1], True)  # each query's top key
-    keep = (keep | _always_kept(n, sink, recent, logit.device)) & causal
+    keep = (keep | always_kept(n, sink, recent, logit.device)) & causal
     if tau is None:
         return keep.float(), keep, e.detach()
     # relax on the share strictly above a key (see causal_key_weights), with gradients through
@@ -408,7 +432,7 @@ def per_query_key_weights(
     running_g = e_sorted.cumsum(-1)
     above = (running_g - e_sorted) / running_g[..., -1:].clamp_min(1e-30)
     soft = torch.empty_like(above).scatter(-1, order, torch.sigmoid((tt - above) / tau))
-    soft = torch.where(_always_kept(n, sink, recent, logit.device), torch.ones_like(soft), soft) * causal
+    soft = torch.where(always_kept(n, sink, recent, logit.device), torch.ones_like(soft), soft) * causal
     return keep.float() + (soft - soft.detach()), keep, e.detach()
 
 
@@ -419,16 +443,12 @@ def _causal(n: int, device: torch.device) -> torch.Tensor:
     return q[:, None] >= q[None, :]
 
 
-@lru_cache(maxsize=8)
-def _always_kept(n: int, sink: bool, recent: int, device: torch.device) -> torch.Tensor:
-    """(n, n): each query's own key, the sink and the recent window (cached, read-only)."""
-    q = torch.arange(n, device=device)
-    always = q[:, None] == q[None, :]
-    if sink:
-        always[:, 0] = True
-    if recent:
-        always |= (q[:, None] - q[None, :]) <= recent
-    return always
+def _visible_exp(logit: torch.Tensor) -> torch.Tensor:
+    """exp(logit - the row's maximum) over each query's visible keys of per-query logits
+    (..., n, n), 0 above the diagonal: the scores whose shares the keep rule reads."""
+    n = logit.shape[-1]
+    masked = logit.masked_fill(~_causal(n, logit.device), float("-inf"))
+    return (masked - masked.detach().amax(-1, keepdim=True)).exp()
 
 
 def _hard_keep(logit, t, order, sorted_e, always, causal) -> torch.Tensor:

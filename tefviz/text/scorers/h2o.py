@@ -23,23 +23,28 @@ from __future__ import annotations
 import torch
 
 from tefviz.text.filtering import filtered_pass
-from tefviz.text.keep import causal_keep_mask, rank_recent_first
+from tefviz.text.keep import always_kept, budget_counts, causal_keep_mask, rank_recent_first
 from tefviz.text.scorers import register
 from tefviz.text.scorers.base import TokenScorer, TokenScores
 from tefviz.text.scorers.kv_common import causal, evict_pass, head_mean_attention, recent_window
 
 
 def h2o_keys(
-    acc: torch.Tensor, t: float, sink: bool = True, recent_ratio: float = 0.5, extra_recent: int = 0
+    acc: torch.Tensor,
+    t: float,
+    sink: bool = True,
+    recent_ratio: float = 0.5,
+    extra_recent: int = 0,
+    fixed_budget: bool = False,
 ) -> torch.Tensor:
-    """(L, n, n) bool keys from accumulated attention (L, n, n) at threshold t."""
+    """(L, n, n) bool keys from accumulated attention (L, n, n) at threshold t, or with
+    `fixed_budget` at kept fraction t (query i keeps `budget_counts(n, t)[i]` keys in all)."""
     n = acc.shape[-1]
-    base = causal_keep_mask(acc, t, sink=sink)  # the heavy-hitter budget at t
-    forced = torch.eye(n, dtype=torch.bool)
-    if sink:
-        forced[:, 0] = True
-    forced &= causal(n)
-    budget = (base & ~forced).sum(-1)  # (L, n): keys beyond itself and the sink
+    forced = always_kept(n, sink).clone()
+    if fixed_budget:  # the budget beyond itself and the sink, one per query
+        budget = (budget_counts(n, t)[None, :] - forced.sum(-1)).clamp_min(0).expand(acc.shape[0], n)
+    else:  # the heavy-hitter budget at t
+        budget = (causal_keep_mask(acc, t, sink=sink) & ~forced).sum(-1)  # (L, n)
     n_recent = torch.ceil(budget * recent_ratio - 1e-9).long()
     n_heavy = budget - n_recent
     recent = recent_window(n, n_recent)
@@ -80,5 +85,7 @@ class H2OScorer(TokenScorer):
     def filtered(self, model, ids, scores, t, policy):
         if policy.mode != "evict":
             return filtered_pass(model, ids, scores, t, policy)
-        keys = h2o_keys(scores.values.cpu(), t, policy.sink, self.recent_ratio, policy.recent)
+        keys = h2o_keys(
+            scores.values.cpu(), t, policy.sink, self.recent_ratio, policy.recent, fixed_budget=policy.budget
+        )
         return evict_pass(model, ids, keys)

@@ -19,6 +19,7 @@ from torch import nn
 from tefviz.lm import Capture, intervene, masked_forward, model_parts
 from tefviz.lm.forward import check_length
 from tefviz.text.filtering import DropPolicy, FilteredPass, KeepMasks, keep_masks, token_nll
+from tefviz.text.keep import always_kept, budget_keep_mask
 from tefviz.text.scores import TokenScores
 
 
@@ -74,8 +75,14 @@ def evict_with(
     policy: DropPolicy,
     always: torch.Tensor,
 ) -> FilteredPass:
-    """The "evict" keep rule on `scores` at t, plus the keys in `always` ((n, n) or (L, n, n))."""
+    """The "evict" keep rule on `scores` at t, plus the keys in `always` ((n, n) or (L, n, n)).
+    Under a fixed budget (`policy.budget`) the `always` keys rank first and count against it."""
     n = ids.numel()
+    if policy.budget:
+        priority = always.to(scores.values.device) | always_kept(n, policy.sink, policy.recent)
+        keys = budget_keep_mask(scores.values, t, priority)
+        n_layer = model_parts(model).n_layer
+        return evict_pass(model, ids, keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys)
     masks = keep_masks(scores, t, policy, model_parts(model).n_layer)
     keys = (masks.keys | always.to(masks.keys.device)) & causal(n, masks.keys.device)
     return evict_pass(model, ids, keys)

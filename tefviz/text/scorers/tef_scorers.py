@@ -32,7 +32,8 @@ class _TEFScorer(TokenScorer):
     @torch.no_grad()
     def filtered(self, model, ids, scores, t, policy=None) -> FilteredPass:
         ids = ids.reshape(-1)
-        out = self.heads(model, ids[None], t)
+        budget = policy is not None and policy.budget
+        out = self.heads(model, ids[None], t, budget=budget)
         n = ids.numel()
         if out.tokens is not None:
             tokens = out.tokens[:, 0].cpu()

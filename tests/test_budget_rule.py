@@ -1,0 +1,134 @@
+"""The fixed-budget keep rule (`DropPolicy(budget=True)`, `eval text --budget`): every method keeps
+exactly the same number of keys per query, the highest-scoring ones, causally; the TEFs decide the
+same way inside their pass; `eval text --budget` compares at kept fractions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from tefviz.cli import main
+from tefviz.errors import InputError
+from tefviz.text.filtering import DropPolicy
+from tefviz.text.keep import always_kept, budget_counts, budget_keep_mask
+from tefviz.text.scorers import get_scorer
+from tefviz.text.tef import TEFConfig, TEFHeads
+from tests.lm_zoo import tiny_model
+
+N = 40
+
+
+def test_budget_counts_known_answer():
+    assert budget_counts(5, 0.5).tolist() == [1, 1, 2, 2, 3]
+    assert budget_counts(4, 1.0).tolist() == [1, 2, 3, 4]
+    assert budget_counts(3, 0.0).tolist() == [1, 1, 1]  # a query always keeps itself
+    with pytest.raises(InputError):
+        budget_counts(3, 1.5)
+
+
+def test_budget_mask_keeps_the_top_keys_priority_first_ties_recent_first():
+    scores = torch.tensor([0.0, 5.0, 1.0, 3.0, 3.0, 2.0])
+    keep = budget_keep_mask(scores, 0.5)  # (n, n); query 5 keeps 3: itself, then 5.0, then 3.0 (recent)
+    assert keep[5].tolist() == [False, True, False, False, True, True]
+    assert keep[3].tolist() == [False, True, False, True, False, False]  # itself and the 5.0
+    assert not keep.triu(1).any()  # nothing after the query
+    # priority keys (a sink) outrank every score and count against the budget
+    sink = always_kept(6, sink=True)
+    keep = budget_keep_mask(scores, 0.5, sink)
+    assert keep[5].tolist() == [True, True, False, False, False, True]
+    # per-query scores: row i is query i's view; nothing after i is read
+    per_query = torch.rand(2, N, N)
+    keep = budget_keep_mask(per_query, 0.3)
+    changed = per_query.clone()
+    changed[:, 20:, :] = torch.rand(2, N - 20, N)
+    assert torch.equal(budget_keep_mask(changed, 0.3)[:, :20], keep[:, :20])
+    assert torch.equal(keep.sum(-1), budget_counts(N, 0.3).expand(2, N))
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
+    return {"gpt2": gpt2, "llama": tiny_model("llama", vocab=97)}
+
+
+@pytest.fixture(scope="module")
+def ids():
+    return torch.randint(0, 97, (N,), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize(
+    "name", ["uniform", "random", "attention", "streaming_llm", "h2o", "tova", "snapkv", "key_norm"]
+)
+def test_every_baseline_keeps_exactly_the_budget(models, ids, arch, name):
+    model = models[arch]
+    scorer = get_scorer(name, window=8, kernel=3) if name == "snapkv" else get_scorer(name)
+    scores = scorer.score(model, ids)
+    for fraction in (0.8, 0.5, 0.3):
+        fp = scorer.filtered(model, ids, scores, fraction, DropPolicy("evict", budget=True))
+        kept = fp.masks.keys.sum(-1)  # (L, n)
+        target = budget_counts(N, fraction).expand_as(kept)
+        # H2O always keeps the sink and itself, beyond the budget of the first query or two
+        over = (kept - target)[:, 3:] if name == "h2o" else kept - target
+        assert (over == 0).all(), (name, fraction)
+        assert not fp.masks.keys.triu(1).any() and torch.isfinite(fp.nll).all()
+
+
+def test_streaming_llm_under_a_budget_is_sinks_plus_the_most_recent(models, ids):
+    scorer = get_scorer("streaming_llm")
+    fp = scorer.filtered(models["gpt2"], ids, scorer.score(models["gpt2"], ids), 0.5, DropPolicy(budget=True))
+    row = fp.masks.keys[0, N - 1]  # query 39 keeps 20: 4 sinks and the 16 most recent
+    assert row.nonzero().flatten().tolist() == [0, 1, 2, 3, *range(N - 16, N)]
+
+
+def test_budget_is_a_rule_of_the_evict_mode():
+    with pytest.raises(InputError):
+        DropPolicy("skip", budget=True)
+
+
+@pytest.mark.parametrize("features", [[], ["attention", "accumulated", "key_norm", "age", "sharpness"]])
+def test_causal_tef_under_a_budget_keeps_its_top_keys(models, ids, features):
+    model = models["llama"]
+    torch.manual_seed(2)
+    heads = TEFHeads(TEFConfig("causal", 2, 32, "tiny", [0.5, 1.0], features=features))
+    with torch.no_grad():
+        for h in heads.heads:
+            h.weight.normal_(0, 0.5)
+    scorer = get_scorer("tef_causal", heads=heads)
+    scores = scorer.score(model, ids)
+    fp = scorer.filtered(model, ids, scores, 0.5, DropPolicy("evict", budget=True))
+    assert torch.equal(fp.masks.keys.sum(-1), budget_counts(N, 0.5).expand(2, N))
+    if features:  # per-query scores read from the dense pass: the same keys the budget rule picks
+        expected = budget_keep_mask(scores.values, 0.5, always_kept(N, True))
+        assert torch.equal(fp.masks.keys, expected)
+    with pytest.raises(InputError):
+        heads(model, ids[None], 0.5, tau=0.05, budget=True)  # training runs the share rule
+
+
+def test_eval_text_budget_compares_at_kept_fractions(tiny_tef_root, tmp_path, capsys):
+    f = tmp_path / "t.txt"
+    f.write_text("The quick brown fox jumps over the lazy dog. " * 40, encoding="utf-8")
+    out = tmp_path / "eval.json"
+    tef = tiny_tef_root / "tefviz-lm-tef-causal"
+    paper = tiny_tef_root / "tefviz-lm-tef-paper"
+    argv = ["eval", "text", "--lm", str(tiny_tef_root / "tefviz-lm"), "--tef", str(tef), "--tef", str(paper)]
+    argv += ["--text-file", str(f), "--windows", "2", "--block", "32", "--out", str(out), "--budget"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "kept=0.8: best baseline" in printed and "kept fraction" in printed and "left out" in printed
+    table = json.loads(out.read_text())
+    assert table["rule"] == "budget" and "attention (skip)" not in table["scorers"]
+    assert Path(paper).name not in table["scorers"]  # the paper's TEF drops whole tokens: no budget
+    for group in table["scorers"].values():
+        for row in group["rows"]:  # every method keeps the same budget (H2O: +1 for the first queries)
+            expected = float((budget_counts(32, row["t"]) / torch.arange(1, 33)).mean())
+            assert row["kept_fraction"] == pytest.approx(
+                expected, abs=0.03 if "h2o" in group["scorer"] else 1e-3
+            )
+    assert set(table["comparisons"]) == {"0.8", "0.5"}
+    assert tef.name in table["comparisons"]["0.5"]["methods"]
