@@ -26,6 +26,8 @@ def test_budget_counts_known_answer():
     assert budget_counts(5, 0.5).tolist() == [1, 1, 2, 2, 3]
     assert budget_counts(4, 1.0).tolist() == [1, 2, 3, 4]
     assert budget_counts(3, 0.0).tolist() == [1, 1, 1]  # a query always keeps itself
+    f32 = float(torch.tensor(0.8))  # 0.800000011920929: training passes fractions as float32
+    assert torch.equal(budget_counts(500, f32), budget_counts(500, 0.8))
     with pytest.raises(InputError):
         budget_counts(3, 1.5)
 
@@ -106,8 +108,9 @@ def test_causal_tef_under_a_budget_keeps_its_top_keys(models, ids, features):
     if features:  # per-query scores read from the dense pass: the same keys the budget rule picks
         expected = budget_keep_mask(scores.values, 0.5, always_kept(N, True))
         assert torch.equal(fp.masks.keys, expected)
-    with pytest.raises(InputError):
-        heads(model, ids[None], 0.5, tau=0.05, budget=True)  # training runs the share rule
+    if not features:  # the plain heads train under the share rule only
+        with pytest.raises(InputError):
+            heads(model, ids[None], 0.5, tau=0.05, budget=True)
 
 
 def test_eval_text_budget_compares_at_kept_fractions(tiny_tef_root, tmp_path, capsys):
@@ -132,3 +135,53 @@ def test_eval_text_budget_compares_at_kept_fractions(tiny_tef_root, tmp_path, ca
             )
     assert set(table["comparisons"]) == {"0.8", "0.5"}
     assert tef.name in table["comparisons"]["0.5"]["methods"]
+
+
+def test_straight_through_top_k_is_the_budget_forward_and_trains_backward(models, ids):
+    """Training at fixed kept fractions: the weights are the budget mask forward, and the loss
+    reaches every feature weight backward (through keys near each query's boundary)."""
+    from tefviz.text.tef import per_query_budget_weights
+
+    logit = torch.randn(2, N, N, requires_grad=True)
+    fractions = torch.tensor([0.5, 0.8])
+    w, hard, _ = per_query_budget_weights(logit, fractions, True, 0, tau=0.5)
+    for b, f in enumerate((0.5, 0.8)):
+        assert torch.equal(hard[b], budget_keep_mask(logit.detach()[b], f, always_kept(N, True)))
+    torch.testing.assert_close(w.detach(), hard.float())
+    (w * torch.randn(2, N, N)).sum().backward()
+    assert logit.grad.abs().sum() > 0 and not logit.grad.triu(1).any()  # nothing after the query
+
+    heads = TEFHeads(
+        TEFConfig("causal", 2, 32, "tiny", [0.4, 0.9], features=["attention", "accumulated", "age"])
+    )
+    out = heads(models["llama"], ids[None], torch.tensor([0.5]), tau=0.5, budget=True)
+    loss = torch.nn.functional.cross_entropy(out.logits[0, :-1], ids[1:])
+    loss.backward()
+    assert heads.mix.grad.abs().sum() > 0 and heads.age_prior.grad.abs().sum() > 0
+
+
+def test_train_at_fixed_budgets_keeps_the_best_and_exports_it(tmp_path, tiny_lm_dir, tiny_corpus):
+    from tefviz.train.tef import export_tef
+    from tefviz.train.tef import main as train_main
+
+    run = tmp_path / "run"
+    args = ["--base", str(tiny_lm_dir), "--corpus", str(tiny_corpus), "--run-dir", str(run)]
+    args += ["--features", "attention,accumulated,age", "--objective", "ce", "--budget", "--keep-best"]
+    args += ["--t", "0.4", "--t-max", "0.9", "--tau", "0.5", "--steps", "4", "--batch-size", "2"]
+    args += ["--block-size", "32", "--save-every", "2", "--eval-batches", "1", "--lr-features", "0.5"]
+    train_main(args)
+    progress = json.loads((run / "state" / "progress.json").read_text())
+    log = progress["log"]
+    assert log[0]["step"] == 0 and [e["rule"] for e in log] == ["budget"] * 3  # the start, steps 2 and 4
+    best = min(log, key=lambda e: e["valid_loss"])
+    assert progress["best"] == {"step": best["step"], "valid_loss": best["valid_loss"]}
+    (tmp_path / "tefviz-lm").symlink_to(tiny_lm_dir)
+    card = export_tef(run, tmp_path / "tef")
+    assert card["training"]["exported"]["best_validation"]["step"] == best["step"]
+    from safetensors.torch import load_file
+
+    exported = load_file(str(tmp_path / "tef" / "tef.safetensors"))
+    kept = load_file(str(run / "state" / "best_heads.safetensors"))
+    assert all(torch.equal(exported[k], kept[k]) for k in kept)
+    with pytest.raises(InputError, match="features"):
+        train_main([*args[:6], "--budget", "--steps", "1"])  # plain heads cannot train at a budget

@@ -155,7 +155,8 @@ def budget_counts(n: int, fraction: float, device=None) -> torch.Tensor:
     if not 0.0 <= fraction <= 1.0:
         raise InputError(f"the kept fraction must lie in [0, 1], got {fraction}")
     visible = torch.arange(1, n + 1, device=device, dtype=torch.float64)
-    return torch.ceil(visible * fraction - 1e-9).long().clamp_min(1)
+    # a fraction that went through float32 (0.8 -> 0.80000001) must not buy one more key
+    return torch.ceil(visible * round(float(fraction), 6) - 1e-9).long().clamp_min(1)
 
 
 def budget_keep_mask(

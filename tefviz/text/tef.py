@@ -146,8 +146,10 @@ class TEFHeads(nn.Module):
         one per batch row for the causal variant). tau: straight-through temperature for
         training the causal heads (None: hard masks only). budget (causal variant, hard masks):
         t is each query's kept fraction (`budget_keep_mask`) instead of a share of its scores."""
-        if budget and (self.config.variant != "causal" or tau is not None or not isinstance(t, float | int)):
-            raise InputError("a fixed kept fraction needs the causal TEF, one float t and hard masks")
+        if budget and self.config.variant != "causal":
+            raise InputError("a fixed kept fraction is a rule of the causal TEF")
+        if budget and not self.config.per_query and (tau is not None or not isinstance(t, float | int)):
+            raise InputError("the plain causal TEF decides under a fixed kept fraction with hard masks only")
         parts = model_parts(model)
         if parts.n_layer != self.config.n_layer or parts.d_model != self.config.d_model:
             raise CheckpointError(
@@ -229,15 +231,13 @@ class TEFHeads(nn.Module):
 
     def _forward_per_query(self, model, ids, t, tau, budget: bool = False) -> TEFPass:
         logits = self.per_query_logits(model, ids)  # (L, B, n, n)
-        b, n = ids.shape
+        b = ids.shape[0]
         t_rows = torch.as_tensor(t, dtype=torch.float32, device=ids.device).reshape(-1).expand(b)
         cfg = self.config
         weights, kept, scores = [], [], []
         for layer in range(cfg.n_layer):
             if budget:
-                always = always_kept(n, cfg.sink, cfg.recent, ids.device)
-                keep = budget_keep_mask(logits[layer].detach(), float(t), always)
-                w, e = keep.float(), _visible_exp(logits[layer].detach())
+                w, keep, e = per_query_budget_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
             else:
                 w, keep, e = per_query_key_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
             weights.append(w)
@@ -441,6 +441,39 @@ def _causal(n: int, device: torch.device) -> torch.Tensor:
     """(n, n) lower-triangular mask; the same for every layer and threshold (read-only)."""
     q = torch.arange(n, device=device)
     return q[:, None] >= q[None, :]
+
+
+def per_query_budget_weights(
+    logit: torch.Tensor, fractions: torch.Tensor, sink: bool, recent: int, tau: float | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`per_query_key_weights` under a fixed budget: per-query logits (B, n, n) and one kept
+    fraction per batch row (B,) -> (weights, hard mask, scores). The hard mask is
+    `budget_keep_mask`'s: query i keeps its `budget_counts` top keys (its own key, the sink and
+    the recent window first). With tau, the weights are the hard mask forward and
+    sigmoid((logit - boundary) / (tau * spread)) backward (straight-through top-k), the boundary
+    halfway between the lowest kept and the highest dropped logit of the query and the spread
+    the standard deviation of its visible logits (so tau does not depend on their scale).
+    """
+    n = logit.shape[-1]
+    d = logit.detach()
+    always = always_kept(n, sink, recent, logit.device)
+    hard = torch.stack([budget_keep_mask(d[b], float(f), always) for b, f in enumerate(fractions.tolist())])
+    e = _visible_exp(d)
+    if tau is None:
+        return hard.float(), hard, e
+    causal = _causal(n, logit.device)
+    scored = causal & ~always  # the keys the budget ranks by logit
+    big = torch.finfo(d.dtype).max / 4  # no kept (or dropped) scored key: the relaxation saturates
+    lowest_kept = torch.where(hard & scored, d, big).amin(-1, keepdim=True).clamp(-big, big)
+    highest_dropped = torch.where(~hard & scored, d, -big).amax(-1, keepdim=True).clamp(-big, big)
+    boundary = lowest_kept / 2 + highest_dropped / 2
+    visible = d.masked_fill(~scored, 0.0)
+    count = scored.sum(-1, keepdim=True).clamp_min(1)
+    mean = visible.sum(-1, keepdim=True) / count
+    spread = ((visible - mean).masked_fill(~scored, 0.0).square().sum(-1, keepdim=True) / count).sqrt()
+    soft = torch.sigmoid((logit - boundary) / (tau * spread.clamp_min(1e-3)))
+    soft = torch.where(always, torch.ones_like(soft), soft) * causal
+    return hard.float() + (soft - soft.detach()), hard, e
 
 
 def _visible_exp(logit: torch.Tensor) -> torch.Tensor:

@@ -92,6 +92,19 @@ class TEFTrainConfig:
         default=None, metadata={"help": "causal: start from another run's heads (the tensors that fit)"}
     )
     tau: float = field(default=0.05, metadata={"help": "causal: straight-through temperature"})
+    budget: bool = field(
+        default=False,
+        metadata={
+            "help": "causal with features: train at fixed kept fractions drawn from U(t, t_max) "
+            "(straight-through top-k; validation at 0.5) instead of share thresholds"
+        },
+    )
+    keep_best: bool = field(
+        default=False,
+        metadata={
+            "help": "keep the heads of the best validation loss (the start included); export writes them"
+        },
+    )
     sink: bool = field(default=True, metadata={"help": "causal: do not always keep the first token"})
     recent: int = field(default=0, metadata={"help": "always keep this many most recent tokens"})
     gate_l1: float = field(default=0.01, metadata={"help": "weight of the mean-gate penalty"})
@@ -120,6 +133,8 @@ class TEFTrainConfig:
         self.features = list(self.features or [])
         if self.steps < 1 or self.batch_size < 1 or self.block_size < 2:
             raise InputError("steps, batch size and block size must be positive")
+        if self.budget and (self.variant != "causal" or not self.features):
+            raise InputError("training at fixed kept fractions needs the causal variant with features")
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -150,13 +165,13 @@ def tef_loss(heads: TEFHeads, model, x: torch.Tensor, cfg: TEFTrainConfig, rng: 
     t = torch.from_numpy(rng.uniform(cfg.t, cfg.t_max, size=ids.shape[0])).float().to(ids.device)
     n = ids.shape[1]
     if cfg.objective == "ce":
-        out = heads(model, ids, t, tau=cfg.tau)
+        out = heads(model, ids, t, tau=cfg.tau, budget=cfg.budget)
         ce = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1).float(), target.flatten())
         kept = (out.keys.float().sum(-1) / torch.arange(1, n + 1, device=ids.device)).mean()
         return ce, {"ce": float(ce.detach()), "kept": float(kept)}
     with torch.no_grad():
         dense = model(input_ids=ids).logits.float().log_softmax(-1)
-    out = heads(model, ids, t, tau=cfg.tau)
+    out = heads(model, ids, t, tau=cfg.tau, budget=cfg.budget)
     logq = out.logits.float().log_softmax(-1)
     kl = (dense.exp() * (dense - logq)).sum(-1).mean()
     kept = (out.keys.float().sum(-1) / torch.arange(1, n + 1, device=ids.device)).mean()
@@ -165,15 +180,16 @@ def tef_loss(heads: TEFHeads, model, x: torch.Tensor, cfg: TEFTrainConfig, rng: 
 
 @torch.no_grad()
 def tef_eval(heads: TEFHeads, model, tokens: np.ndarray, cfg: TEFTrainConfig) -> dict:
-    """Validation loss at the training threshold (paper) or t = 0.7 (causal), fixed windows."""
+    """Validation loss at the training threshold (paper), t = 0.7 (causal) or kept fraction 0.5
+    (causal, trained at fixed budgets), on fixed windows."""
     rng = np.random.default_rng(1234)
     was = heads.training
     heads.eval()
     nll, kept = [], []
-    t = cfg.t if cfg.variant == "paper" else 0.7
+    t = cfg.t if cfg.variant == "paper" else 0.5 if cfg.budget else 0.7
     for _ in range(cfg.eval_batches):
         x = sample_windows(tokens, cfg.block_size, 4, rng)
-        out = heads(model, x[:, :-1], t)
+        out = heads(model, x[:, :-1], t, budget=cfg.budget)
         logp = out.logits.float().log_softmax(-1)
         nll.append(float(-logp.gather(-1, x[:, 1:, None]).mean()))
         m = out.tokens if out.tokens is not None else out.keys
@@ -187,6 +203,7 @@ def tef_eval(heads: TEFHeads, model, tokens: np.ndarray, cfg: TEFTrainConfig) ->
     heads.train(was)
     return {
         "t": t,
+        "rule": "budget" if cfg.budget else "share",
         "valid_loss": float(np.mean(nll)),
         "valid_ppl": math.exp(float(np.mean(nll))),
         "kept": float(np.mean(kept)),
@@ -264,6 +281,15 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
             model.load_state_dict(load_weights(state, "model"), strict=False)
             model.tie_weights()
         load_optimizer(state, opt)
+    best = None  # (heads' state, validation loss) with keep_best
+    if cfg.keep_best:
+        if "best" in progress and (state / "best_heads.safetensors").is_file():
+            best = (load_weights(state, "best_heads"), progress["best"]["valid_loss"])
+        else:  # the start is a candidate too: training may only make it worse
+            entry = {"step": progress["step"], **tef_eval(heads, model, tokens["valid"], cfg)}
+            progress["log"].append(entry)
+            best = _copy_state(heads), entry["valid_loss"]
+            progress["best"] = {"step": entry["step"], "valid_loss": entry["valid_loss"]}
     progress["commands"].append(cfg.extra.get("command") or command_line(cfg.argv))
     rng = np.random.default_rng([cfg.seed, progress["step"]])
     heads.train()
@@ -291,14 +317,23 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
         if progress["step"] % cfg.save_every == 0 or progress["step"] == cfg.steps:
             entry = {"step": progress["step"], **info, **tef_eval(heads, model, tokens["valid"], cfg)}
             progress["log"].append(entry)
-            _save_state(state, heads, model, opt, progress, cfg)
+            if best is not None and entry["valid_loss"] < best[1]:
+                best = _copy_state(heads), entry["valid_loss"]
+                progress["best"] = {"step": entry["step"], "valid_loss": entry["valid_loss"]}
+            _save_state(state, heads, model, opt, progress, cfg, best)
     bar.close()
-    _save_state(state, heads, model, opt, progress, cfg)
+    _save_state(state, heads, model, opt, progress, cfg, best)
     return cfg.run_dir
 
 
-def _save_state(state: Path, heads, model, opt, progress: dict, cfg: TEFTrainConfig) -> None:
+def _copy_state(heads: TEFHeads) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in heads.state_dict().items()}
+
+
+def _save_state(state: Path, heads, model, opt, progress: dict, cfg: TEFTrainConfig, best=None) -> None:
     weights = {"heads": heads.state_dict()}
+    if best is not None:
+        weights["best_heads"] = best[0]
     if cfg.variant == "paper":  # the paper variant fine-tunes the LM too (lm_head is tied: saved once)
         weights["model"] = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_state(state, weights, opt, cfg.as_json(), progress, heads_config=asdict(heads.config))
@@ -348,7 +383,9 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
     progress = json.loads((state / "progress.json").read_text())
     heads_cfg = TEFConfig(**json.loads((state / "heads_config.json").read_text()))
     heads = TEFHeads(heads_cfg)
-    heads.load_state_dict(load_file(str(state / "heads.safetensors")))
+    # a run that kept its best validation exports those heads (the card's "best" says which step)
+    kept_best = cfg.get("keep_best") and "best" in progress and (state / "best_heads.safetensors").is_file()
+    heads.load_state_dict(load_file(str(state / f"{'best_heads' if kept_best else 'heads'}.safetensors")))
     lm = load_causal_lm(cfg["base"], device=torch.device("cpu"), dtype=torch.float32)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -397,6 +434,7 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
             "config": {k: v for k, v in cfg.items() if k not in ("corpus_dir", "run_dir", "extra")},
             "steps": progress["step"],
             "wall_clock_minutes": round(progress["elapsed_s"] / 60, 1),
+            **({"exported": {"best_validation": progress["best"]}} if kept_best else {}),
             "device": f"{device_info().name} ({device_info().detail})",
             "log": progress["log"],
         },
@@ -427,6 +465,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--features", default="", help=f"comma-separated, from {','.join(FEATURES)}")
     p.add_argument("--objective", choices=["kl", "ce"], default="kl")
     p.add_argument("--init-from", type=Path, default=None, help="start from this run directory's heads")
+    p.add_argument("--budget", action="store_true", help="train at fixed kept fractions U(t, t_max)")
+    p.add_argument("--keep-best", action="store_true", help="export the heads of the best validation loss")
     for name, typ in (
         ("steps", int),
         ("batch_size", int),
@@ -449,7 +489,19 @@ def main(argv: list[str] | None = None) -> None:
         k: v
         for k, v in vars(args).items()
         if v is not None
-        and k not in ("corpus", "export", "no_sink", "features", "variant", "base", "run_dir", "objective")
+        and k
+        not in (
+            "corpus",
+            "export",
+            "no_sink",
+            "features",
+            "variant",
+            "base",
+            "run_dir",
+            "objective",
+            "budget",
+        )
+        and k != "keep_best"
     }
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m tefviz.train.tef", *map(shlex.quote, argv)])
@@ -461,6 +513,8 @@ def main(argv: list[str] | None = None) -> None:
         sink=not args.no_sink,
         features=[f for f in args.features.split(",") if f],
         objective=args.objective,
+        budget=args.budget,
+        keep_best=args.keep_best,
         extra={"command": command},
         **given,
     )
