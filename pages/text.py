@@ -212,7 +212,23 @@ def heldout_section(
 ) -> None:
     """Perplexity against tokens kept on held-out text, from the TEF cards, with this text as a star."""
     st.subheader("Perplexity vs tokens kept, on held-out text")
-    tables, table_source = view.heldout_tables(choice.model_tefs)
+    rules = view.heldout_rules(choice.model_tefs)
+    rule = rules[0]
+    if len(rules) > 1:
+        rule = bound(
+            st.radio,
+            key("compare"),
+            rule,
+            "Compare methods",
+            rules,
+            choices=rules,
+            horizontal=True,
+            format_func=lambda r: view.HELDOUT_RULES[r][1],
+            help="At the same t, each method keeps what its own scores' shares reach, so a peaked scorer "
+            "keeps fewer keys than a flat one; at the same kept fraction every method keeps the same number "
+            "of keys per query, as a KV cache of fixed size does (kvpress's convention).",
+        )
+    tables, table_source = view.heldout_tables(choice.model_tefs, rule)
     domain = None
     if len(tables) > 1:
         domain = bound(
@@ -240,10 +256,10 @@ def heldout_section(
         perplexity_vs_kept_figure,
         table,
         current,
-        choice.t,
+        choice.t if rule == "share" else None,  # the page's t is a share, not one of the kept fractions
         view.heldout_point(scored, filtered),
         key=key("table"),
-        view=f"{view_key}|{domain}|{table_source[domain]}",
+        view=f"{view_key}|{rule}|{domain}|{table_source[domain]}",
     )
     st.caption(view.heldout_caption(table, literal(table.get("name") or domain or "austen")))
     download_buttons(view.heldout_rows(table), "heldout-table", key=key("table-export"))

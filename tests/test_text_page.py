@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 import tefviz.text.view as view
 from tefviz.data.heldout import heldout_samples
 
-from .conftest import REPO, metrics, open_page, page_html
+from .conftest import REPO, metrics, open_page, page_html, plotly_specs
 
 
 def _page(**query) -> AppTest:
@@ -95,6 +95,34 @@ def test_text_page_held_out_chart_and_exports(tef_root):
     assert any("Perplexity vs tokens kept" in s.value for s in at.subheader)
     labels = [e.proto.label for e in at.main if type(e).__name__ == "DownloadButton"]
     assert labels.count("CSV") >= 2 and labels.count("JSON") >= 2
+
+
+def test_text_page_held_out_chart_compares_at_equal_kept_fractions(tef_root, tmp_path):
+    """With `eval text --budget --write-cards` tables in the cards, the chart offers both comparisons:
+    the budget one draws every method at the same kept fractions, and the link keeps the choice."""
+    from tefviz.text.cli_eval import eval_text
+
+    tef = tef_root / "tefviz-lm-tef-causal"
+    eval_text(str(tef_root / "tefviz-lm"), [tef], tmp_path / "b.json", 2, 32, True, ["austen"], budget=True)
+    assert json.loads((tef / "card.json").read_text())["metrics"]["heldout_budget_tables"]["austen"]
+    at = _page()
+    assert not at.exception
+    radio = at.radio(key="text.compare")
+    assert radio.value == "share" and radio.options == [
+        view.HELDOUT_RULES["share"][1],
+        view.HELDOUT_RULES["budget"][1],
+    ]
+    radio.set_value("budget").run()
+    assert not at.exception and at.query_params["compare"] == "budget"
+    assert any("equal cache sizes" in c.value for c in at.caption)
+    specs = [json.loads(s) for s in plotly_specs(at)]
+    spec = next(s for s in specs if "dense" in str(s["layout"].get("yaxis", {}).get("title")))
+    xs = [tr["x"] for tr in spec["data"] if tr.get("mode") == "lines+markers"]
+    assert len(xs) == 9 and len(xs[0]) == 5  # eight evict baselines and the TEF, five kept fractions
+    for column in zip(*xs, strict=True):  # every method at the same kept fractions (H2O: +1 key early on)
+        assert max(column) - min(column) < 0.05
+    at = _page(compare="budget")
+    assert at.radio(key="text.compare").value == "budget"
 
 
 def test_text_page_opens_the_view_in_the_url_and_ignores_bad_values(tef_root):

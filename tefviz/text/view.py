@@ -250,17 +250,38 @@ def token_strips(scored: ScoredText, filtered: FilteredText, kept: np.ndarray, l
     )
 
 
-def heldout_tables(model_tefs: list[CheckpointInfo]) -> tuple[dict[str, dict], dict[str, str]]:
+# how the held-out tables compare methods: the card key `eval text --write-cards` fills, and the label
+HELDOUT_RULES = {
+    "share": ("heldout_tables", "at the same t (each method's share rule)"),
+    "budget": ("heldout_budget_tables", "at the same kept fraction (a cache budget, `--budget`)"),
+}
+
+
+def heldout_rules(model_tefs: list[CheckpointInfo]) -> list[str]:
+    """The comparisons the TEF cards hold held-out tables for, share rule first."""
+    found = [
+        rule
+        for rule, (field, _) in HELDOUT_RULES.items()
+        if any((c.card or {}).get("metrics", {}).get(field) for c in model_tefs)
+    ]
+    return found or ["share"]
+
+
+def heldout_tables(
+    model_tefs: list[CheckpointInfo], rule: str = "share"
+) -> tuple[dict[str, dict], dict[str, str]]:
     """(domain -> held-out table, domain -> the card's checkpoint and fingerprint) from the TEF cards:
-    one table per evaluated domain (`eval text --sample all --write-cards`), else Austen's."""
+    one table per evaluated domain (`eval text --sample all --write-cards`, with `--budget` for the
+    "budget" rule), else Austen's."""
     tables: dict[str, dict] = {}
     source: dict[str, str] = {}
+    field = HELDOUT_RULES[rule][0]
     for c in model_tefs:
         metrics = (c.card or {}).get("metrics", {})
-        for name, tab in (metrics.get("heldout_tables") or {}).items():
+        for name, tab in (metrics.get(field) or {}).items():
             tables.setdefault(name, tab)
             source.setdefault(name, f"{c.name}:{c.fingerprint}")
-        if metrics.get("heldout_table"):
+        if rule == "share" and metrics.get("heldout_table"):
             tables.setdefault("austen", metrics["heldout_table"])
             source.setdefault("austen", f"{c.name}:{c.fingerprint}")
     return tables, source
@@ -285,7 +306,13 @@ def heldout_caption(table: dict, name: str) -> str:
         f"{ref['block']} held-out tokens ({name}). Perplexity is a ratio to dense on a linear scale up "
         f"to {RATIO_CAP:g}x; a method that runs away beyond it is drawn dotted, clipped at the top, and "
         "its legend says how far it went. The star is this text at the current t (ratio to its own "
-        "dense perplexity); the ring, the held-out point nearest t."
+        "dense perplexity)"
+        + (
+            ". Every method keeps the same fraction of each query's prefix here (its top keys by its own "
+            "scores): the lines are compared at equal cache sizes."
+            if table.get("rule") == "budget"
+            else "; the ring, the held-out point nearest t."
+        )
     )
 
 
