@@ -185,3 +185,34 @@ def test_train_at_fixed_budgets_keeps_the_best_and_exports_it(tmp_path, tiny_lm_
     assert all(torch.equal(exported[k], kept[k]) for k in kept)
     with pytest.raises(InputError, match="features"):
         train_main([*args[:6], "--budget", "--steps", "1"])  # plain heads cannot train at a budget
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_feature_tef_started_as_h2o_is_h2o_under_a_budget(models, ids, arch):
+    """Accumulated attention at weight 1, everything else 0, half of the budget for recent keys:
+    the TEF keeps exactly H2O's keys (a known answer for the H2O-started training)."""
+    model = models[arch]
+    heads = TEFHeads(
+        TEFConfig(
+            "causal",
+            2,
+            32,
+            "tiny",
+            [0.4, 0.9],
+            features=["attention", "accumulated", "age"],
+            budget_recent=0.5,
+        )
+    )
+    with torch.no_grad():
+        heads.mix.copy_(torch.tensor([0.0, 1.0]).expand_as(heads.mix))
+    tef = get_scorer("tef_causal", heads=heads)
+    h2o = get_scorer("h2o")
+    for fraction in (0.8, 0.5, 0.3):
+        policy = DropPolicy("evict", budget=True)
+        mine = tef.filtered(model, ids, tef.score(model, ids), fraction, policy).masks.keys
+        theirs = h2o.filtered(model, ids, h2o.score(model, ids), fraction, policy).masks.keys
+        assert torch.equal(mine[:, 3:], theirs[:, 3:]), (
+            fraction
+        )  # H2O keeps its sink beyond the first budgets
+    with pytest.raises(InputError):
+        TEFConfig("causal", 2, 32, "tiny", [0.5, 1.0], budget_recent=0.5)  # needs feature heads

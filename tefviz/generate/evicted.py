@@ -22,6 +22,7 @@ sink) and the newest are always kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -267,6 +268,8 @@ def generate_evicted(
                 pinned |= pos_t < SINKS
             if policy == "h2o" and budget is not None:
                 pinned[-max(budget // 2, 1) :] = True  # the recent half of the budget
+            if features and budget is not None and heads.config.budget_recent:  # the heads' recent share
+                pinned[-max(math.ceil(budget * heads.config.budget_recent), 1) :] = True
             keep = _keep_indices(scores, budget, t, pinned)
             if keep.numel() < n:
                 gone = torch.ones(n, dtype=torch.bool)

@@ -41,7 +41,7 @@ from tefviz.device import pick_device, place_beside
 from tefviz.errors import CheckpointError, InputError
 from tefviz.lm import Capture, LayerEdit, intervene, model_parts
 from tefviz.lm.forward import check_length
-from tefviz.text.keep import always_kept, budget_keep_mask, cumulative_keep_mask
+from tefviz.text.keep import always_kept, budget_counts, budget_keep_mask, cumulative_keep_mask
 
 VARIANTS = ("paper", "causal")
 TEF_CONFIG = "tef.json"
@@ -74,6 +74,9 @@ class TEFConfig:
     gate_l1: float = 0.01  # paper: weight of the mean-gate penalty
     # causal: per-query features beside the hidden state (FEATURES); empty: the original heads
     features: list[str] = field(default_factory=list)
+    # causal with features, at a fixed kept fraction only: this share of each query's budget (beyond
+    # itself and the sink) goes to its most recent keys before the logits rank the rest (H2O's split)
+    budget_recent: float = 0.0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -84,6 +87,8 @@ class TEFConfig:
         self.features = [f for f in FEATURES if f in set(self.features or ())]  # canonical order
         if self.features and self.variant != "causal":
             raise InputError("features are for the causal TEF variant only")
+        if not 0.0 <= self.budget_recent <= 1.0 or (self.budget_recent and not self.features):
+            raise InputError("budget_recent is a share in [0, 1], for causal heads with features")
 
     @property
     def per_query(self) -> bool:
@@ -237,7 +242,9 @@ class TEFHeads(nn.Module):
         weights, kept, scores = [], [], []
         for layer in range(cfg.n_layer):
             if budget:
-                w, keep, e = per_query_budget_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
+                w, keep, e = per_query_budget_weights(
+                    logits[layer], t_rows, cfg.sink, cfg.recent, tau, cfg.budget_recent
+                )
             else:
                 w, keep, e = per_query_key_weights(logits[layer], t_rows, cfg.sink, cfg.recent, tau)
             weights.append(w)
@@ -444,20 +451,35 @@ def _causal(n: int, device: torch.device) -> torch.Tensor:
 
 
 def per_query_budget_weights(
-    logit: torch.Tensor, fractions: torch.Tensor, sink: bool, recent: int, tau: float | None
+    logit: torch.Tensor,
+    fractions: torch.Tensor,
+    sink: bool,
+    recent: int,
+    tau: float | None,
+    recent_share: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`per_query_key_weights` under a fixed budget: per-query logits (B, n, n) and one kept
     fraction per batch row (B,) -> (weights, hard mask, scores). The hard mask is
     `budget_keep_mask`'s: query i keeps its `budget_counts` top keys (its own key, the sink and
-    the recent window first). With tau, the weights are the hard mask forward and
-    sigmoid((logit - boundary) / (tau * spread)) backward (straight-through top-k), the boundary
-    halfway between the lowest kept and the highest dropped logit of the query and the spread
-    the standard deviation of its visible logits (so tau does not depend on their scale).
+    the recent window first; with `recent_share`, also that share of the budget beyond itself and
+    the sink in its most recent keys, as H2O splits its budget). With tau, the weights are the hard
+    mask forward and sigmoid((logit - boundary) / (tau * spread)) backward (straight-through
+    top-k), the boundary halfway between the lowest kept and the highest dropped logit of the query
+    and the spread the standard deviation of its visible logits (so tau does not depend on their
+    scale).
     """
     n = logit.shape[-1]
     d = logit.detach()
-    always = always_kept(n, sink, recent, logit.device)
-    hard = torch.stack([budget_keep_mask(d[b], float(f), always) for b, f in enumerate(fractions.tolist())])
+    base = always_kept(n, sink, recent, logit.device)
+    always = torch.stack(
+        [
+            base | recent_budget_window(n, float(f), sink, recent_share, logit.device)
+            for f in fractions.tolist()
+        ]
+    )
+    hard = torch.stack(
+        [budget_keep_mask(d[b], float(f), always[b]) for b, f in enumerate(fractions.tolist())]
+    )
     e = _visible_exp(d)
     if tau is None:
         return hard.float(), hard, e
@@ -474,6 +496,19 @@ def per_query_budget_weights(
     soft = torch.sigmoid((logit - boundary) / (tau * spread.clamp_min(1e-3)))
     soft = torch.where(always, torch.ones_like(soft), soft) * causal
     return hard.float() + (soft - soft.detach()), hard, e
+
+
+def recent_budget_window(n: int, fraction: float, sink: bool, share: float, device=None) -> torch.Tensor:
+    """(n, n) bool: under kept fraction `fraction`, each query's `share` of its budget beyond itself
+    and the sink, in its most recent predecessors (H2O's recent half when share = 0.5)."""
+    q = torch.arange(n, device=device)
+    if share <= 0:
+        return torch.zeros(n, n, dtype=torch.bool, device=device)
+    forced = 1 + (q > 0).long() if sink else torch.ones_like(q)
+    beyond = (budget_counts(n, fraction, device) - forced).clamp_min(0)
+    size = torch.ceil(beyond * share - 1e-9).long()
+    dist = q[:, None] - q[None, :]
+    return (dist >= 0) & (dist <= size[:, None])
 
 
 def _visible_exp(logit: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,21 @@ class TEFTrainConfig:
             "(straight-through top-k; validation at 0.5) instead of share thresholds"
         },
     )
+    budget_recent: float = field(
+        default=0.0,
+        metadata={
+            "help": "causal with features, at fixed kept fractions: this share of each query's budget goes "
+            "to its most recent keys, the logits rank the rest (0.5: H2O's split)"
+        },
+    )
+    init_feature: str | None = field(
+        default=None,
+        metadata={
+            "help": "causal with features: the scalar feature whose weight starts at 1, the others at 0 "
+            "(default: attention, TOVA; accumulated with --budget-recent 0.5 starts as H2O)",
+            "choices": ("attention", "accumulated", "key_norm"),
+        },
+    )
     keep_best: bool = field(
         default=False,
         metadata={
@@ -135,6 +150,8 @@ class TEFTrainConfig:
             raise InputError("steps, batch size and block size must be positive")
         if self.budget and (self.variant != "causal" or not self.features):
             raise InputError("training at fixed kept fractions needs the causal variant with features")
+        if self.init_feature is not None and self.init_feature not in self.features:
+            raise InputError(f"--init-feature {self.init_feature} is not among the features {self.features}")
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -235,10 +252,17 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
         recent=cfg.recent,
         gate_l1=cfg.gate_l1,
         features=cfg.features if cfg.variant == "causal" else [],
+        budget_recent=cfg.budget_recent,
     )
     if cfg.variant == "causal":
         tcfg.train_t = [cfg.t, cfg.t_max]
     heads = TEFHeads(tcfg).to(device)
+    if cfg.init_feature is not None:  # one scalar feature at weight 1 (TOVA's attention is the default)
+        scalars = [f for f in tcfg.features if f in ("attention", "accumulated", "key_norm")]
+        with torch.no_grad():
+            heads.mix.copy_(
+                torch.tensor([float(f == cfg.init_feature) for f in scalars]).expand_as(heads.mix)
+            )
     if cfg.init_from is not None:
         own = heads.state_dict()
         start = {
@@ -467,6 +491,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-from", type=Path, default=None, help="start from this run directory's heads")
     p.add_argument("--budget", action="store_true", help="train at fixed kept fractions U(t, t_max)")
     p.add_argument("--keep-best", action="store_true", help="export the heads of the best validation loss")
+    p.add_argument("--budget-recent", type=float, default=None, help="share of the budget for recent keys")
+    p.add_argument("--init-feature", default=None, help="the scalar feature whose weight starts at 1")
     for name, typ in (
         ("steps", int),
         ("batch_size", int),
@@ -500,8 +526,8 @@ def main(argv: list[str] | None = None) -> None:
             "run_dir",
             "objective",
             "budget",
+            "keep_best",
         )
-        and k != "keep_best"
     }
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m tefviz.train.tef", *map(shlex.quote, argv)])
