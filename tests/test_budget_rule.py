@@ -216,3 +216,42 @@ def test_feature_tef_started_as_h2o_is_h2o_under_a_budget(models, ids, arch):
         )  # H2O keeps its sink beyond the first budgets
     with pytest.raises(InputError):
         TEFConfig("causal", 2, 32, "tiny", [0.5, 1.0], budget_recent=0.5)  # needs feature heads
+
+
+def test_a_non_finite_batch_is_skipped_not_applied(tmp_path, tiny_lm_dir, tiny_corpus, monkeypatch):
+    """One overflowing batch must not turn every head weight into NaN (it did, before the guard)."""
+    import tefviz.train.tef as train
+
+    real = train.tef_loss
+    monkeypatch.setattr(
+        train, "tef_loss", lambda *a: (lambda loss, info: (loss * float("inf"), info))(*real(*a))
+    )
+    run = tmp_path / "run"
+    args = [
+        "--base",
+        str(tiny_lm_dir),
+        "--corpus",
+        str(tiny_corpus),
+        "--run-dir",
+        str(run),
+        "--features",
+        "attention,age",
+    ]
+    args += [
+        "--objective",
+        "ce",
+        "--steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--block-size",
+        "32",
+        "--eval-batches",
+        "1",
+    ]
+    train.main(args)
+    from safetensors.torch import load_file
+
+    state = load_file(str(run / "state" / "heads.safetensors"))
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert json.loads((run / "state" / "progress.json").read_text())["skipped_steps"] == 2

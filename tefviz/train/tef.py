@@ -89,7 +89,10 @@ class TEFTrainConfig:
         default=None, metadata={"help": "causal: learning rate of the feature weights (unset: 3 x lr_heads)"}
     )
     init_from: Path | None = field(
-        default=None, metadata={"help": "causal: start from another run's heads (the tensors that fit)"}
+        default=None,
+        metadata={
+            "help": "causal: start from another run's heads (its best if it kept them; the tensors that fit)"
+        },
     )
     tau: float = field(default=0.05, metadata={"help": "causal: straight-through temperature"})
     budget: bool = field(
@@ -267,7 +270,7 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
         own = heads.state_dict()
         start = {
             k: v
-            for k, v in load_file(str(Path(cfg.init_from) / "state" / "heads.safetensors")).items()
+            for k, v in load_file(str(_start_heads(Path(cfg.init_from)))).items()
             if k in own and own[k].shape == v.shape
         }
         heads.load_state_dict(start, strict=False)
@@ -330,8 +333,12 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
         loss, info = tef_loss(heads, model, x, cfg, rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
-        opt.step()
+        norm = torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        if torch.isfinite(norm):
+            opt.step()
+        else:  # an overflowing batch (e.g. a sharpness term grown large) would turn every weight into NaN
+            progress["skipped_steps"] = progress.get("skipped_steps", 0) + 1
+            info["skipped"] = 1.0
         now = time.time()
         progress["elapsed_s"] += now - t_last
         t_last = now
@@ -348,6 +355,12 @@ def train_tef(cfg: TEFTrainConfig) -> Path:
     bar.close()
     _save_state(state, heads, model, opt, progress, cfg, best)
     return cfg.run_dir
+
+
+def _start_heads(run_dir: Path) -> Path:
+    """The heads another run hands on: its best validation's when it kept them, else its last."""
+    best = run_dir / "state" / "best_heads.safetensors"
+    return best if best.is_file() else run_dir / "state" / "heads.safetensors"
 
 
 def _copy_state(heads: TEFHeads) -> dict[str, torch.Tensor]:
