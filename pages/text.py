@@ -68,6 +68,7 @@ class Choice(NamedTuple):
     scorer_key: str  # "tef:<checkpoint>" or a baseline's name
     text: str
     t: float
+    rule: str = "share"  # what t means under the evict mode (view.KEEP_RULES)
 
 
 def choices(tefs: list, bases: dict) -> Choice:
@@ -96,6 +97,9 @@ def choices(tefs: list, bases: dict) -> Choice:
             format_func=labels.get,
             help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline scorer.",
         )
+        evicts = scorer_key.startswith("tef:") and any(
+            f"tef:{c.name}" == scorer_key and (c.card or {}).get("variant") == "causal" for c in model_tefs
+        )
         if not scorer_key.startswith("tef:"):
             mode = bound(
                 st.radio,
@@ -119,6 +123,20 @@ def choices(tefs: list, bases: dict) -> Choice:
                     lo=0,
                     hi=64,
                 )
+            evicts = mode == "evict"
+        rule = "share"
+        if evicts:
+            rule = bound(
+                st.radio,
+                key("rule"),
+                "share",
+                "Each token keeps",
+                list(view.KEEP_RULES),
+                choices=list(view.KEEP_RULES),
+                format_func=view.KEEP_RULES.get,
+                horizontal=True,
+                help=view.KEEP_RULES_HELP,
+            )
         _, text = text_source(
             samples,
             key("sample"),
@@ -133,15 +151,16 @@ def choices(tefs: list, bases: dict) -> Choice:
             st.slider,
             key("t"),
             0.9,
-            "Threshold t (cumulative share kept)",
+            "Threshold t (cumulative share kept)" if rule == "share" else "Kept fraction t (of each prefix)",
             0.0,
             1.0,
             lo=0.0,
             hi=1.0,
             step=0.01,
-            help="1.0 keeps every token; lower keeps fewer. The top token is always kept.",
+            help="1.0 keeps every token; lower keeps fewer. "
+            + ("The top token is always kept." if rule == "share" else "A token always keeps itself."),
         )
-    return Choice(picked, model_tefs, scorer_key, text, t)
+    return Choice(picked, model_tefs, scorer_key, text, t, rule)
 
 
 def scorer_and_policy(choice: Choice) -> tuple[str, TokenScorer, DropPolicy]:
@@ -151,7 +170,12 @@ def scorer_and_policy(choice: Choice) -> tuple[str, TokenScorer, DropPolicy]:
         loaded = guarded(f"Loading TEF heads {tef_name!r}", loaders.get_tef, tef_name)
         heads, model_name, _ = loaded or st.stop()
         scorer = tef_scorer(heads)
-        policy = DropPolicy(scorer.default_mode, sink=heads.config.sink, recent=heads.config.recent)
+        policy = DropPolicy(
+            scorer.default_mode,
+            sink=heads.config.sink,
+            recent=heads.config.recent,
+            budget=choice.rule == "budget" and scorer.default_mode == "evict",
+        )
         st.caption(view.tef_caption(model_name, tef_name, policy.mode))
         return model_name, scorer, policy
     scorer, mode = get_scorer(choice.scorer_key), st.session_state[key("mode")]
@@ -159,6 +183,7 @@ def scorer_and_policy(choice: Choice) -> tuple[str, TokenScorer, DropPolicy]:
         mode,
         sink=st.session_state[key("sink")],
         recent=int(st.session_state.get(key("recent"), 0)) if mode == "evict" else 0,
+        budget=choice.rule == "budget" and mode == "evict",
     )
     st.caption(f"{scorer.description} Dropping: {view.MODES_HELP[policy.mode]}.")
     return choice.picked, scorer, policy
@@ -176,7 +201,10 @@ def token_strips(
 ) -> None:
     """The strip by share, the cumulative curve, the loss change per token and the strip by it."""
     tokens = token_view(view_key, scored, filtered, kept, layer)
-    st.markdown(f"**Tokens by share** (block {layer}; struck-through grey = dropped at t = {choice.t:.2f})")
+    at = "t" if choice.rule == "share" else "kept fraction"
+    st.markdown(
+        f"**Tokens by share** (block {layer}; struck-through grey = dropped at {at} = {choice.t:.2f})"
+    )
     st.html(tokens["shares"])
     st.caption("Colour: the token's rank by share (dark red = highest, white = lowest); hover for the share.")
     left, right = st.columns(2)
@@ -213,7 +241,7 @@ def heldout_section(
     """Perplexity against tokens kept on held-out text, from the TEF cards, with this text as a star."""
     st.subheader("Perplexity vs tokens kept, on held-out text")
     rules = view.heldout_rules(choice.model_tefs)
-    rule = rules[0]
+    rule = choice.rule if choice.rule in rules else rules[0]  # the live rule's comparison, when there is one
     if len(rules) > 1:
         rule = bound(
             st.radio,

@@ -264,3 +264,25 @@ def test_text_page_scores_a_whole_2048_token_context(zoo_root):
     assert any("longer than one context window of 2048 tokens" in w.value for w in at.warning)
     strips = [e.proto.body for e in at.main if type(e).__name__ == "Html" and "tefviz-strip" in e.proto.body]
     assert strips and all(s.count('class="tok"') == 2048 for s in strips)  # every scored token is shown
+
+
+def test_text_page_keeps_a_fixed_fraction_per_token(tef_root):
+    """The keep rule: at a fixed kept fraction every method keeps the same number of keys, the slider
+    says so, the link carries it, and the paper's TEF (which drops whole tokens) is not offered it."""
+    at = _page(scorer="tova", t="0.5")
+    assert not at.exception and at.radio(key="text.rule").value == "share"
+    at.radio(key="text.rule").set_value("budget").run()
+    assert not at.exception and not at.error and at.query_params["rule"] == "budget"
+    assert at.slider(key="text.t").label.startswith("Kept fraction")
+    kept, n = map(int, metrics(at)["Tokens kept (last token's view)"].split(" of "))
+    assert kept == -(-n * 50 // 100)  # ceil(0.5 n) of the last token's n
+    at.slider(key="text.t").set_value(0.3).run()
+    kept = int(metrics(at)["Tokens kept (last token's view)"].split(" of ")[0])
+    assert kept == -(-n * 30 // 100)
+    at.selectbox(key="text.scorer").select("tef:tefviz-lm-tef-causal").run()  # the causal TEF too
+    assert not at.exception and int(metrics(at)["Tokens kept (last token's view)"].split(" of ")[0]) == kept
+    at.selectbox(key="text.scorer").select("tef:tefviz-lm-tef-paper").run()
+    assert not at.exception and "text.rule" not in [r.key for r in at.radio]
+    at.selectbox(key="text.scorer").select("attention").run()
+    at.radio(key="text.mode").set_value("skip").run()  # whole tokens: no cache budget
+    assert not at.exception and "text.rule" not in [r.key for r in at.radio]

@@ -42,6 +42,14 @@ MODES_HELP = {
     "skip": "dropped tokens (whole-text rule) pass every block unchanged and are hidden as keys",
     "zero": "as in the paper: dropped tokens' block inputs are zeroed and hidden as keys",
 }
+# what the slider's number means under the "evict" mode (`DropPolicy.budget`)
+KEEP_RULES = {"share": "a share t of its scores", "budget": "a fixed fraction of its prefix (cache budget)"}
+KEEP_RULES_HELP = (
+    "Share: each token keeps the keys holding a share t of its scores (the TEF paper's rule; a peaked "
+    "scorer keeps fewer keys than a flat one at the same t). Fixed fraction: each token keeps the same "
+    "number of keys under every method, its top ones by score, as a KV cache of fixed size does "
+    "(kvpress's compression ratio)."
+)
 PLACEHOLDER = (
     f"Paste any text; the first {MAX_TEXT_CHARS:,} characters, up to one context window of the "
     "model's tokens, are used."
