@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from tefviz.cli import main
 from tefviz.errors import InputError
@@ -17,9 +16,13 @@ from tefviz.text.filtering import DropPolicy
 from tefviz.text.keep import always_kept, budget_counts, budget_keep_mask
 from tefviz.text.scorers import get_scorer
 from tefviz.text.tef import TEFConfig, TEFHeads
-from tests.lm_zoo import tiny_model
+from tests import test_kv_baselines as kv_baselines
 
-N = 40
+# the tiny GPT-2 and Llama and the 40-token text of tests/test_kv_baselines.py, shared
+N = kv_baselines.N
+
+models = kv_baselines.models
+ids = kv_baselines.ids
 
 
 def test_budget_counts_known_answer():
@@ -49,18 +52,6 @@ def test_budget_mask_keeps_the_top_keys_priority_first_ties_recent_first():
     changed[:, 20:, :] = torch.rand(2, N - 20, N)
     assert torch.equal(budget_keep_mask(changed, 0.3)[:, :20], keep[:, :20])
     assert torch.equal(keep.sum(-1), budget_counts(N, 0.3).expand(2, N))
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
-    return {"gpt2": gpt2, "llama": tiny_model("llama", vocab=97)}
-
-
-@pytest.fixture(scope="module")
-def ids():
-    return torch.randint(0, 97, (N,), generator=torch.Generator().manual_seed(1))
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
