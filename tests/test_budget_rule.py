@@ -246,3 +246,16 @@ def test_a_non_finite_batch_is_skipped_not_applied(tmp_path, tiny_lm_dir, tiny_c
     state = load_file(str(run / "state" / "heads.safetensors"))
     assert all(torch.isfinite(v).all() for v in state.values())
     assert json.loads((run / "state" / "progress.json").read_text())["skipped_steps"] == 2
+
+
+def test_sharpness_is_bounded_so_scores_stay_finite():
+    from tefviz.text.tef import SHARPNESS_MAX
+
+    heads = TEFHeads(TEFConfig("causal", 1, 8, "tiny", [0.4, 0.9], features=["attention", "sharpness"]))
+    raw = {"attention": torch.tensor([[0.5, 0.25, 0.25]])}
+    age = torch.tensor([2, 1, 0])
+    huge = heads.feature_logit(0, raw, age, torch.tensor([[500.0]]))
+    bounded = heads.feature_logit(0, raw, age, torch.tensor([[SHARPNESS_MAX]]))
+    assert torch.isfinite(huge).all() and torch.equal(huge, bounded)
+    small = heads.feature_logit(0, raw, age, torch.tensor([[1.0]]))  # below the bound: exp(s) as before
+    torch.testing.assert_close(small, heads.feature_logit(0, raw, age, None) * torch.e)

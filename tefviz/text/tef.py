@@ -52,6 +52,7 @@ FEATURES = ("attention", "accumulated", "key_norm", "age", "sharpness")
 _SCALAR_FEATURES = ("attention", "accumulated", "key_norm")  # one learned weight per layer each
 AGE_BUCKETS = 12  # age 0, 1, 2-3, 4-7, ..., 1024 and more
 _LOG_EPS = 1e-6
+SHARPNESS_MAX = 12.0  # the sharpness logit's bound (the shipped heads stay below 10.4 on every sample)
 
 
 def age_buckets(age: torch.Tensor) -> torch.Tensor:
@@ -197,8 +198,8 @@ class TEFHeads(nn.Module):
             logit = logit + self.mix[layer, k].to(device) * feat
         if "age" in cfg.features:
             logit = logit + self.age_prior[layer].to(device)[age_buckets(age)]
-        if sharpness is not None:
-            logit = logit * sharpness.float().to(device).exp()
+        if sharpness is not None:  # bounded: an unbounded exp grew to 1e34 in training and overflowed
+            logit = logit * sharpness.float().to(device).clamp_max(SHARPNESS_MAX).exp()
         return logit
 
     def per_query_logits(self, model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
