@@ -453,6 +453,17 @@ def export_tef(run_dir: Path, out_dir: Path, command: str | None = None) -> dict
             "state plus learned per-layer weights of per-query features "
             f"({', '.join(heads_cfg.features)}), trained on "
             + ("the next tokens" if cfg.get("objective") == "ce" else "the dense LM's logits")
+            + (
+                " at fixed kept fractions (a cache budget per query"
+                + (
+                    f", {heads_cfg.budget_recent:g} of it for the most recent keys"
+                    if heads_cfg.budget_recent
+                    else ""
+                )
+                + "): made for the budget rule (`eval text --budget`, the Text page's fixed fraction)"
+                if cfg.get("budget")
+                else ""
+            )
         ),
         "variant": heads_cfg.variant,
         "features": heads_cfg.features,
