@@ -84,12 +84,15 @@ def test_tef_scorers_follow_the_model(tiny_tef_root, meta_policy, variant):
     ids = torch.arange(12, device=META)
     reaches_the_end_on_meta(lambda: scorer.score(lm.model, ids), last_head)
     reaches_the_end_on_meta(lambda: scorer.filtered(lm.model, ids, None, 0.5, DropPolicy("evict")), last_head)
+    if variant == "causal":  # the fixed kept fraction (a cache budget) decides beside the model too
+        budget = DropPolicy("evict", budget=True)
+        reaches_the_end_on_meta(lambda: scorer.filtered(lm.model, ids, None, 0.5, budget), last_head)
     n = 6
     scored = ScoredText(["a"] * n, list(range(n)), np.ones((2, n), dtype=np.float32), np.zeros(n - 1), 0, 0)
     reaches_the_end_on_meta(lambda: filter_text(lm, scorer, scored, 0.5, DropPolicy("evict")), last_head)
 
 
-@pytest.mark.parametrize("scorer_name", ["uniform", "random", "attention"])
+@pytest.mark.parametrize("scorer_name", ["uniform", "random", "attention", "h2o", "streaming_llm", "snapkv"])
 def test_baseline_scorers_follow_the_model(tiny_lm_dir, meta_policy, scorer_name):
     from tefviz.models import load_causal_lm
     from tefviz.text.filtering import DropPolicy
@@ -98,9 +101,10 @@ def test_baseline_scorers_follow_the_model(tiny_lm_dir, meta_policy, scorer_name
     lm = load_causal_lm(tiny_lm_dir)
     scorer = get_scorer(scorer_name)
     ids = torch.arange(12, device=META)
-    reaches_the_end_on_meta(
-        lambda: scorer.filtered(lm.model, ids, scorer.score(lm.model, ids), 0.5, DropPolicy("evict"))
-    )
+    for policy in (DropPolicy("evict"), DropPolicy("evict", budget=True)):
+        reaches_the_end_on_meta(
+            lambda policy=policy: scorer.filtered(lm.model, ids, scorer.score(lm.model, ids), 0.5, policy)
+        )
 
 
 def test_generation_with_an_evicted_cache_follows_the_model(tiny_lm_dir, meta_policy):
