@@ -24,6 +24,11 @@ causal with features (`TEFConfig.features`, empty for the original heads): the s
     peaked its shares are, so how much it keeps, per context). The scores are
     then per query, (L, n, n); the keep rule is the same. Read from a dense pass, as the KV-cache
     baselines are, and initialised to TOVA (attention weight 1, everything else 0).
+under a fixed budget (`forward(..., budget=True)`): t is each query's kept fraction and its top keys by
+    logit stay (`tefviz.text.keep.budget_keep_mask`); feature heads with `budget_recent` first give
+    that share of the budget to the most recent keys (H2O's split: with the accumulated weight at 1
+    and the rest 0 they are H2O), and train through a straight-through top-k
+    (`per_query_budget_weights`).
 """
 
 from __future__ import annotations
