@@ -259,3 +259,17 @@ def test_sharpness_is_bounded_so_scores_stay_finite():
     assert torch.isfinite(huge).all() and torch.equal(huge, bounded)
     small = heads.feature_logit(0, raw, age, torch.tensor([[1.0]]))  # below the bound: exp(s) as before
     torch.testing.assert_close(small, heads.feature_logit(0, raw, age, None) * torch.e)
+
+
+def test_a_slider_move_reuses_the_budget_ranking():
+    """Under a fixed budget the sort runs once per (scores, priority keys); each kept fraction is
+    then one comparison, with the same keys as the one-off rule."""
+    from tefviz.text.scores import TokenScores
+
+    scores = TokenScores(torch.rand(2, N, N).tril())
+    priority = always_kept(N, True, 3)
+    ranking = scores.budget_ranking(priority)
+    assert scores.budget_ranking(priority.clone()) is ranking  # equal keys: the same ranking
+    assert scores.budget_ranking(always_kept(N, True)) is not ranking
+    for fraction in (0.9, 0.5, 0.2):
+        assert torch.equal(ranking.mask(fraction), budget_keep_mask(scores.values, fraction, priority))

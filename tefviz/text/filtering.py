@@ -21,13 +21,7 @@ from torch import nn
 
 from tefviz.errors import InputError
 from tefviz.lm import masked_forward, model_parts
-from tefviz.text.keep import (
-    always_kept,
-    budget_keep_mask,
-    cumulative_keep_mask,
-    kept_fractions,
-    normalise_shares,
-)
+from tefviz.text.keep import always_kept, cumulative_keep_mask, kept_fractions, normalise_shares
 from tefviz.text.scores import TokenScores
 
 DropModeName = Literal["evict", "skip", "zero"]
@@ -70,14 +64,25 @@ class KeepMasks:
         return self.tokens if self.tokens is not None else self.keys[:, -1, :]
 
 
-def keep_masks(scores: TokenScores, t: float, policy: DropPolicy, n_layer: int) -> KeepMasks:
+def keep_masks(
+    scores: TokenScores, t: float, policy: DropPolicy, n_layer: int, always: torch.Tensor | None = None
+) -> KeepMasks:
+    """The kept keys (and tokens) at t under `policy`. `always`: "evict" only, keys a method keeps
+    whatever its scores ((n, n) or (L, n, n): StreamingLLM's sinks); under a fixed budget they rank
+    first and count against it, under the share rule they are added."""
     v = scores.values
     n = v.shape[-1]
-    if policy.mode == "evict" and policy.budget:
-        keys = budget_keep_mask(v, t, always_kept(n, policy.sink, policy.recent))
-        return KeepMasks(keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys, None)
     if policy.mode == "evict":
-        keys = scores.causal_ranking.mask(t, sink=policy.sink, recent=policy.recent)
+        if policy.budget:
+            priority = always_kept(n, policy.sink, policy.recent)
+            priority = priority if always is None else priority | always.to(priority.device)
+            keys = scores.budget_ranking(priority).mask(t)
+        else:
+            keys = scores.causal_ranking.mask(t, sink=policy.sink, recent=policy.recent)
+            if always is not None:
+                keys = (keys | always.to(keys.device)) & torch.ones(
+                    n, n, dtype=torch.bool, device=keys.device
+                ).tril()
         return KeepMasks(keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys, None)
     rows = v[:, -1, :] if scores.per_query else v
     tokens = cumulative_keep_mask(normalise_shares(rows), t, always_keep=(0,) if policy.sink else ())

@@ -159,6 +159,56 @@ def budget_counts(n: int, fraction: float, device=None) -> torch.Tensor:
     return torch.ceil(visible * round(float(fraction), 6) - 1e-9).long().clamp_min(1)
 
 
+def budget_beyond(n: int, fraction: float, sink: bool, device=None) -> torch.Tensor:
+    """(n,) each query's budget beyond itself and the sink: what H2O splits between its recent
+    window and its heavy hitters (and budget TEF heads with `budget_recent` split alike)."""
+    forced = always_kept(n, sink, 0, device).sum(-1)
+    return (budget_counts(n, fraction, device) - forced).clamp_min(0)
+
+
+def recent_window(n: int, sizes: torch.Tensor | int, device=None) -> torch.Tensor:
+    """(..., n, n) bool: query i keeps itself and its `sizes[..., i]` predecessors (a number, or
+    one per query)."""
+    q = torch.arange(n, device=device)
+    dist = q[:, None] - q[None, :]
+    if isinstance(sizes, int):
+        return (dist >= 0) & (dist <= sizes)
+    return (dist >= 0) & (dist <= sizes.to(q.device)[..., :, None])
+
+
+class BudgetRanking:
+    """The fraction-free half of `budget_keep_mask`, computed once per (scores, priority keys).
+
+    Query i keeps its `budget_counts(n, fraction)[i]` top-ranked keys, so one sort per row gives
+    every kept fraction: a slider move is then one comparison (under 0.1 s instead of 0.8 for six layers
+    of 2,048 per-query scores). Ranks are stored as int16 when they fit.
+    """
+
+    def __init__(self, scores: torch.Tensor, priority: torch.Tensor | None = None) -> None:
+        n = scores.shape[-1]
+        s = scores.float()
+        if s.dim() == 1 or s.shape[-2:] != (n, n):
+            s = s[..., None, :].expand(*s.shape[:-1], n, n)
+        q = torch.arange(n, device=s.device)
+        self.n = n
+        self.causal = q[:, None] >= q[None, :]
+        first = q[:, None] == q[None, :]
+        if priority is not None:
+            first = first | priority.to(s.device)
+        # every priority key outranks every score (ties among them: the more recent first, so the
+        # query itself leads); keys a query cannot see sort last
+        s = torch.where(first, torch.full_like(s, float("inf")), s).masked_fill(~self.causal, float("-inf"))
+        order = rank_recent_first(s)
+        dtype = torch.int16 if n <= torch.iinfo(torch.int16).max else torch.int32
+        self.rank = torch.empty(order.shape, dtype=dtype, device=s.device)
+        self.rank.scatter_(-1, order, q.to(dtype).expand_as(order).contiguous())
+
+    def mask(self, fraction: float) -> torch.Tensor:
+        """(..., n, n) bool: the keys each query keeps at this kept fraction."""
+        counts = budget_counts(self.n, fraction, self.rank.device)
+        return (self.rank < counts[:, None]) & self.causal
+
+
 def budget_keep_mask(
     scores: torch.Tensor, fraction: float, priority: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -170,21 +220,7 @@ def budget_keep_mask(
     scores (so a peaked scorer keeps fewer keys at the same t than a flat one). Keys in `priority`
     ((n, n) or broadcastable; a method's sinks or window) rank above every scored key, and the query's
     own key above those; all of them count against the budget. Of two equal scores the more recent
-    key ranks first, as in the share rule.
+    key ranks first, as in the share rule. For many fractions on the same scores, build a
+    `BudgetRanking` once (`TokenScores.budget_ranking` keeps one).
     """
-    n = scores.shape[-1]
-    s = scores.float()
-    if s.dim() == 1 or s.shape[-2:] != (n, n):
-        s = s[..., None, :].expand(*s.shape[:-1], n, n)
-    q = torch.arange(n, device=s.device)
-    causal = q[:, None] >= q[None, :]
-    first = q[:, None] == q[None, :]
-    if priority is not None:
-        first = first | priority.to(s.device)
-    # every priority key outranks every score (ties among them: the more recent first, so the
-    # query itself leads); keys a query cannot see sort last
-    s = torch.where(first, torch.full_like(s, float("inf")), s).masked_fill(~causal, float("-inf"))
-    order = rank_recent_first(s)
-    rank = torch.empty_like(order).scatter_(-1, order, q.expand_as(order).contiguous())
-    keep = rank < budget_counts(n, fraction, s.device)[:, None]
-    return keep & causal
+    return BudgetRanking(scores, priority).mask(fraction)

@@ -7,7 +7,7 @@ from functools import cached_property
 
 import torch
 
-from tefviz.text.keep import CausalRanking
+from tefviz.text.keep import BudgetRanking, CausalRanking
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,18 @@ class TokenScores:
         """The per-query ranking of the keys, sorted once and reused by every threshold (the
         "evict" keep rule); kept on this object, so reuse the object across thresholds."""
         return CausalRanking(self.values)
+
+    def budget_ranking(self, priority: torch.Tensor) -> BudgetRanking:
+        """The per-query ranking under a fixed budget with these `priority` keys (n, n) or
+        (L, n, n), sorted once per priority set and kept on this object (the fixed-fraction rule)."""
+        key = (tuple(priority.shape), hash(priority.cpu().numpy().tobytes()))
+        if key not in self._budget_rankings:
+            self._budget_rankings[key] = BudgetRanking(self.values, priority)
+        return self._budget_rankings[key]
+
+    @cached_property
+    def _budget_rankings(self) -> dict:
+        return {}
 
     @property
     def per_block(self) -> bool:

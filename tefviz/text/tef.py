@@ -46,7 +46,7 @@ from tefviz.device import pick_device, place_beside
 from tefviz.errors import CheckpointError, InputError
 from tefviz.lm import Capture, LayerEdit, intervene, model_parts
 from tefviz.lm.forward import check_length
-from tefviz.text.keep import always_kept, budget_counts, budget_keep_mask, cumulative_keep_mask
+from tefviz.text.keep import always_kept, budget_beyond, budget_keep_mask, cumulative_keep_mask, recent_window
 
 VARIANTS = ("paper", "causal")
 TEF_CONFIG = "tef.json"
@@ -507,14 +507,10 @@ def per_query_budget_weights(
 def recent_budget_window(n: int, fraction: float, sink: bool, share: float, device=None) -> torch.Tensor:
     """(n, n) bool: under kept fraction `fraction`, each query's `share` of its budget beyond itself
     and the sink, in its most recent predecessors (H2O's recent half when share = 0.5)."""
-    q = torch.arange(n, device=device)
     if share <= 0:
         return torch.zeros(n, n, dtype=torch.bool, device=device)
-    forced = 1 + (q > 0).long() if sink else torch.ones_like(q)
-    beyond = (budget_counts(n, fraction, device) - forced).clamp_min(0)
-    size = torch.ceil(beyond * share - 1e-9).long()
-    dist = q[:, None] - q[None, :]
-    return (dist >= 0) & (dist <= size[:, None])
+    size = torch.ceil(budget_beyond(n, fraction, sink, device) * share - 1e-9).long()
+    return recent_window(n, size, device)
 
 
 def _visible_exp(logit: torch.Tensor) -> torch.Tensor:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 
 from tefviz.text.filtering import filtered_pass
-from tefviz.text.keep import always_kept, budget_counts, causal_keep_mask, rank_recent_first
+from tefviz.text.keep import always_kept, budget_beyond, causal_keep_mask, rank_recent_first, recent_window
 from tefviz.text.scorers import register
 from tefviz.text.scorers.base import TokenScorer, TokenScores
-from tefviz.text.scorers.kv_common import causal, evict_pass, head_mean_attention, recent_window
+from tefviz.text.scorers.kv_common import causal, evict_pass, head_mean_attention
 
 
 def h2o_keys(
@@ -40,9 +40,9 @@ def h2o_keys(
     """(L, n, n) bool keys from accumulated attention (L, n, n) at threshold t, or with
     `fixed_budget` at kept fraction t (query i keeps `budget_counts(n, t)[i]` keys in all)."""
     n = acc.shape[-1]
-    forced = always_kept(n, sink).clone()
+    forced = always_kept(n, sink)
     if fixed_budget:  # the budget beyond itself and the sink, one per query
-        budget = (budget_counts(n, t)[None, :] - forced.sum(-1)).clamp_min(0).expand(acc.shape[0], n)
+        budget = budget_beyond(n, t, sink).expand(acc.shape[0], n)
     else:  # the heavy-hitter budget at t
         budget = (causal_keep_mask(acc, t, sink=sink) & ~forced).sum(-1)  # (L, n)
     n_recent = torch.ceil(budget * recent_ratio - 1e-9).long()

@@ -19,7 +19,6 @@ from torch import nn
 from tefviz.lm import Capture, intervene, masked_forward, model_parts
 from tefviz.lm.forward import check_length
 from tefviz.text.filtering import DropPolicy, FilteredPass, KeepMasks, keep_masks, token_nll
-from tefviz.text.keep import always_kept, budget_keep_mask
 from tefviz.text.scores import TokenScores
 
 
@@ -48,16 +47,6 @@ def causal(n: int, device=None) -> torch.Tensor:
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
-def recent_window(n: int, sizes: torch.Tensor | int, device=None) -> torch.Tensor:
-    """(..., n, n) bool: query i keeps itself and its `sizes[..., i]` predecessors (a number, or
-    one per query)."""
-    q = torch.arange(n, device=device)
-    dist = q[:, None] - q[None, :]
-    if isinstance(sizes, int):
-        return (dist >= 0) & (dist <= sizes)
-    return (dist >= 0) & (dist <= sizes.to(device)[..., :, None])
-
-
 @torch.no_grad()
 def evict_pass(model: nn.Module, ids: torch.Tensor, keys: torch.Tensor) -> FilteredPass:
     """The text's per-token loss when query i sees at layer l only the keys in keys[l, i]."""
@@ -75,14 +64,6 @@ def evict_with(
     policy: DropPolicy,
     always: torch.Tensor,
 ) -> FilteredPass:
-    """The "evict" keep rule on `scores` at t, plus the keys in `always` ((n, n) or (L, n, n)).
-    Under a fixed budget (`policy.budget`) the `always` keys rank first and count against it."""
-    n = ids.numel()
-    if policy.budget:
-        priority = always.to(scores.values.device) | always_kept(n, policy.sink, policy.recent)
-        keys = budget_keep_mask(scores.values, t, priority)
-        n_layer = model_parts(model).n_layer
-        return evict_pass(model, ids, keys.expand(n_layer, n, n) if keys.shape[0] == 1 else keys)
-    masks = keep_masks(scores, t, policy, model_parts(model).n_layer)
-    keys = (masks.keys | always.to(masks.keys.device)) & causal(n, masks.keys.device)
-    return evict_pass(model, ids, keys)
+    """The "evict" keep rule on `scores` at t, plus the keys in `always` ((n, n) or (L, n, n)):
+    added under the share rule, ranked first within a fixed budget (`keep_masks`)."""
+    return evict_pass(model, ids, keep_masks(scores, t, policy, model_parts(model).n_layer, always).keys)

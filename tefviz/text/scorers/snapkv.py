@@ -24,9 +24,10 @@ import torch.nn.functional as F
 
 from tefviz.errors import InputError
 from tefviz.text.filtering import filtered_pass
+from tefviz.text.keep import recent_window
 from tefviz.text.scorers import register
 from tefviz.text.scorers.base import TokenScorer, TokenScores
-from tefviz.text.scorers.kv_common import causal, head_mean_attention, recent_window
+from tefviz.text.scorers.kv_common import causal, head_mean_attention
 
 
 def snapkv_scores(attn: torch.Tensor, window: int, kernel: int, pooling: str) -> torch.Tensor:
