@@ -97,10 +97,10 @@ def choices(tefs: list, bases: dict) -> Choice:
             format_func=labels.get,
             help=f"TEF heads trained on {picked} (from checkpoints/), or a baseline scorer.",
         )
-        evicts = scorer_key.startswith("tef:") and any(
-            f"tef:{c.name}" == scorer_key and (c.card or {}).get("variant") == "causal" for c in model_tefs
-        )
-        if not scorer_key.startswith("tef:"):
+        if scorer_key.startswith("tef:"):  # the causal TEF evicts; the paper's zeroes whole tokens
+            card = next((c.card or {} for c in model_tefs if f"tef:{c.name}" == scorer_key), {})
+            evicts = card.get("variant") == "causal"
+        else:
             mode = bound(
                 st.radio,
                 key("mode"),
@@ -252,9 +252,7 @@ def heldout_section(
             choices=rules,
             horizontal=True,
             format_func=lambda r: view.HELDOUT_RULES[r][1],
-            help="At the same t, each method keeps what its own scores' shares reach, so a peaked scorer "
-            "keeps fewer keys than a flat one; at the same kept fraction every method keeps the same number "
-            "of keys per query, as a KV cache of fixed size does (kvpress's convention).",
+            help=view.KEEP_RULES_HELP,
         )
     tables, table_source = view.heldout_tables(choice.model_tefs, rule)
     domain = None
